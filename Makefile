@@ -1,0 +1,50 @@
+# The front door: `make run` and `make test` do everything on a fresh Debian 12.
+BUILD      ?= build
+TEST_BUILD ?= build-test
+PY         := /usr/bin/python3
+ARGS       ?=
+
+.PHONY: all deps build build-test run test unit e2e bench format format-check clean
+
+all: build
+
+deps:
+	@./scripts/install-deps
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD) --buildtype=release -Dtests=false
+
+build: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+$(TEST_BUILD)/build.ninja:
+	meson setup $(TEST_BUILD) --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
+
+build-test: deps $(TEST_BUILD)/build.ninja
+	ninja -C $(TEST_BUILD)
+
+# Starts acervod on the embedded default (SQLite + filesystem store under ./var).
+run: build
+	./$(BUILD)/acervod --data-dir ./var --log-format text $(ARGS)
+
+unit: build-test
+	meson test -C $(TEST_BUILD) --print-errorlogs
+
+e2e: build-test
+	ACERVOD=$(CURDIR)/$(TEST_BUILD)/acervod $(PY) -m pytest -q tests/e2e $(ARGS)
+
+# Every test: the C unit tests, then the end-to-end suite against a real acervod.
+test: build-test
+	@./scripts/run-tests $(TEST_BUILD)
+
+bench: build
+	./bench/run $(ARGS)
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+format-check:
+	clang-format --dry-run -Werror $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD) $(TEST_BUILD)

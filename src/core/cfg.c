@@ -1,0 +1,407 @@
+#include "core.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define S(field) offsetof(struct cfg, field), sizeof(((struct cfg *)0)->field)
+#define L(field) offsetof(struct cfg, field), 0
+
+const struct cfg_entry cfg_table[] = {
+    {"config", "ACERVO_CONFIG", CFG_STR, "", S(config_file),
+     "configuration file (key = value lines); default DATA_DIR/acervo.conf if present"},
+    {"data_dir", "ACERVO_DATA_DIR", CFG_STR, "./var", S(data_dir),
+     "directory holding the catalog and the object store"},
+    {"listen", "ACERVO_LISTEN", CFG_STR, "127.0.0.1:8080", S(listen),
+     "HOST:PORT of the REST API"},
+    {"s3_listen", "ACERVO_S3_LISTEN", CFG_STR, "127.0.0.1:8081", S(s3_listen),
+     "HOST:PORT of the S3-compatible endpoint"},
+    {"public_url", "ACERVO_PUBLIC_URL", CFG_STR, "", S(public_url),
+     "base URL clients reach the API at (default http://LISTEN)"},
+    {"s3_public_url", "ACERVO_S3_PUBLIC_URL", CFG_STR, "", S(s3_public_url),
+     "base URL presigned S3 URLs point at (default http://S3_LISTEN)"},
+    {"s3_region", "ACERVO_S3_REGION", CFG_STR, "us-east-1", S(s3_region),
+     "region name the S3 endpoint signs with"},
+    {"log_level", "ACERVO_LOG_LEVEL", CFG_STR, "info", S(log_level),
+     "debug, info, warn or error"},
+    {"log_format", "ACERVO_LOG_FORMAT", CFG_STR, "json", S(log_format),
+     "json (one object a line) or text"},
+    {"role", "ACERVO_ROLE", CFG_STR, "all", S(role),
+     "process role: all (supervisor + api) or api (one API process, no supervisor)"},
+    {"threads", "ACERVO_THREADS", CFG_LONG, "8", L(threads), "HTTP threads per listener"},
+    {"max_json_body", "ACERVO_MAX_JSON_BODY", CFG_SIZE, "1M", L(max_json_body),
+     "largest JSON request body accepted"},
+    {"max_header_bytes", "ACERVO_MAX_HEADER_BYTES", CFG_SIZE, "32K", L(max_header_bytes),
+     "largest request line plus headers accepted"},
+    {"max_object_size", "ACERVO_MAX_OBJECT_SIZE", CFG_SIZE, "5G", L(max_object_size),
+     "largest single PUT or part accepted"},
+    {"min_part_size", "ACERVO_MIN_PART_SIZE", CFG_SIZE, "5M", L(min_part_size),
+     "smallest part allowed but the last in a multipart upload"},
+    {"presign_ttl", "ACERVO_PRESIGN_TTL", CFG_DURATION, "15m", L(presign_ttl),
+     "lifetime of presigned URLs"},
+    {"clock_skew", "ACERVO_CLOCK_SKEW", CFG_DURATION, "15m", L(clock_skew),
+     "largest difference allowed between a signature's time and ours"},
+    {"upload_ttl", "ACERVO_UPLOAD_TTL", CFG_DURATION, "7d", L(upload_ttl),
+     "how long an incomplete upload is kept before it is swept"},
+    {"sweep_interval", "ACERVO_SWEEP_INTERVAL", CFG_DURATION, "1h", L(sweep_interval),
+     "time between sweeps of expired incomplete uploads"},
+    {"shutdown_grace", "ACERVO_SHUTDOWN_GRACE", CFG_DURATION, "30s", L(shutdown_grace),
+     "time in-flight requests get to finish on SIGTERM"},
+    {"sendfile_threshold", "ACERVO_SENDFILE_THRESHOLD", CFG_SIZE, "64K", L(sendfile_threshold),
+     "objects smaller than this are served from memory rather than with sendfile"},
+};
+
+const size_t cfg_table_len = ARRAY_LEN(cfg_table);
+
+static const struct cfg_entry *cfg_find(const char *name)
+{
+    for (size_t i = 0; i < cfg_table_len; i++)
+        if (strcmp(cfg_table[i].name, name) == 0)
+            return &cfg_table[i];
+    return NULL;
+}
+
+int cfg_parse_size(const char *s, long *out)
+{
+    char *end;
+    long v;
+    long mult = 1;
+
+    errno = 0;
+    if (!*s || !isdigit((unsigned char)*s))
+        return -1;
+    v = strtol(s, &end, 10);
+    if (errno)
+        return -1;
+    if (*end) {
+        switch (toupper((unsigned char)*end)) {
+        case 'K':
+            mult = 1L << 10;
+            break;
+        case 'M':
+            mult = 1L << 20;
+            break;
+        case 'G':
+            mult = 1L << 30;
+            break;
+        case 'T':
+            mult = 1L << 40;
+            break;
+        default:
+            return -1;
+        }
+        end++;
+        if (*end == 'i' || *end == 'I')
+            end++;
+        if (*end == 'B' || *end == 'b')
+            end++;
+        if (*end)
+            return -1;
+    }
+    if (v > LONG_MAX / mult)
+        return -1;
+    *out = v * mult;
+    return 0;
+}
+
+int cfg_parse_duration(const char *s, long *out)
+{
+    char *end;
+    long v;
+    long mult = 1;
+
+    errno = 0;
+    if (!*s || !isdigit((unsigned char)*s))
+        return -1;
+    v = strtol(s, &end, 10);
+    if (errno)
+        return -1;
+    if (*end) {
+        switch (*end) {
+        case 's':
+            mult = 1;
+            break;
+        case 'm':
+            mult = 60;
+            break;
+        case 'h':
+            mult = 3600;
+            break;
+        case 'd':
+            mult = 86400;
+            break;
+        default:
+            return -1;
+        }
+        if (end[1])
+            return -1;
+    }
+    if (v > LONG_MAX / mult)
+        return -1;
+    *out = v * mult;
+    return 0;
+}
+
+static int cfg_apply(struct cfg *c, const struct cfg_entry *e, const char *value, struct err *err)
+{
+    char *p = (char *)c + e->offset;
+    long v;
+
+    switch (e->type) {
+    case CFG_STR:
+        if (strlen(value) >= e->size)
+            return err_set(err, ERR_INVALID, "%s: value longer than %zu bytes", e->name,
+                           e->size - 1);
+        memcpy(p, value, strlen(value) + 1);
+        return 0;
+    case CFG_LONG:
+        if (cfg_parse_size(value, &v) < 0 || strpbrk(value, "KMGTkmgt"))
+            return err_set(err, ERR_INVALID, "%s: '%s' is not a number", e->name, value);
+        break;
+    case CFG_SIZE:
+        if (cfg_parse_size(value, &v) < 0)
+            return err_set(err, ERR_INVALID, "%s: '%s' is not a size (like 64K, 5M, 1G)",
+                           e->name, value);
+        break;
+    case CFG_DURATION:
+        if (cfg_parse_duration(value, &v) < 0)
+            return err_set(err, ERR_INVALID, "%s: '%s' is not a duration (like 30s, 15m, 7d)",
+                           e->name, value);
+        break;
+    default:
+        return err_set(err, ERR_INTERNAL, "%s: bad type", e->name);
+    }
+    memcpy(p, &v, sizeof(v));
+    return 0;
+}
+
+int cfg_set(struct cfg *c, const char *name, const char *value, struct err *err)
+{
+    const struct cfg_entry *e = cfg_find(name);
+
+    if (!e)
+        return err_set(err, ERR_INVALID, "unknown setting '%s'", name);
+    return cfg_apply(c, e, value, err);
+}
+
+void cfg_defaults(struct cfg *c)
+{
+    memset(c, 0, sizeof(*c));
+    for (size_t i = 0; i < cfg_table_len; i++)
+        cfg_apply(c, &cfg_table[i], cfg_table[i].def, NULL);
+}
+
+static char *trim(char *s)
+{
+    char *end;
+
+    while (isspace((unsigned char)*s))
+        s++;
+    end = s + strlen(s);
+    while (end > s && isspace((unsigned char)end[-1]))
+        *--end = '\0';
+    return s;
+}
+
+static int cfg_load_file(struct cfg *c, const char *path, int must_exist, struct err *err)
+{
+    FILE *f = fopen(path, "r");
+    char line[1024];
+    int lineno = 0;
+
+    if (!f) {
+        if (!must_exist && errno == ENOENT)
+            return 0;
+        return err_errno(err, ERR_INVALID, "cannot read config file %s", path);
+    }
+    while (fgets(line, sizeof(line), f)) {
+        char *s = trim(line), *eq, *key, *val;
+        lineno++;
+        if (*s == '\0' || *s == '#')
+            continue;
+        eq = strchr(s, '=');
+        if (!eq) {
+            fclose(f);
+            return err_set(err, ERR_INVALID, "%s:%d: expected 'key = value'", path, lineno);
+        }
+        *eq = '\0';
+        key = trim(s);
+        val = trim(eq + 1);
+        if (strcmp(key, "config") == 0 || cfg_set(c, key, val, err) < 0) {
+            fclose(f);
+            if (strcmp(key, "config") == 0)
+                return err_set(err, ERR_INVALID, "%s:%d: 'config' cannot be set in a file",
+                               path, lineno);
+            {
+                char msg[sizeof(err->msg)];
+                snprintf(msg, sizeof(msg), "%s", err->msg);
+                return err_set(err, ERR_INVALID, "%s:%d: %s", path, lineno, msg);
+            }
+        }
+    }
+    fclose(f);
+    return 0;
+}
+
+/* matches argv[i] against --name / --name=value; returns the entry or NULL */
+static const struct cfg_entry *flag_match(const char *arg, const char **value)
+{
+    char name[64];
+    const char *eq;
+    size_t n;
+
+    if (strncmp(arg, "--", 2) != 0)
+        return NULL;
+    arg += 2;
+    eq = strchr(arg, '=');
+    n = eq ? (size_t)(eq - arg) : strlen(arg);
+    if (n >= sizeof(name))
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        name[i] = arg[i] == '-' ? '_' : arg[i];
+    name[n] = '\0';
+    *value = eq ? eq + 1 : NULL;
+    return cfg_find(name);
+}
+
+int cfg_load(struct cfg *c, int argc, char **argv, int *optind, struct err *err)
+{
+    struct cfg flags;
+    const char *file = NULL;
+    int i;
+
+    cfg_defaults(c);
+    /* first pass: find --config and --data-dir so the file can be located */
+    cfg_defaults(&flags);
+    for (i = *optind; i < argc; i++) {
+        const char *value;
+        const struct cfg_entry *e = flag_match(argv[i], &value);
+        if (!e)
+            break;
+        if (!value) {
+            if (i + 1 >= argc)
+                return err_set(err, ERR_INVALID, "%s needs a value", argv[i]);
+            value = argv[++i];
+        }
+        if (cfg_apply(&flags, e, value, err) < 0)
+            return -1;
+    }
+
+    if (flags.config_file[0])
+        file = flags.config_file;
+    else if (getenv("ACERVO_CONFIG") && *getenv("ACERVO_CONFIG"))
+        file = getenv("ACERVO_CONFIG");
+    if (file) {
+        if (cfg_load_file(c, file, 1, err) < 0)
+            return -1;
+        snprintf(c->config_file, sizeof(c->config_file), "%s", file);
+    }
+
+    for (size_t k = 0; k < cfg_table_len; k++) {
+        const char *v = getenv(cfg_table[k].env);
+        if (v && *v && cfg_apply(c, &cfg_table[k], v, err) < 0)
+            return -1;
+    }
+
+    /* second pass: flags win over everything */
+    for (i = *optind; i < argc; i++) {
+        const char *value;
+        const struct cfg_entry *e = flag_match(argv[i], &value);
+        if (!e)
+            break;
+        if (!value)
+            value = argv[++i];
+        cfg_apply(c, e, value, NULL);
+    }
+    *optind = i;
+
+    if (!file) {
+        /* the data dir's own file, read under environment and flags */
+        char path[600];
+        struct cfg over = *c;
+        snprintf(path, sizeof(path), "%s/acervo.conf", c->data_dir);
+        cfg_defaults(c);
+        if (cfg_load_file(c, path, 0, err) < 0)
+            return -1;
+        for (size_t k = 0; k < cfg_table_len; k++) {
+            const struct cfg_entry *e = &cfg_table[k];
+            struct cfg def;
+            cfg_defaults(&def);
+            /* anything environment or flags set (differs from default) wins */
+            if (e->type == CFG_STR) {
+                if (strcmp((char *)&over + e->offset, (char *)&def + e->offset) != 0)
+                    memcpy((char *)c + e->offset, (char *)&over + e->offset, e->size);
+            } else if (memcmp((char *)&over + e->offset, (char *)&def + e->offset,
+                              sizeof(long)) != 0) {
+                memcpy((char *)c + e->offset, (char *)&over + e->offset, sizeof(long));
+            }
+        }
+    }
+
+    if (log_level_parse(c->log_level) < 0)
+        return err_set(err, ERR_INVALID, "log_level: '%s' is not debug, info, warn or error",
+                       c->log_level);
+    if (strcmp(c->log_format, "json") != 0 && strcmp(c->log_format, "text") != 0)
+        return err_set(err, ERR_INVALID, "log_format: '%s' is not json or text", c->log_format);
+    if (strcmp(c->role, "all") != 0 && strcmp(c->role, "api") != 0)
+        return err_set(err, ERR_INVALID, "role: '%s' is not all or api", c->role);
+    if (c->threads < 1 || c->threads > 256)
+        return err_set(err, ERR_INVALID, "threads: must be between 1 and 256");
+    if (c->min_part_size < 1)
+        return err_set(err, ERR_INVALID, "min_part_size: must be positive");
+    if (!c->public_url[0])
+        snprintf(c->public_url, sizeof(c->public_url), "http://%s", c->listen);
+    if (!c->s3_public_url[0])
+        snprintf(c->s3_public_url, sizeof(c->s3_public_url), "http://%s", c->s3_listen);
+    return 0;
+}
+
+static void flag_name(const char *name, char *out, size_t n)
+{
+    size_t i;
+
+    for (i = 0; name[i] && i + 1 < n; i++)
+        out[i] = name[i] == '_' ? '-' : name[i];
+    out[i] = '\0';
+}
+
+static const char *type_hint(enum cfg_type t)
+{
+    switch (t) {
+    case CFG_LONG:
+        return "N";
+    case CFG_SIZE:
+        return "SIZE";
+    case CFG_DURATION:
+        return "DURATION";
+    default:
+        return "VALUE";
+    }
+}
+
+void cfg_usage(FILE *out)
+{
+    for (size_t i = 0; i < cfg_table_len; i++) {
+        const struct cfg_entry *e = &cfg_table[i];
+        char flag[64], left[96];
+        flag_name(e->name, flag, sizeof(flag));
+        snprintf(left, sizeof(left), "--%s %s", flag, type_hint(e->type));
+        fprintf(out, "  %-34s %s\n  %-34s [env %s; default '%s']\n", left, e->help, "", e->env,
+                e->def);
+    }
+}
+
+void cfg_markdown(FILE *out)
+{
+    fprintf(out, "| flag | environment | file key | default | meaning |\n");
+    fprintf(out, "|---|---|---|---|---|\n");
+    for (size_t i = 0; i < cfg_table_len; i++) {
+        const struct cfg_entry *e = &cfg_table[i];
+        char flag[64];
+        flag_name(e->name, flag, sizeof(flag));
+        fprintf(out, "| `--%s` | `%s` | `%s` | `%s` | %s |\n", flag, e->env, e->name, e->def,
+                e->help);
+    }
+}

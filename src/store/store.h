@@ -1,0 +1,220 @@
+/*
+ * store: the object store interface. Buckets hold immutable objects under validated
+ * keys; multipart uploads assemble parts into a staged object that is committed under
+ * a key chosen after hashing. Backends are vtables (store_fs.c; S3 later); callers use
+ * the store_* wrappers only.
+ */
+#ifndef ACERVO_STORE_H
+#define ACERVO_STORE_H
+
+#include "core/core.h"
+
+#include <stdint.h>
+
+/** The buckets acervo uses; any other name is NoSuchBucket. */
+#define STORE_BUCKET_ARCHIVE  "archive"
+#define STORE_BUCKET_PROXIES  "proxies"
+#define STORE_BUCKET_DELIVERY "delivery"
+
+/** Largest key in bytes (S3's limit). */
+#define STORE_KEY_MAX 1024
+/** Largest part number (S3's limit). */
+#define STORE_PART_MAX 10000
+
+/** What the store keeps about an object, committed atomically with it. */
+struct store_meta {
+    int64_t size;
+    int64_t mtime;          /* seconds since epoch */
+    char etag[80];          /* S3 ETag without quotes: md5 hex, or md5-of-md5s "-N" */
+    char sha256[65];        /* hex, "" when not computed */
+    char content_type[128]; /* "" when unknown */
+};
+
+/** One part of a multipart upload as stored. */
+struct store_part {
+    int number;
+    int64_t size;
+    int64_t mtime;
+    char etag[33]; /* md5 hex, no quotes */
+};
+
+/** A part named by the client at completion. */
+struct store_part_ref {
+    int number;
+    char etag[80]; /* as sent, quotes allowed */
+};
+
+/** An in-progress multipart upload. */
+struct store_upload {
+    char upload_id[33];
+    char bucket[64];
+    char key[STORE_KEY_MAX + 1];
+    char content_type[128];
+    int64_t initiated; /* seconds since epoch */
+};
+
+struct store;
+
+/** A writer; each backend's writer struct embeds it first. */
+struct store_writer {
+    struct store *st; /* the store whose ops serve this writer */
+};
+
+/** An assembled, not yet committed object; each backend's struct embeds it first. */
+struct store_staged {
+    struct store *st;
+};
+
+/** Flags for store_object_writer / store_part_writer. */
+enum store_writer_flags {
+    STORE_WRITER_SHA256 = 1, /* also compute the SHA-256 while streaming */
+};
+
+/** A backend. Every backend struct begins with struct store. */
+struct store_ops {
+    const char *name;
+    void (*close)(struct store *st);
+
+    int (*object_writer)(struct store *st, const char *bucket, const char *key, int flags,
+                         struct store_writer **out, struct err *err);
+    int (*part_writer)(struct store *st, const char *upload_id, int part_number, int flags,
+                       struct store_writer **out, struct err *err);
+    int (*writer_write)(struct store_writer *w, const void *data, size_t n, struct err *err);
+    int (*writer_commit)(struct store_writer *w, const char *content_type,
+                         struct store_meta *out, struct err *err);
+    void (*writer_abort)(struct store_writer *w);
+
+    int (*object_stat)(struct store *st, const char *bucket, const char *key,
+                       struct store_meta *out, struct err *err);
+    int (*object_open)(struct store *st, const char *bucket, const char *key, int *fd,
+                       struct store_meta *out, struct err *err);
+    int (*object_delete)(struct store *st, const char *bucket, const char *key, struct err *err);
+    int (*object_list)(struct store *st, const char *bucket, const char *prefix,
+                       int (*cb)(void *ctx, const char *key, const struct store_meta *m),
+                       void *ctx, struct err *err);
+
+    int (*upload_create)(struct store *st, const char *bucket, const char *key,
+                         const char *content_type, struct store_upload *out, struct err *err);
+    int (*upload_get)(struct store *st, const char *upload_id, struct store_upload *out,
+                      struct err *err);
+    int (*upload_parts)(struct store *st, const char *upload_id, struct store_part **parts,
+                        size_t *n, struct err *err);
+    int (*upload_list)(struct store *st, const char *bucket,
+                       int (*cb)(void *ctx, const struct store_upload *u), void *ctx,
+                       struct err *err);
+    int (*upload_abort)(struct store *st, const char *upload_id, struct err *err);
+    int (*upload_assemble)(struct store *st, const char *upload_id,
+                           const struct store_part_ref *refs, size_t n, int64_t min_part_size,
+                           struct store_staged **out, struct err *err);
+    const struct store_meta *(*staged_meta)(struct store_staged *sg);
+    int (*staged_commit)(struct store_staged *sg, const char *bucket, const char *key,
+                         struct store_meta *out, struct err *err);
+    void (*staged_free)(struct store_staged *sg);
+};
+
+/** The handle; each backend's struct embeds it first. */
+struct store {
+    const struct store_ops *ops;
+};
+
+/**
+ * Opens the filesystem backend rooted at root (created if missing), with the three
+ * buckets. Stale temporary files from a crash are removed.
+ */
+int store_fs_open(struct store **out, const char *root, struct err *err);
+/**
+ * Wraps inner so that the nth call (1-based, counting every wrapper call) and every call
+ * after it fails with ERR_IO; n == 0 never fails. For tests of error paths.
+ */
+int store_faulty_open(struct store **out, struct store *inner, long n, struct err *err);
+/** Closes the store and frees it (an inner store of a faulty one is closed too). */
+void store_close(struct store *st);
+/** The backend's name ("fs", "faulty"). */
+const char *store_backend_name(const struct store *st);
+
+/** 0 if bucket is one of acervo's buckets, else -1 with ERR_NOTFOUND. */
+int store_bucket_valid(const char *bucket, struct err *err);
+/**
+ * Validates an object key: 1..1024 bytes, no NUL or control characters, no leading '/',
+ * no empty, "." or ".." segments, no trailing '/'. -1 with ERR_INVALID otherwise.
+ */
+int store_key_valid(const char *key, struct err *err);
+/** 1 if id looks like an upload id (32 lowercase hex). */
+int store_upload_id_valid(const char *id);
+
+/**
+ * Opens a writer for a new object. The object becomes visible at commit only; an object
+ * already at that key is never replaced (commit fails with ERR_CONFLICT).
+ */
+int store_object_writer(struct store *st, const char *bucket, const char *key, int flags,
+                        struct store_writer **out, struct err *err);
+/** Opens a writer for part part_number of an upload; commit replaces an earlier copy. */
+int store_part_writer(struct store *st, const char *upload_id, int part_number, int flags,
+                      struct store_writer **out, struct err *err);
+/** Appends data; the MD5 (and SHA-256 if asked) advance as it streams. */
+int store_writer_write(struct store_writer *w, const void *data, size_t n, struct err *err);
+/**
+ * Makes the data durable (fsync, rename, fsync dir) and frees w, successful or not.
+ * out (may be NULL) receives size, etag and sha256.
+ */
+int store_writer_commit(struct store_writer *w, const char *content_type, struct store_meta *out,
+                        struct err *err);
+/** Discards the data and frees w. NULL is a no-op. */
+void store_writer_abort(struct store_writer *w);
+
+/** Metadata of an object; ERR_NOTFOUND if absent. */
+int store_object_stat(struct store *st, const char *bucket, const char *key,
+                      struct store_meta *out, struct err *err);
+/**
+ * Opens an object for reading; *fd is the caller's to close. Backends without local
+ * files fail with ERR_UNSUPPORTED.
+ */
+int store_object_open(struct store *st, const char *bucket, const char *key, int *fd,
+                      struct store_meta *out, struct err *err);
+/** Removes an object (used for orphans only; objects are otherwise never removed). */
+int store_object_delete(struct store *st, const char *bucket, const char *key, struct err *err);
+/** Calls cb for every object whose key starts with prefix, in key order; cb returning
+ * non-zero stops the walk. */
+int store_object_list(struct store *st, const char *bucket, const char *prefix,
+                      int (*cb)(void *ctx, const char *key, const struct store_meta *m),
+                      void *ctx, struct err *err);
+
+/** Starts a multipart upload for bucket/key; out receives its id. */
+int store_upload_create(struct store *st, const char *bucket, const char *key,
+                        const char *content_type, struct store_upload *out, struct err *err);
+/** Looks an upload up; ERR_NOTFOUND if unknown, aborted or completed. */
+int store_upload_get(struct store *st, const char *upload_id, struct store_upload *out,
+                     struct err *err);
+/** The parts received so far in part-number order; *parts is the caller's to free(). */
+int store_upload_parts(struct store *st, const char *upload_id, struct store_part **parts,
+                       size_t *n, struct err *err);
+/** Calls cb for every upload in bucket (NULL: every bucket). */
+int store_upload_list(struct store *st, const char *bucket,
+                      int (*cb)(void *ctx, const struct store_upload *u), void *ctx,
+                      struct err *err);
+/** Removes an upload and its parts. ERR_NOTFOUND if unknown. */
+int store_upload_abort(struct store *st, const char *upload_id, struct err *err);
+/**
+ * Checks the client's part list (ascending numbers: ERR_INVALID "InvalidPartOrder";
+ * unknown part or etag mismatch: ERR_INVALID "InvalidPart"; a part but the last smaller
+ * than min_part_size: ERR_LIMIT "EntityTooSmall"; err->msg starts with the S3 code and a
+ * colon) and assembles them into a staged object, hashing SHA-256 in one sequential pass.
+ * The upload itself stays until store_upload_abort, so a crash before the caller records
+ * the result loses nothing.
+ */
+int store_upload_assemble(struct store *st, const char *upload_id,
+                          const struct store_part_ref *refs, size_t n, int64_t min_part_size,
+                          struct store_staged **out, struct err *err);
+/** Size, etag ("md5-N") and sha256 of a staged object. Valid until it is freed. */
+const struct store_meta *store_staged_meta(struct store_staged *sg);
+/**
+ * Commits a staged object under bucket/key. If an object with the same size and SHA-256
+ * is already there the commit succeeds without change (a retried complete); any other
+ * object there fails with ERR_CONFLICT. Does not free sg.
+ */
+int store_staged_commit(struct store_staged *sg, const char *bucket, const char *key,
+                        struct store_meta *out, struct err *err);
+/** Frees a staged object, removing its data if it was not committed. NULL is a no-op. */
+void store_staged_free(struct store_staged *sg);
+
+#endif

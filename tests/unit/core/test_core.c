@@ -1,0 +1,168 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/core.h"
+
+static void test_buf_cap(void **state)
+{
+    struct buf b;
+    struct err e = {0};
+
+    (void)state;
+    buf_init(&b, 8);
+    assert_string_equal(b.buf, "");
+    assert_int_equal(buf_adds(&b, "abcd", &e), 0);
+    assert_int_equal(buf_addf(&b, &e, "%d", 123), 0);
+    assert_string_equal(b.buf, "abcd123");
+    assert_int_equal(buf_adds(&b, "xy", &e), -1);
+    assert_int_equal(e.code, ERR_LIMIT);
+    assert_string_equal(b.buf, "abcd123");
+    buf_release(&b);
+}
+
+static void test_buf_xml(void **state)
+{
+    struct buf b;
+
+    (void)state;
+    buf_init(&b, 0);
+    assert_int_equal(buf_add_xml(&b, "a<b>&\"c'", NULL), 0);
+    assert_string_equal(b.buf, "a&lt;b&gt;&amp;&quot;c&apos;");
+    buf_release(&b);
+}
+
+static void test_arena(void **state)
+{
+    struct arena a;
+    char *big;
+
+    (void)state;
+    arena_init(&a);
+    for (int i = 0; i < 1000; i++)
+        assert_non_null(arena_printf(&a, "item-%d", i));
+    big = arena_alloc(&a, 100000);
+    memset(big, 'x', 100000);
+    assert_string_equal(arena_strdup(&a, "hello"), "hello");
+    assert_null(arena_strdup(&a, NULL));
+    arena_release(&a);
+}
+
+static void test_cfg_parse(void **state)
+{
+    long v;
+
+    (void)state;
+    assert_int_equal(cfg_parse_size("64K", &v), 0);
+    assert_int_equal(v, 65536);
+    assert_int_equal(cfg_parse_size("5MiB", &v), 0);
+    assert_int_equal(v, 5L << 20);
+    assert_int_equal(cfg_parse_size("x", &v), -1);
+    assert_int_equal(cfg_parse_size("5Q", &v), -1);
+    assert_int_equal(cfg_parse_duration("15m", &v), 0);
+    assert_int_equal(v, 900);
+    assert_int_equal(cfg_parse_duration("7d", &v), 0);
+    assert_int_equal(v, 7 * 86400);
+    assert_int_equal(cfg_parse_duration("7w", &v), -1);
+}
+
+static void test_cfg_flags_env(void **state)
+{
+    struct cfg c;
+    struct err e = {0};
+    char a0[] = "acervod", a1[] = "--listen", a2[] = "127.0.0.1:9", a3[] = "--min-part-size=6M",
+         a4[] = "serve";
+    char *argv[] = {a0, a1, a2, a3, a4, NULL};
+    int optind = 1;
+
+    (void)state;
+    setenv("ACERVO_LISTEN", "127.0.0.1:7", 1);
+    setenv("ACERVO_THREADS", "3", 1);
+    setenv("ACERVO_DATA_DIR", "/nonexistent-acervo-dir", 1);
+    assert_int_equal(cfg_load(&c, 5, argv, &optind, &e), 0);
+    assert_string_equal(c.listen, "127.0.0.1:9");
+    assert_int_equal(c.threads, 3);
+    assert_int_equal(c.min_part_size, 6L << 20);
+    assert_int_equal(optind, 4);
+    assert_string_equal(c.public_url, "http://127.0.0.1:9");
+    unsetenv("ACERVO_LISTEN");
+    unsetenv("ACERVO_THREADS");
+    unsetenv("ACERVO_DATA_DIR");
+}
+
+static void test_cfg_bad(void **state)
+{
+    struct cfg c;
+    struct err e = {0};
+    char a0[] = "acervod", a1[] = "--threads", a2[] = "lots";
+    char *argv[] = {a0, a1, a2, NULL};
+    int optind = 1;
+
+    (void)state;
+    assert_int_equal(cfg_load(&c, 3, argv, &optind, &e), -1);
+    assert_int_equal(e.code, ERR_INVALID);
+    assert_non_null(strstr(e.msg, "threads"));
+}
+
+static void test_uuid7(void **state)
+{
+    char a[37], b[37];
+
+    (void)state;
+    util_uuid7(a);
+    assert_true(util_uuid_valid(a));
+    assert_int_equal(a[14], '7');
+    util_uuid7(b);
+    assert_string_not_equal(a, b);
+    assert_false(util_uuid_valid("not-a-uuid"));
+    assert_false(util_uuid_valid("0192f0e4-7c2a-7abc-8def-0123456789AB"));
+}
+
+static void test_time(void **state)
+{
+    char s[40];
+    int64_t t;
+
+    (void)state;
+    util_time_http(784111777, s);
+    assert_string_equal(s, "Sun, 06 Nov 1994 08:49:37 GMT");
+    assert_int_equal(util_time_http_parse(s, &t), 0);
+    assert_int_equal(t, 784111777);
+    assert_int_equal(util_time_http_parse("Sun, 06 Nov 1994 08:49:37 XYZ", &t), -1);
+    assert_int_equal(util_time_iso_parse("20130524T000000Z", &t), 0);
+    assert_int_equal(t, 1369353600);
+    assert_int_equal(util_time_iso_parse("2013-05-24T00:00:00.123Z", &t), 0);
+    assert_int_equal(t, 1369353600);
+    assert_int_equal(util_time_iso_parse("2013-05-24", &t), -1);
+    util_time_rfc3339(1369353600, s);
+    assert_string_equal(s, "2013-05-24T00:00:00Z");
+}
+
+static void test_hash(void **state)
+{
+    char hex[65];
+
+    (void)state;
+    util_sha256_hex("", 0, hex);
+    assert_string_equal(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    assert_true(util_streq_ct("abc", "abc"));
+    assert_false(util_streq_ct("abc", "abd"));
+    assert_false(util_streq_ct("abc", "ab"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_buf_cap),     cmocka_unit_test(test_buf_xml),
+        cmocka_unit_test(test_arena),       cmocka_unit_test(test_cfg_parse),
+        cmocka_unit_test(test_cfg_flags_env), cmocka_unit_test(test_cfg_bad),
+        cmocka_unit_test(test_uuid7),       cmocka_unit_test(test_time),
+        cmocka_unit_test(test_hash),
+    };
+    return cmocka_run_group_tests_name("core", tests, NULL, NULL);
+}
