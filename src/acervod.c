@@ -1,8 +1,583 @@
+/*
+ * acervod: the daemon and its operator commands.
+ *
+ *   acervod [serve] [flags]       supervisor (role all) starting the API process, or the
+ *                                 API process alone (--role api)
+ *   acervod keys create ...       provision an API key offline
+ *   acervod fsck ...              re-hash every master against the catalog
+ *
+ * Process model: the supervisor owns no sockets and no database handles; it creates the
+ * first admin, then forks the API process and restarts it with backoff if it dies. The
+ * worker role joins here with the workflow engine.
+ */
+#include "api/api.h"
+#include "catalog/catalog.h"
 #include "core/core.h"
+#include "http/http.h"
+#include "s3/s3.h"
+#include "store/store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* exit status of a process that cannot start (bad config, port taken): no restart */
+#define EXIT_FATAL 2
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: acervod [serve] [flags]\n"
+                 "       acervod keys create --data-dir DIR --role admin|editor|viewer "
+                 "[--name NAME]\n"
+                 "       acervod fsck --data-dir DIR\n"
+                 "       acervod --help | --version | --help-markdown\n\n"
+                 "flags (each also settable as ACERVO_* and in the config file):\n");
+    cfg_usage(out);
+}
+
+static void paths(const struct cfg *cfg, char *db, size_t dbn, char *objects, size_t on)
+{
+    snprintf(db, dbn, "%s/catalog.db", cfg->data_dir);
+    snprintf(objects, on, "%s/objects", cfg->data_dir);
+}
+
+static int open_catalog(const struct cfg *cfg, struct catalog **cat, struct err *err)
+{
+    char db[600], objects[600];
+
+    if (util_mkdirs(cfg->data_dir, err) < 0)
+        return -1;
+    paths(cfg, db, sizeof(db), objects, sizeof(objects));
+    return cat_sqlite_open(cat, db, err);
+}
+
+static int open_store(const struct cfg *cfg, struct store **st, struct err *err)
+{
+    char db[600], objects[600];
+
+    paths(cfg, db, sizeof(db), objects, sizeof(objects));
+    return store_fs_open(st, objects, err);
+}
+
+static int load_cfg(struct cfg *cfg, int argc, char **argv, int first, struct err *err)
+{
+    int optind = first;
+
+    if (cfg_load(cfg, argc, argv, &optind, err) < 0)
+        return -1;
+    if (optind < argc)
+        return err_set(err, ERR_INVALID, "unknown argument '%s' (see --help)", argv[optind]);
+    log_init((enum log_level)log_level_parse(cfg->log_level), strcmp(cfg->log_format, "json") == 0,
+             2);
+    return 0;
+}
+
+/* ---- keys create ---------------------------------------------------------------------- */
+
+static int cmd_keys_create(int argc, char **argv)
+{
+    const char *role_s = NULL, *name = NULL;
+    char **rest = xcalloc((size_t)argc + 1, sizeof(char *));
+    int nrest = 0, role, rc = EXIT_FATAL;
+    struct cfg cfg;
+    struct catalog *cat = NULL;
+    struct err err = {0};
+    char *json = NULL;
+
+    rest[nrest++] = argv[0];
+    for (int i = 3; i < argc; i++) {
+        if (strcmp(argv[i], "--role") == 0 && i + 1 < argc)
+            role_s = argv[++i];
+        else if (strncmp(argv[i], "--role=", 7) == 0)
+            role_s = argv[i] + 7;
+        else if (strcmp(argv[i], "--name") == 0 && i + 1 < argc)
+            name = argv[++i];
+        else if (strncmp(argv[i], "--name=", 7) == 0)
+            name = argv[i] + 7;
+        else
+            rest[nrest++] = argv[i];
+    }
+    if (!role_s) {
+        fprintf(stderr, "acervod keys create: --role admin|editor|viewer is required\n");
+        goto out;
+    }
+    role = cat_role_parse(role_s);
+    if (role < 0) {
+        fprintf(stderr, "acervod keys create: unknown role '%s' (admin, editor or viewer)\n",
+                role_s);
+        goto out;
+    }
+    if (load_cfg(&cfg, nrest, rest, 1, &err) < 0 || open_catalog(&cfg, &cat, &err) < 0 ||
+        api_key_provision(cat, (enum cat_role)role, name, NULL, &json, &err) < 0) {
+        fprintf(stderr, "acervod keys create: %s\n", err.msg);
+        goto out;
+    }
+    printf("%s\n", json);
+    rc = 0;
+out:
+    free(json);
+    cat_close(cat);
+    free(rest);
+    return rc;
+}
+
+/* ---- fsck -------------------------------------------------------------------------------- */
+
+struct fsck {
+    struct store *st;
+    json_t *mismatches, *missing, *orphans;
+    char **keys;
+    size_t nkeys, cap;
+    long checked, ok;
+    char last_id[37];
+    int page;
+};
+
+static int hash_fd(int fd, char hex[65], int64_t *size)
+{
+    static unsigned char buf[1 << 20];
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    unsigned char out[32];
+    unsigned int len = 0;
+    ssize_t r;
+
+    *size = 0;
+    EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+    posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+    while ((r = read(fd, buf, sizeof(buf))) != 0) {
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            EVP_MD_CTX_free(md);
+            return -1;
+        }
+        EVP_DigestUpdate(md, buf, (size_t)r);
+        *size += r;
+    }
+    EVP_DigestFinal_ex(md, out, &len);
+    EVP_MD_CTX_free(md);
+    util_hex(out, 32, hex);
+    return 0;
+}
+
+static int fsck_asset(void *ctx, const struct cat_asset *a)
+{
+    struct fsck *f = ctx;
+    struct store_meta m;
+    struct err err;
+    char hex[65];
+    int64_t size;
+    int fd;
+
+    snprintf(f->last_id, sizeof(f->last_id), "%s", a->id);
+    f->page++;
+    if (!a->master_storage_key)
+        return 0;
+    if (f->nkeys == f->cap) {
+        f->cap = f->cap ? f->cap * 2 : 256;
+        f->keys = xrealloc(f->keys, f->cap * sizeof(char *));
+    }
+    f->keys[f->nkeys++] = xstrdup(a->master_storage_key);
+    f->checked++;
+    if (store_object_open(f->st, STORE_BUCKET_ARCHIVE, a->master_storage_key, &fd, &m, &err) < 0) {
+        json_array_append_new(f->missing, json_pack("{s:s, s:s, s:s}", "asset_id", a->id, "key",
+                                                    a->master_storage_key, "error", err.msg));
+        return 0;
+    }
+    if (hash_fd(fd, hex, &size) < 0) {
+        json_array_append_new(f->missing,
+                              json_pack("{s:s, s:s, s:s}", "asset_id", a->id, "key",
+                                        a->master_storage_key, "error", strerror(errno)));
+        close(fd);
+        return 0;
+    }
+    close(fd);
+    if (strcmp(hex, a->content_hash) != 0 || size != a->file_size_bytes) {
+        json_array_append_new(
+            f->mismatches, json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "asset_id", a->id, "key",
+                                     a->master_storage_key, "expected", a->content_hash, "actual",
+                                     hex, "expected_size", (json_int_t)a->file_size_bytes,
+                                     "actual_size", (json_int_t)size));
+        return 0;
+    }
+    f->ok++;
+    return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int fsck_object(void *ctx, const char *key, const struct store_meta *m)
+{
+    struct fsck *f = ctx;
+
+    (void)m;
+    if (!bsearch(&key, f->keys, f->nkeys, sizeof(char *), cmp_str))
+        json_array_append_new(f->orphans, json_string(key));
+    return 0;
+}
+
+static int cmd_fsck(int argc, char **argv)
+{
+    struct cfg cfg;
+    struct catalog *cat = NULL;
+    struct fsck f;
+    struct err err = {0};
+    int rc = EXIT_FATAL;
+    json_t *report;
+    char *text;
+
+    memset(&f, 0, sizeof(f));
+    if (load_cfg(&cfg, argc, argv, 2, &err) < 0 || open_catalog(&cfg, &cat, &err) < 0 ||
+        open_store(&cfg, &f.st, &err) < 0) {
+        fprintf(stderr, "acervod fsck: %s\n", err.msg);
+        goto out;
+    }
+    f.mismatches = json_array();
+    f.missing = json_array();
+    f.orphans = json_array();
+    for (;;) {
+        struct cat_asset_filter filter = {NULL, NULL, NULL, f.last_id[0] ? f.last_id : NULL, 1000};
+        f.page = 0;
+        if (cat_asset_list(cat, &filter, fsck_asset, &f, &err) < 0) {
+            fprintf(stderr, "acervod fsck: %s\n", err.msg);
+            goto out_json;
+        }
+        if (f.page < 1000)
+            break;
+    }
+    qsort(f.keys, f.nkeys, sizeof(char *), cmp_str);
+    if (store_object_list(f.st, STORE_BUCKET_ARCHIVE, "masters/", fsck_object, &f, &err) < 0) {
+        fprintf(stderr, "acervod fsck: %s\n", err.msg);
+        goto out_json;
+    }
+    report = json_pack("{s:l, s:l, s:O, s:O, s:O}", "checked", f.checked, "ok", f.ok, "mismatches",
+                       f.mismatches, "missing", f.missing, "orphans", f.orphans);
+    text = json_dumps(report, JSON_INDENT(2));
+    printf("%s\n", text);
+    free(text);
+    json_decref(report);
+    rc = json_array_size(f.mismatches) || json_array_size(f.missing) || json_array_size(f.orphans)
+             ? 1
+             : 0;
+out_json:
+    json_decref(f.mismatches);
+    json_decref(f.missing);
+    json_decref(f.orphans);
+out:
+    for (size_t i = 0; i < f.nkeys; i++)
+        free(f.keys[i]);
+    free(f.keys);
+    store_close(f.st);
+    cat_close(cat);
+    return rc;
+}
+
+/* ---- the API process ----------------------------------------------------------------------- */
+
+struct sweep_ctx {
+    struct store *st;
+    int64_t cutoff;
+    int swept;
+};
+
+static int sweep_store_upload(void *ctx, const struct store_upload *u)
+{
+    struct sweep_ctx *s = ctx;
+    struct err err;
+
+    if (u->initiated >= s->cutoff)
+        return 0;
+    /* uploads of the REST flow are swept through the catalog; these are plain S3 ones */
+    if (strcmp(u->bucket, STORE_BUCKET_ARCHIVE) == 0 && strncmp(u->key, "uploads/", 8) == 0)
+        return 0;
+    if (store_upload_abort(s->st, u->upload_id, &err) == 0)
+        s->swept++;
+    return 0;
+}
+
+static void sweep(struct api_ctx *ctx)
+{
+    struct err err;
+    struct sweep_ctx s = {ctx->store, util_now_ms() / 1000 - ctx->cfg->upload_ttl, 0};
+    int n;
+
+    log_ctx_set("sweep");
+    n = api_sweep_uploads(ctx, util_now_ms(), &err);
+    if (n < 0)
+        log_write(LOG_WARN, "sweep", "sweeping expired uploads failed: %s", err.msg);
+    if (store_upload_list(ctx->store, NULL, sweep_store_upload, &s, &err) < 0)
+        log_write(LOG_WARN, "sweep", "listing S3 uploads failed: %s", err.msg);
+    if (n > 0 || s.swept > 0)
+        log_write(LOG_INFO, "sweep", "removed %d expired asset uploads and %d S3 uploads",
+                  n > 0 ? n : 0, s.swept);
+    log_ctx_set(NULL);
+}
+
+static int run_api(const struct cfg *cfg)
+{
+    struct catalog *cat = NULL;
+    struct store *st = NULL;
+    struct http_server *api_srv = NULL, *s3_srv = NULL;
+    struct api_ctx actx;
+    struct s3_ctx sctx;
+    struct http_app api_app, s3_app;
+    struct http_listen_opts lo;
+    struct err err = {0};
+    sigset_t set;
+    int64_t next_sweep;
+    int rc = EXIT_FATAL;
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL); /* every thread inherits this; main waits */
+    signal(SIGPIPE, SIG_IGN);
+
+    if (open_catalog(cfg, &cat, &err) < 0 || open_store(cfg, &st, &err) < 0) {
+        log_write(LOG_ERROR, "main", "cannot start: %s", err.msg);
+        goto out;
+    }
+    actx = (struct api_ctx){cfg, cat, st};
+    sctx = (struct s3_ctx){cfg, cat, st};
+    api_app_init(&api_app, &actx);
+    s3_app_init(&s3_app, &sctx);
+    memset(&lo, 0, sizeof(lo));
+    lo.max_header_bytes = cfg->max_header_bytes;
+    lo.listen = cfg->listen;
+    if (http_server_start(&api_srv, &api_app, &lo, &err) < 0) {
+        log_write(LOG_ERROR, "main", "cannot start the API listener: %s", err.msg);
+        goto out;
+    }
+    lo.listen = cfg->s3_listen;
+    if (http_server_start(&s3_srv, &s3_app, &lo, &err) < 0) {
+        log_write(LOG_ERROR, "main", "cannot start the S3 listener: %s", err.msg);
+        goto out;
+    }
+    log_write(LOG_INFO, "main", "api listening on %s, s3 on %s, data in %s", cfg->listen,
+              cfg->s3_listen, cfg->data_dir);
+
+    sweep(&actx);
+    next_sweep = util_mono_ms() + cfg->sweep_interval * 1000;
+    for (;;) {
+        struct timespec ts;
+        int64_t wait_ms = next_sweep - util_mono_ms();
+        int sig;
+
+        if (wait_ms < 0)
+            wait_ms = 0;
+        ts.tv_sec = (time_t)(wait_ms / 1000);
+        ts.tv_nsec = (long)(wait_ms % 1000) * 1000000L;
+        sig = sigtimedwait(&set, NULL, &ts);
+        if (sig == SIGTERM || sig == SIGINT)
+            break;
+        if (sig < 0 && errno == EAGAIN) {
+            sweep(&actx);
+            next_sweep = util_mono_ms() + cfg->sweep_interval * 1000;
+        }
+    }
+
+    /* graceful: stop accepting, let in-flight requests finish, then close */
+    log_write(LOG_INFO, "main", "shutting down: waiting for %ld in-flight requests",
+              http_server_inflight(api_srv) + http_server_inflight(s3_srv));
+    http_server_quiesce(api_srv);
+    http_server_quiesce(s3_srv);
+    {
+        int64_t deadline = util_mono_ms() + cfg->shutdown_grace * 1000;
+        while ((http_server_inflight(api_srv) > 0 || http_server_inflight(s3_srv) > 0) &&
+               util_mono_ms() < deadline) {
+            struct timespec d = {0, 20 * 1000000L};
+            nanosleep(&d, NULL);
+        }
+        if (http_server_inflight(api_srv) > 0 || http_server_inflight(s3_srv) > 0)
+            log_write(LOG_WARN, "main", "grace period over; closing %ld requests",
+                      http_server_inflight(api_srv) + http_server_inflight(s3_srv));
+    }
+    rc = 0;
+out:
+    http_server_stop(api_srv);
+    http_server_stop(s3_srv);
+    store_close(st);
+    cat_close(cat);
+    if (rc == 0)
+        log_write(LOG_INFO, "main", "stopped");
+    return rc;
+}
+
+/* ---- the supervisor ------------------------------------------------------------------------ */
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+/* creates the first admin at first start and says how to reach everything */
+static int first_start(const struct cfg *cfg, struct err *err)
+{
+    struct catalog *cat = NULL;
+    int64_t users = 0;
+    char *json = NULL;
+    int rc = -1;
+
+    if (open_catalog(cfg, &cat, err) < 0)
+        return -1;
+    if (cat_user_count(cat, &users, err) < 0)
+        goto out;
+    if (users == 0) {
+        const char *token = getenv("ACERVO_ADMIN_TOKEN");
+        char path[600];
+        json_t *o;
+        int fd;
+
+        if (api_key_provision(cat, ROLE_ADMIN, "admin", token && *token ? token : NULL, &json,
+                              err) < 0)
+            goto out;
+        o = json_loads(json, 0, NULL);
+        snprintf(path, sizeof(path), "%s/admin-credentials.json", cfg->data_dir);
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd >= 0) {
+            util_write_all(fd, json, strlen(json), NULL);
+            util_write_all(fd, "\n", 1, NULL);
+            close(fd);
+        }
+        fprintf(stderr,
+                "acervo: first start, admin created (also saved, mode 0600, in %s)\n"
+                "  API token:      %s\n  S3 access key:  %s\n  S3 secret key:  %s\n",
+                path, json_string_value(json_object_get(o, "token")),
+                json_string_value(json_object_get(o, "s3_access_key")),
+                json_string_value(json_object_get(o, "s3_secret_key")));
+        json_decref(o);
+    }
+    fprintf(stderr,
+            "acervo %s\n  API:      %s/api/v1  (OpenAPI: %s/api/v1/openapi.json)\n"
+            "  S3:       %s  (buckets archive, proxies, delivery)\n  data dir: %s\n",
+            ACERVO_VERSION, cfg->public_url, cfg->public_url, cfg->s3_public_url, cfg->data_dir);
+    rc = 0;
+out:
+    free(json);
+    cat_close(cat);
+    return rc;
+}
+
+static int supervise(const struct cfg *cfg)
+{
+    struct sigaction sa;
+    long backoff_ms = 1000;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_stop;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    while (!stop_requested) {
+        int64_t started = util_mono_ms();
+        int status = 0;
+        pid_t pid = fork();
+
+        if (pid < 0) {
+            log_write(LOG_ERROR, "supervisor", "fork failed: %s", strerror(errno));
+            return EXIT_FATAL;
+        }
+        if (pid == 0) {
+            /* the API process never outlives its supervisor */
+            prctl(PR_SET_PDEATHSIG, SIGTERM);
+            if (getppid() == 1)
+                _exit(0);
+            signal(SIGTERM, SIG_DFL);
+            signal(SIGINT, SIG_DFL);
+            _exit(run_api(cfg));
+        }
+        log_write(LOG_INFO, "supervisor", "api process %d started", (int)pid);
+        for (;;) {
+            pid_t w = waitpid(pid, &status, 0);
+            if (w == pid)
+                break;
+            if (w < 0 && errno == EINTR && stop_requested) {
+                kill(pid, SIGTERM);
+                continue;
+            }
+            if (w < 0 && errno != EINTR)
+                return EXIT_FATAL;
+        }
+        if (stop_requested)
+            return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+        if (WIFEXITED(status) && WEXITSTATUS(status) == EXIT_FATAL) {
+            log_write(LOG_ERROR, "supervisor", "api process cannot start; giving up");
+            return EXIT_FATAL;
+        }
+        if (WIFSIGNALED(status))
+            log_write(LOG_ERROR, "supervisor", "api process %d killed by signal %d", (int)pid,
+                      WTERMSIG(status));
+        else
+            log_write(LOG_ERROR, "supervisor", "api process %d exited with %d", (int)pid,
+                      WEXITSTATUS(status));
+        if (util_mono_ms() - started > 60000)
+            backoff_ms = 1000;
+        log_write(LOG_INFO, "supervisor", "restarting in %ld ms", backoff_ms);
+        {
+            struct timespec d = {backoff_ms / 1000, (backoff_ms % 1000) * 1000000L};
+            while (!stop_requested && nanosleep(&d, &d) < 0 && errno == EINTR)
+                ;
+        }
+        backoff_ms = backoff_ms * 2 > 30000 ? 30000 : backoff_ms * 2;
+    }
+    return 0;
+}
 
 int main(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    return 0;
+    struct cfg cfg;
+    struct err err = {0};
+    int first = 1;
+
+    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        usage(stdout);
+        return 0;
+    }
+    if (argc > 1 && strcmp(argv[1], "--help-markdown") == 0) {
+        cfg_markdown(stdout);
+        return 0;
+    }
+    if (argc > 1 && strcmp(argv[1], "--version") == 0) {
+        printf("acervod %s\n", ACERVO_VERSION);
+        return 0;
+    }
+    if (argc > 2 && strcmp(argv[1], "keys") == 0 && strcmp(argv[2], "create") == 0)
+        return cmd_keys_create(argc, argv);
+    if (argc > 1 && strcmp(argv[1], "keys") == 0) {
+        fprintf(stderr, "usage: acervod keys create --data-dir DIR --role ROLE [--name N]\n");
+        return EXIT_FATAL;
+    }
+    if (argc > 1 && strcmp(argv[1], "fsck") == 0)
+        return cmd_fsck(argc, argv);
+    if (argc > 1 && strcmp(argv[1], "serve") == 0)
+        first = 2;
+    if (load_cfg(&cfg, argc, argv, first, &err) < 0) {
+        fprintf(stderr, "acervod: %s\n", err.msg);
+        return EXIT_FATAL;
+    }
+    if (first_start(&cfg, &err) < 0) {
+        fprintf(stderr, "acervod: cannot start: %s\n", err.msg);
+        return EXIT_FATAL;
+    }
+    if (strcmp(cfg.role, "api") == 0)
+        return run_api(&cfg);
+    return supervise(&cfg);
 }

@@ -143,6 +143,8 @@ struct catalog_ops {
     int (*audit_append)(struct catalog *c, const struct cat_audit *a, struct err *err);
     int (*audit_list)(struct catalog *c, const char *target_id, int limit,
                       int (*cb)(void *ctx, const char *json_row), void *ctx, struct err *err);
+    int (*schema_version)(struct catalog *c);
+    int (*key_revoke)(struct catalog *c, const char *id, struct err *err);
 };
 
 /** The handle; each backend's struct embeds it first. */
@@ -159,6 +161,13 @@ int cat_sqlite_open(struct catalog **out, const char *path, struct err *err);
 void cat_close(struct catalog *c);
 /** The schema version after migrations. */
 int cat_schema_version(struct catalog *c);
+
+/*
+ * Iteration (cat_asset_list, cat_upload_list_expired, cat_audit_list): cb returns 0 to
+ * go on; any other value stops the iteration and is returned as is, with err untouched
+ * (the callback keeps its own error in ctx). Callbacks run with no database connection
+ * held, so they may call back into the catalog.
+ */
 
 /**
  * Inserts an asset. a->id, type, status, original_filename, mime_type, file_size_bytes
@@ -188,7 +197,10 @@ int cat_asset_set_status(struct catalog *c, const char *id, const char *from, co
  */
 int cat_asset_complete(struct catalog *c, const char *id, const char *sha256,
                        const char *storage_key, int64_t size, struct err *err);
-/** Deletes an asset row (and its upload row). */
+/**
+ * Deletes an asset row (its upload and renditions go with it). ERR_NOTFOUND if absent,
+ * ERR_CONFLICT while distributions still refer to it.
+ */
 int cat_asset_delete(struct catalog *c, const char *id, struct err *err);
 /** The live (not failed) asset holding this master hash; ERR_NOTFOUND if none. */
 int cat_asset_find_by_hash(struct catalog *c, const char *sha256, struct cat_asset *out,
@@ -205,7 +217,7 @@ int cat_upload_create(struct catalog *c, const struct cat_upload *u, struct err 
 /** The upload of an asset; ERR_NOTFOUND if none. */
 int cat_upload_get(struct catalog *c, const char *asset_id, struct cat_upload *out,
                    struct err *err);
-/** Removes the upload row of an asset. */
+/** Removes the upload row of an asset; ERR_NOTFOUND if it has none. */
 int cat_upload_delete(struct catalog *c, const char *asset_id, struct err *err);
 /** Calls cb for every upload whose expires_at is before now_ms. */
 int cat_upload_list_expired(struct catalog *c, int64_t now_ms,
@@ -228,6 +240,8 @@ int cat_key_by_token_hash(struct catalog *c, const char *token_hash, struct cat_
 /** The live key with this S3 access key; ERR_NOTFOUND if none or revoked. */
 int cat_key_by_access_key(struct catalog *c, const char *access_key, struct cat_key *out,
                           struct err *err);
+/** Revokes a key (sets revoked_at to now). ERR_NOTFOUND if absent or already revoked. */
+int cat_key_revoke(struct catalog *c, const char *id, struct err *err);
 
 /** Appends an audit row. */
 int cat_audit_append(struct catalog *c, const struct cat_audit *a, struct err *err);

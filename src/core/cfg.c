@@ -14,8 +14,7 @@ const struct cfg_entry cfg_table[] = {
      "configuration file (key = value lines); default DATA_DIR/acervo.conf if present"},
     {"data_dir", "ACERVO_DATA_DIR", CFG_STR, "./var", S(data_dir),
      "directory holding the catalog and the object store"},
-    {"listen", "ACERVO_LISTEN", CFG_STR, "127.0.0.1:8080", S(listen),
-     "HOST:PORT of the REST API"},
+    {"listen", "ACERVO_LISTEN", CFG_STR, "127.0.0.1:8080", S(listen), "HOST:PORT of the REST API"},
     {"s3_listen", "ACERVO_S3_LISTEN", CFG_STR, "127.0.0.1:8081", S(s3_listen),
      "HOST:PORT of the S3-compatible endpoint"},
     {"public_url", "ACERVO_PUBLIC_URL", CFG_STR, "", S(public_url),
@@ -24,8 +23,7 @@ const struct cfg_entry cfg_table[] = {
      "base URL presigned S3 URLs point at (default http://S3_LISTEN)"},
     {"s3_region", "ACERVO_S3_REGION", CFG_STR, "us-east-1", S(s3_region),
      "region name the S3 endpoint signs with"},
-    {"log_level", "ACERVO_LOG_LEVEL", CFG_STR, "info", S(log_level),
-     "debug, info, warn or error"},
+    {"log_level", "ACERVO_LOG_LEVEL", CFG_STR, "info", S(log_level), "debug, info, warn or error"},
     {"log_format", "ACERVO_LOG_FORMAT", CFG_STR, "json", S(log_format),
      "json (one object a line) or text"},
     {"role", "ACERVO_ROLE", CFG_STR, "all", S(role),
@@ -39,6 +37,8 @@ const struct cfg_entry cfg_table[] = {
      "largest single PUT or part accepted"},
     {"min_part_size", "ACERVO_MIN_PART_SIZE", CFG_SIZE, "5M", L(min_part_size),
      "smallest part allowed but the last in a multipart upload"},
+    {"part_size", "ACERVO_PART_SIZE", CFG_SIZE, "16M", L(part_size),
+     "part size the upload flow starts from (grown so no upload needs over 10000 parts)"},
     {"presign_ttl", "ACERVO_PRESIGN_TTL", CFG_DURATION, "15m", L(presign_ttl),
      "lifetime of presigned URLs"},
     {"clock_skew", "ACERVO_CLOCK_SKEW", CFG_DURATION, "15m", L(clock_skew),
@@ -162,8 +162,8 @@ static int cfg_apply(struct cfg *c, const struct cfg_entry *e, const char *value
         break;
     case CFG_SIZE:
         if (cfg_parse_size(value, &v) < 0)
-            return err_set(err, ERR_INVALID, "%s: '%s' is not a size (like 64K, 5M, 1G)",
-                           e->name, value);
+            return err_set(err, ERR_INVALID, "%s: '%s' is not a size (like 64K, 5M, 1G)", e->name,
+                           value);
         break;
     case CFG_DURATION:
         if (cfg_parse_duration(value, &v) < 0)
@@ -232,8 +232,8 @@ static int cfg_load_file(struct cfg *c, const char *path, int must_exist, struct
         if (strcmp(key, "config") == 0 || cfg_set(c, key, val, err) < 0) {
             fclose(f);
             if (strcmp(key, "config") == 0)
-                return err_set(err, ERR_INVALID, "%s:%d: 'config' cannot be set in a file",
-                               path, lineno);
+                return err_set(err, ERR_INVALID, "%s:%d: 'config' cannot be set in a file", path,
+                               lineno);
             {
                 char msg[sizeof(err->msg)];
                 snprintf(msg, sizeof(msg), "%s", err->msg);
@@ -333,8 +333,8 @@ int cfg_load(struct cfg *c, int argc, char **argv, int *optind, struct err *err)
             if (e->type == CFG_STR) {
                 if (strcmp((char *)&over + e->offset, (char *)&def + e->offset) != 0)
                     memcpy((char *)c + e->offset, (char *)&over + e->offset, e->size);
-            } else if (memcmp((char *)&over + e->offset, (char *)&def + e->offset,
-                              sizeof(long)) != 0) {
+            } else if (memcmp((char *)&over + e->offset, (char *)&def + e->offset, sizeof(long)) !=
+                       0) {
                 memcpy((char *)c + e->offset, (char *)&over + e->offset, sizeof(long));
             }
         }
@@ -351,6 +351,8 @@ int cfg_load(struct cfg *c, int argc, char **argv, int *optind, struct err *err)
         return err_set(err, ERR_INVALID, "threads: must be between 1 and 256");
     if (c->min_part_size < 1)
         return err_set(err, ERR_INVALID, "min_part_size: must be positive");
+    if (c->part_size < c->min_part_size)
+        return err_set(err, ERR_INVALID, "part_size: must be at least min_part_size");
     if (!c->public_url[0])
         snprintf(c->public_url, sizeof(c->public_url), "http://%s", c->listen);
     if (!c->s3_public_url[0])

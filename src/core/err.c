@@ -64,6 +64,10 @@ const char *err_code_name(enum err_code c)
         return "precondition_failed";
     case ERR_LIMIT:
         return "limit";
+    case ERR_HEADERS:
+        return "headers_too_large";
+    case ERR_MEDIA_TYPE:
+        return "unsupported_media_type";
     case ERR_RANGE:
         return "range";
     case ERR_UNSUPPORTED:

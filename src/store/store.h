@@ -20,6 +20,12 @@
 #define STORE_KEY_MAX 1024
 /** Largest part number (S3's limit). */
 #define STORE_PART_MAX 10000
+/** Largest part in bytes (S3's limit, 5 GiB); a writer past it fails with ERR_LIMIT. */
+#define STORE_PART_SIZE_MAX (INT64_C(5) << 30)
+/** Largest object in bytes (S3's limit, 5 TiB); writers and assembly fail with ERR_LIMIT. */
+#define STORE_OBJECT_SIZE_MAX (INT64_C(5) << 40)
+/** Longest content type in bytes (fits struct store_meta.content_type). */
+#define STORE_CONTENT_TYPE_MAX 127
 
 /** What the store keeps about an object, committed atomically with it. */
 struct store_meta {
@@ -119,12 +125,16 @@ struct store {
 
 /**
  * Opens the filesystem backend rooted at root (created if missing), with the three
- * buckets. Stale temporary files from a crash are removed.
+ * buckets. Stale temporary files from a crash are removed (never those of another live
+ * store open on the same root, so several processes may share it). Fails with ERR_IO if
+ * the filesystem lacks user extended attributes.
  */
 int store_fs_open(struct store **out, const char *root, struct err *err);
 /**
- * Wraps inner so that the nth call (1-based, counting every wrapper call) and every call
- * after it fails with ERR_IO; n == 0 never fails. For tests of error paths.
+ * Wraps inner so that the nth call (1-based, counting every fallible call through the
+ * store, its writers and staged objects) and every call after it fails with ERR_IO
+ * "injected fault"; n == 0 never fails. close, writer_abort, staged_meta and staged_free
+ * are not counted and always pass through. For tests of error paths.
  */
 int store_faulty_open(struct store **out, struct store *inner, long n, struct err *err);
 /** Closes the store and frees it (an inner store of a faulty one is closed too). */
@@ -141,6 +151,11 @@ int store_bucket_valid(const char *bucket, struct err *err);
 int store_key_valid(const char *key, struct err *err);
 /** 1 if id looks like an upload id (32 lowercase hex). */
 int store_upload_id_valid(const char *id);
+/**
+ * Validates a content type: NULL or at most STORE_CONTENT_TYPE_MAX bytes (else ERR_LIMIT)
+ * of printable characters (else ERR_INVALID).
+ */
+int store_content_type_valid(const char *content_type, struct err *err);
 
 /**
  * Opens a writer for a new object. The object becomes visible at commit only; an object

@@ -158,10 +158,10 @@ static void test_hash(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_buf_cap),     cmocka_unit_test(test_buf_xml),
-        cmocka_unit_test(test_arena),       cmocka_unit_test(test_cfg_parse),
+        cmocka_unit_test(test_buf_cap),       cmocka_unit_test(test_buf_xml),
+        cmocka_unit_test(test_arena),         cmocka_unit_test(test_cfg_parse),
         cmocka_unit_test(test_cfg_flags_env), cmocka_unit_test(test_cfg_bad),
-        cmocka_unit_test(test_uuid7),       cmocka_unit_test(test_time),
+        cmocka_unit_test(test_uuid7),         cmocka_unit_test(test_time),
         cmocka_unit_test(test_hash),
     };
     return cmocka_run_group_tests_name("core", tests, NULL, NULL);

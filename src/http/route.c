@@ -1,0 +1,94 @@
+#include "http/http.h"
+
+#include <string.h>
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* percent-decodes one path segment into the arena; NULL if malformed or holds NUL/'/' */
+static char *segment_decode(struct arena *a, const char *s, size_t n)
+{
+    char *out = arena_alloc(a, n + 1);
+    size_t j = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != '%') {
+            out[j++] = s[i];
+            continue;
+        }
+        if (i + 2 >= n)
+            return NULL;
+        {
+            int h = hexval(s[i + 1]), l = hexval(s[i + 2]);
+            if (h < 0 || l < 0)
+                return NULL;
+            out[j] = (char)(h * 16 + l);
+            if (out[j] == '\0' || out[j] == '/')
+                return NULL;
+            j++;
+            i += 2;
+        }
+    }
+    out[j] = '\0';
+    return out;
+}
+
+/* matches path against pattern; fills params; 1 on match */
+static int match(struct http_req *req, const char *pattern, const char *path, const char **params)
+{
+    int np = 0;
+
+    while (*pattern && *path) {
+        if (*pattern != '/' || *path != '/')
+            return 0;
+        pattern++;
+        path++;
+        {
+            const char *pe = strchr(pattern, '/');
+            const char *se = strchr(path, '/');
+            size_t pl = pe ? (size_t)(pe - pattern) : strlen(pattern);
+            size_t sl = se ? (size_t)(se - path) : strlen(path);
+
+            if (pl >= 2 && pattern[0] == '{' && pattern[pl - 1] == '}') {
+                char *v;
+                if (sl == 0 || np >= 4)
+                    return 0;
+                v = segment_decode(&req->arena, path, sl);
+                if (!v)
+                    return 0;
+                params[np++] = v;
+            } else if (pl != sl || memcmp(pattern, path, pl) != 0) {
+                return 0;
+            }
+            pattern += pl;
+            path += sl;
+        }
+    }
+    return *pattern == '\0' && *path == '\0';
+}
+
+const struct http_route *http_route_find(struct http_req *req, const struct http_route *routes,
+                                         size_t n, const char **params, int *path_matched)
+{
+    *path_matched = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *tmp[4] = {0};
+        if (!match(req, routes[i].pattern, req->path, tmp))
+            continue;
+        *path_matched = 1;
+        if (strcmp(routes[i].method, req->method) == 0 ||
+            (strcmp(routes[i].method, "GET") == 0 && strcmp(req->method, "HEAD") == 0)) {
+            memcpy(params, tmp, sizeof(tmp));
+            return &routes[i];
+        }
+    }
+    return NULL;
+}

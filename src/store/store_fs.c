@@ -1,0 +1,1895 @@
+/*
+ * store_fs: the filesystem backend. Layout, durability protocol and crash reasoning are
+ * in docs/internals/store.md. In short:
+ *
+ *   root/<bucket>/<key>                     objects; metadata in the user.acervo.meta xattr
+ *   root/.tmp/i-<hex>/                      one directory per open store (flock'd while
+ *                                           open); temp files, staged objects, dying uploads
+ *   root/.multipart/<uploadId>/meta         bucket, key, content type, initiated
+ *   root/.multipart/<uploadId>/pNNNNN.<md5> parts; the name carries the ETag
+ *
+ * Every file is written under .tmp, fsynced with its xattr, then linked or renamed into
+ * place and its directory fsynced. Objects are linked without replacing anything.
+ */
+#include "store/store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#define FS_XATTR     "user.acervo.meta"
+#define FS_XATTR_MAX 512                   /* bytes of the encoded metadata */
+#define FS_WBUF      ((size_t)256 * 1024)  /* writer buffer: no tiny write(2)s */
+#define FS_RBUF      ((size_t)1024 * 1024) /* read buffer of the assembly hash pass */
+#define FS_META_MAX  4096                  /* bytes of an upload's meta file */
+#define FS_ROOT_MAX  2048                  /* leaves room for bucket and a 1024-byte key */
+#define FS_PART_NAME 39                    /* "p" 5 digits "." 32 hex */
+#define FS_RETRIES   8                     /* races with a concurrent rmdir of a parent */
+#define FS_FILE_MODE 0640
+#define FS_DIR_MODE  0750
+
+/** The filesystem store; immutable after open, so threads share it freely. */
+struct fs_store {
+    struct store base;
+    char root[PATH_MAX];   /* absolute */
+    char tmpdir[PATH_MAX]; /* root/.tmp/i-<hex>, this instance's scratch directory */
+    int lockfd;            /* tmpdir, flock'd: tells other openers we are alive */
+};
+
+enum fs_writer_kind { FS_W_OBJECT, FS_W_PART };
+
+/** A streaming writer into a temp file. */
+struct fs_writer {
+    struct store_writer base;
+    enum fs_writer_kind kind;
+    int fd;
+    int flags;
+    int failed; /* a write failed: the data is incomplete */
+    int64_t size;
+    int64_t max;
+    EVP_MD_CTX *md5;
+    EVP_MD_CTX *sha256; /* NULL unless STORE_WRITER_SHA256 */
+    unsigned char *buf;
+    size_t blen;
+    char tmp[PATH_MAX];
+    char bucket[16];
+    char key[STORE_KEY_MAX + 1];
+    char upload_id[33];
+    int part;
+};
+
+/** An assembled object waiting in the instance's temp directory. */
+struct fs_staged {
+    struct store_staged base;
+    char tmp[PATH_MAX];
+    struct store_meta meta;
+};
+
+/** One part file as found in an upload directory. */
+struct fs_part {
+    int number;
+    int64_t size;
+    struct timespec mtime;
+    char md5[33];
+};
+
+/* ---- small helpers --------------------------------------------------------------- */
+
+static struct fs_store *fs_of(struct store *st)
+{
+    return (struct fs_store *)st;
+}
+
+/* formats a path into out[PATH_MAX]; ERR_LIMIT if it does not fit */
+static ATTR_PRINTF(3, 4) int fs_path(char *out, struct err *err, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(out, PATH_MAX, fmt, ap);
+    va_end(ap);
+    if (n < 0 || n >= PATH_MAX)
+        return err_set(err, ERR_LIMIT, "path too long");
+    return 0;
+}
+
+/* the filesystem's own limit on a key: every segment must fit in a directory entry */
+static int fs_key_fits(const char *key, struct err *err)
+{
+    size_t seg = 0;
+
+    for (size_t i = 0;; i++) {
+        if (key[i] == '/' || key[i] == '\0') {
+            if (i - seg > NAME_MAX)
+                return err_set(err, ERR_INVALID,
+                               "KeyTooLongError: key segment longer than %d bytes", NAME_MAX);
+            if (key[i] == '\0')
+                return 0;
+            seg = i + 1;
+        }
+    }
+}
+
+static void fs_close_fd(int *fd)
+{
+    if (*fd >= 0) {
+        close(*fd);
+        *fd = -1;
+    }
+}
+
+static int fs_flock(int fd, int op)
+{
+    int rc;
+
+    do
+        rc = flock(fd, op);
+    while (rc < 0 && errno == EINTR);
+    return rc;
+}
+
+static int fs_fsync(int fd, const char *what, struct err *err)
+{
+    if (fsync(fd) < 0)
+        return err_errno(err, ERR_IO, "fsync %s", what);
+    return 0;
+}
+
+static int fs_pwrite_all(int fd, const void *p, size_t n, off_t off, struct err *err)
+{
+    const char *q = p;
+
+    while (n > 0) {
+        ssize_t w = pwrite(fd, q, n, off);
+
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return err_errno(err, ERR_IO, "write failed");
+        }
+        q += w;
+        n -= (size_t)w;
+        off += w;
+    }
+    return 0;
+}
+
+/* nftw callback of fs_remove_tree; removal is best effort */
+static int fs_rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    (void)remove(path);
+    return 0;
+}
+
+/* rm -rf path, best effort, never following symlinks or crossing mounts */
+static void fs_remove_tree(const char *path)
+{
+    nftw(path, fs_rm_cb, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+}
+
+static int fs_is_hex(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return 0;
+    return 1;
+}
+
+/* decodes 32 hex chars into 16 bytes (input already validated) */
+static void fs_unhex16(const char *hex, unsigned char out[16])
+{
+    for (size_t i = 0; i < 16; i++) {
+        int hi = hex[2 * i] <= '9' ? hex[2 * i] - '0' : hex[2 * i] - 'a' + 10;
+        int lo = hex[2 * i + 1] <= '9' ? hex[2 * i + 1] - '0' : hex[2 * i + 1] - 'a' + 10;
+        out[i] = (unsigned char)(hi << 4 | lo);
+    }
+}
+
+/* finishes ctx into lowercase hex (out holds 2 * digest size + 1) */
+static int fs_digest_hex(EVP_MD_CTX *ctx, char *out, struct err *err)
+{
+    unsigned char d[EVP_MAX_MD_SIZE];
+    unsigned int dlen = 0;
+
+    if (EVP_DigestFinal_ex(ctx, d, &dlen) != 1)
+        return err_set(err, ERR_INTERNAL, "digest failed");
+    util_hex(d, dlen, out);
+    return 0;
+}
+
+static EVP_MD_CTX *fs_digest_new(const EVP_MD *md, struct err *err)
+{
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+
+    if (!ctx) {
+        err_set(err, ERR_INTERNAL, "out of memory for a digest");
+        return NULL;
+    }
+    if (EVP_DigestInit_ex(ctx, md, NULL) != 1) {
+        EVP_MD_CTX_free(ctx);
+        err_set(err, ERR_INTERNAL, "digest %s unavailable", EVP_MD_get0_name(md));
+        return NULL;
+    }
+    return ctx;
+}
+
+/* creates a fresh temp file in the instance directory; *fd and path are the caller's */
+static int fs_tmp_create(struct fs_store *fs, const char *tag, char *path, int *fd, struct err *err)
+{
+    char tok[17];
+
+    for (int i = 0; i < FS_RETRIES; i++) {
+        util_token_hex(tok, 8);
+        if (fs_path(path, err, "%s/%s-%s", fs->tmpdir, tag, tok) < 0)
+            return -1;
+        *fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, FS_FILE_MODE);
+        if (*fd >= 0)
+            return 0;
+        if (errno != EEXIST)
+            return err_errno(err, ERR_IO, "create temp file in %s", fs->tmpdir);
+    }
+    return err_set(err, ERR_IO, "cannot find a free temp file name in %s", fs->tmpdir);
+}
+
+/* ---- object metadata in the xattr ----------------------------------------------- */
+
+/* encodes the committed metadata; the content type is printable (checked by store.c) */
+static int fs_meta_encode(const struct store_meta *m, char *out, size_t cap, size_t *len,
+                          struct err *err)
+{
+    int n =
+        snprintf(out, cap, "v=1\netag=%s\nsha256=%s\nct=%s\n", m->etag, m->sha256, m->content_type);
+
+    if (n < 0 || (size_t)n >= cap)
+        return err_set(err, ERR_INTERNAL, "object metadata too long");
+    *len = (size_t)n;
+    return 0;
+}
+
+/* copies value v (length n) into dst[cap], truncating */
+static void fs_field(char *dst, size_t cap, const char *v, size_t n)
+{
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(dst, v, n);
+    dst[n] = '\0';
+}
+
+static void fs_meta_decode(const char *s, size_t len, struct store_meta *m)
+{
+    const char *end = s + len;
+
+    while (s < end) {
+        const char *nl = memchr(s, '\n', (size_t)(end - s));
+        const char *eq;
+        size_t klen;
+
+        if (!nl)
+            nl = end;
+        eq = memchr(s, '=', (size_t)(nl - s));
+        if (eq) {
+            klen = (size_t)(eq - s);
+            eq++;
+            if (klen == 4 && memcmp(s, "etag", 4) == 0)
+                fs_field(m->etag, sizeof(m->etag), eq, (size_t)(nl - eq));
+            else if (klen == 6 && memcmp(s, "sha256", 6) == 0)
+                fs_field(m->sha256, sizeof(m->sha256), eq, (size_t)(nl - eq));
+            else if (klen == 2 && memcmp(s, "ct", 2) == 0)
+                fs_field(m->content_type, sizeof(m->content_type), eq, (size_t)(nl - eq));
+        }
+        s = nl + 1;
+    }
+}
+
+/* fills m from an open object: size and mtime from fstat, the rest from the xattr */
+static int fs_meta_read(int fd, const struct stat *sb, struct store_meta *m, struct err *err)
+{
+    char buf[FS_XATTR_MAX];
+    ssize_t n;
+
+    memset(m, 0, sizeof(*m));
+    m->size = (int64_t)sb->st_size;
+    m->mtime = (int64_t)sb->st_mtim.tv_sec;
+    n = fgetxattr(fd, FS_XATTR, buf, sizeof(buf));
+    if (n < 0) {
+        if (errno == ENODATA)
+            return 0; /* a file not written by acervo: no etag known */
+        return err_errno(err, ERR_IO, "read object metadata");
+    }
+    fs_meta_decode(buf, (size_t)n, m);
+    return 0;
+}
+
+static int fs_meta_write(int fd, const struct store_meta *m, struct err *err)
+{
+    char buf[FS_XATTR_MAX];
+    size_t len = 0;
+
+    if (fs_meta_encode(m, buf, sizeof(buf), &len, err) < 0)
+        return -1;
+    if (fsetxattr(fd, FS_XATTR, buf, len, 0) < 0)
+        return err_errno(err, ERR_IO, "set object metadata");
+    return 0;
+}
+
+/* ---- placing files durably -------------------------------------------------------- */
+
+/*
+ * Creates the directories of dir below base (which exists), fsyncing every directory
+ * that gained an entry. On failure errno is kept, so callers can retry on ENOENT (a
+ * concurrent object_delete removed an empty parent).
+ */
+static int fs_mkdirs_durable(const char *base, const char *dir, struct err *err)
+{
+    char tmp[PATH_MAX];
+    size_t blen = strlen(base);
+    size_t len = strlen(dir);
+    char *p;
+
+    if (len >= sizeof(tmp) || len < blen)
+        return err_set(err, ERR_INTERNAL, "bad directory %s", dir);
+    memcpy(tmp, dir, len + 1);
+    for (p = tmp + blen; p; p = strchr(p + 1, '/')) {
+        char *next = strchr(p + 1, '/');
+
+        if (p == tmp + len)
+            break;
+        if (next)
+            *next = '\0';
+        if (mkdir(tmp, FS_DIR_MODE) == 0) {
+            /* tmp gained a directory entry in its parent, p marks the parent's end */
+            *p = '\0';
+            if (util_fsync_dir(tmp, err) < 0)
+                return -1;
+            *p = '/';
+        } else if (errno != EEXIST) {
+            return err_errno(err, ERR_IO, "mkdir %s", tmp);
+        }
+        if (next)
+            *next = '/';
+    }
+    return 0;
+}
+
+/*
+ * Puts the finished file src at root/bucket/key without replacing anything: renamed when
+ * move, hard-linked otherwise; then fsyncs the directory. 0 placed, 1 something is
+ * already there, -1 error.
+ */
+static int fs_place(struct fs_store *fs, const char *src, const char *bucket, const char *key,
+                    int move, struct err *err)
+{
+    char base[PATH_MAX];
+    char dst[PATH_MAX];
+    char dir[PATH_MAX];
+    char *slash;
+    int rc = -1;
+
+    if (fs_path(base, err, "%s/%s", fs->root, bucket) < 0 ||
+        fs_path(dst, err, "%s/%s", base, key) < 0)
+        return -1;
+    memcpy(dir, dst, strlen(dst) + 1);
+    slash = strrchr(dir, '/');
+    *slash = '\0';
+    for (int attempt = 0;; attempt++) {
+        if (fs_mkdirs_durable(base, dir, err) < 0) {
+            if (errno == ENOENT && attempt < FS_RETRIES)
+                continue;
+            if (errno == ENOTDIR || errno == EEXIST)
+                return err_set(err, ERR_CONFLICT, "a prefix of key %s is an object", key);
+            return -1;
+        }
+        if (move) {
+            rc = renameat2(AT_FDCWD, src, AT_FDCWD, dst, RENAME_NOREPLACE);
+            if (rc < 0 && (errno == EINVAL || errno == ENOSYS)) {
+                /* no RENAME_NOREPLACE here: link (never replaces), then drop src */
+                rc = link(src, dst);
+                if (rc == 0)
+                    unlink(src);
+            }
+        } else {
+            rc = link(src, dst);
+        }
+        if (rc == 0)
+            break;
+        if (errno == ENOENT && attempt < FS_RETRIES && access(src, F_OK) == 0)
+            continue;
+        if (errno == EEXIST)
+            return 1;
+        if (errno == ENOTDIR)
+            return err_set(err, ERR_CONFLICT, "a prefix of key %s is an object", key);
+        return err_errno(err, ERR_IO, "place object %s/%s", bucket, key);
+    }
+    return util_fsync_dir(dir, err);
+}
+
+/* ---- open / close ------------------------------------------------------------------- */
+
+static const struct store_ops fs_ops;
+
+/*
+ * Removes what crashed instances left in root/.tmp: every entry that is not the
+ * directory of a live instance (whose flock we cannot take). Called with .tmp locked.
+ */
+static int fs_sweep_tmp(const char *tmproot, struct err *err)
+{
+    char path[PATH_MAX];
+    DIR *d = opendir(tmproot);
+    struct dirent *de;
+    int removed = 0;
+
+    if (!d)
+        return err_errno(err, ERR_IO, "open %s", tmproot);
+    for (;;) {
+        struct stat sb;
+        int fd;
+
+        errno = 0;
+        de = readdir(d);
+        if (!de)
+            break;
+
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        if (fs_path(path, NULL, "%s/%s", tmproot, de->d_name) < 0)
+            continue;
+        if (lstat(path, &sb) < 0)
+            continue;
+        if (!S_ISDIR(sb.st_mode)) {
+            if (unlink(path) == 0)
+                removed++;
+            continue;
+        }
+        fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+            fs_remove_tree(path);
+            removed++;
+        }
+        close(fd);
+    }
+    if (errno != 0)
+        log_write(LOG_WARN, "store", "reading %s: %s", tmproot, strerror(errno));
+    closedir(d);
+    if (removed > 0)
+        log_write(LOG_INFO, "store", "removed %d stale temp entries from %s", removed, tmproot);
+    return 0;
+}
+
+/* creates this instance's scratch directory and locks it; .tmp is locked by the caller */
+static int fs_instance_create(struct fs_store *fs, const char *tmproot, struct err *err)
+{
+    char tok[17];
+
+    for (int i = 0; i < FS_RETRIES; i++) {
+        util_token_hex(tok, 8);
+        if (fs_path(fs->tmpdir, err, "%s/i-%s", tmproot, tok) < 0)
+            return -1;
+        if (mkdir(fs->tmpdir, FS_DIR_MODE) == 0)
+            break;
+        if (errno != EEXIST)
+            return err_errno(err, ERR_IO, "mkdir %s", fs->tmpdir);
+        if (i == FS_RETRIES - 1)
+            return err_set(err, ERR_IO, "cannot create an instance directory in %s", tmproot);
+    }
+    fs->lockfd = open(fs->tmpdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fs->lockfd < 0)
+        return err_errno(err, ERR_IO, "open %s", fs->tmpdir);
+    if (fs_flock(fs->lockfd, LOCK_EX | LOCK_NB) < 0)
+        return err_errno(err, ERR_IO, "lock %s", fs->tmpdir);
+    return 0;
+}
+
+/* fails with a clear message when the filesystem cannot keep object metadata */
+static int fs_probe_xattr(struct fs_store *fs, struct err *err)
+{
+    char path[PATH_MAX];
+    int fd;
+    int rc = 0;
+
+    if (fs_tmp_create(fs, "probe", path, &fd, err) < 0)
+        return -1;
+    if (fsetxattr(fd, FS_XATTR, "v=1\n", 4, 0) < 0) {
+        if (errno == ENOTSUP || errno == EOPNOTSUPP || errno == EPERM)
+            rc = err_errno(err, ERR_IO,
+                           "the filesystem under %s does not support user extended attributes "
+                           "(needed for object metadata; mount with user_xattr)",
+                           fs->root);
+        else
+            rc = err_errno(err, ERR_IO, "probe extended attributes under %s", fs->root);
+    }
+    close(fd);
+    unlink(path);
+    return rc;
+}
+
+int store_fs_open(struct store **out, const char *root, struct err *err)
+{
+    static const char *const dirs[] = {".tmp", ".multipart", STORE_BUCKET_ARCHIVE,
+                                       STORE_BUCKET_PROXIES, STORE_BUCKET_DELIVERY};
+    struct fs_store *fs;
+    char path[PATH_MAX];
+    char real[PATH_MAX];
+    int tmpfd = -1;
+
+    *out = NULL;
+    if (!root || !*root)
+        return err_set(err, ERR_INVALID, "store root is empty");
+    if (strlen(root) > FS_ROOT_MAX)
+        return err_set(err, ERR_INVALID, "store root longer than %d bytes", FS_ROOT_MAX);
+    if (util_mkdirs(root, err) < 0)
+        return -1;
+    if (!realpath(root, real))
+        return err_errno(err, ERR_IO, "resolve %s", root);
+    if (strlen(real) > FS_ROOT_MAX)
+        return err_set(err, ERR_INVALID, "store root longer than %d bytes", FS_ROOT_MAX);
+
+    fs = xcalloc(1, sizeof(*fs));
+    fs->base.ops = &fs_ops;
+    fs->lockfd = -1;
+    memcpy(fs->root, real, strlen(real) + 1);
+    for (size_t i = 0; i < ARRAY_LEN(dirs); i++) {
+        if (fs_path(path, err, "%s/%s", fs->root, dirs[i]) < 0)
+            goto out_free;
+        if (mkdir(path, FS_DIR_MODE) < 0 && errno != EEXIST) {
+            err_errno(err, ERR_IO, "mkdir %s", path);
+            goto out_free;
+        }
+    }
+    if (util_fsync_dir(fs->root, err) < 0)
+        goto out_free;
+
+    /* .tmp's lock serialises openers: an instance directory is locked before anyone else
+     * can look at it, and the sweep spares only locked ones */
+    if (fs_path(path, err, "%s/.tmp", fs->root) < 0)
+        goto out_free;
+    tmpfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (tmpfd < 0) {
+        err_errno(err, ERR_IO, "open %s", path);
+        goto out_free;
+    }
+    if (fs_flock(tmpfd, LOCK_EX) < 0) {
+        err_errno(err, ERR_IO, "lock %s", path);
+        goto out_close_tmp;
+    }
+    if (fs_sweep_tmp(path, err) < 0 || fs_instance_create(fs, path, err) < 0)
+        goto out_close_tmp;
+    close(tmpfd);
+    if (fs_probe_xattr(fs, err) < 0)
+        goto out_instance;
+    log_write(LOG_INFO, "store", "fs store open at %s", fs->root);
+    *out = &fs->base;
+    return 0;
+
+out_close_tmp:
+    close(tmpfd);
+out_instance:
+    if (fs->lockfd >= 0) {
+        fs_remove_tree(fs->tmpdir);
+        close(fs->lockfd);
+    }
+out_free:
+    free(fs);
+    return -1;
+}
+
+static void fs_close(struct store *st)
+{
+    struct fs_store *fs = fs_of(st);
+
+    fs_remove_tree(fs->tmpdir);
+    close(fs->lockfd);
+    free(fs);
+}
+
+/* ---- writers ----------------------------------------------------------------------- */
+
+static void fs_writer_free(struct fs_writer *w)
+{
+    if (w->fd >= 0)
+        close(w->fd);
+    if (w->tmp[0])
+        unlink(w->tmp);
+    EVP_MD_CTX_free(w->md5);
+    EVP_MD_CTX_free(w->sha256);
+    free(w->buf);
+    free(w);
+}
+
+static int fs_writer_new(struct fs_store *fs, int flags, struct fs_writer **out, struct err *err)
+{
+    struct fs_writer *w = xcalloc(1, sizeof(*w));
+
+    w->base.st = &fs->base;
+    w->fd = -1;
+    w->flags = flags;
+    w->md5 = fs_digest_new(EVP_md5(), err);
+    if (!w->md5)
+        goto out_free;
+    if (flags & STORE_WRITER_SHA256) {
+        w->sha256 = fs_digest_new(EVP_sha256(), err);
+        if (!w->sha256)
+            goto out_free;
+    }
+    if (fs_tmp_create(fs, "w", w->tmp, &w->fd, err) < 0) {
+        w->tmp[0] = '\0';
+        goto out_free;
+    }
+    w->buf = xmalloc(FS_WBUF);
+    *out = w;
+    return 0;
+
+out_free:
+    fs_writer_free(w);
+    return -1;
+}
+
+static int fs_object_writer(struct store *st, const char *bucket, const char *key, int flags,
+                            struct store_writer **out, struct err *err)
+{
+    struct fs_writer *w;
+
+    if (fs_key_fits(key, err) < 0)
+        return -1;
+    if (fs_writer_new(fs_of(st), flags, &w, err) < 0)
+        return -1;
+    w->kind = FS_W_OBJECT;
+    w->max = STORE_OBJECT_SIZE_MAX;
+    fs_field(w->bucket, sizeof(w->bucket), bucket, strlen(bucket));
+    fs_field(w->key, sizeof(w->key), key, strlen(key));
+    *out = &w->base;
+    return 0;
+}
+
+static int fs_upload_dir(struct fs_store *fs, const char *id, char *dir, struct err *err)
+{
+    return fs_path(dir, err, "%s/.multipart/%s", fs->root, id);
+}
+
+static int fs_part_writer(struct store *st, const char *upload_id, int part_number, int flags,
+                          struct store_writer **out, struct err *err)
+{
+    struct fs_store *fs = fs_of(st);
+    struct fs_writer *w;
+    char dir[PATH_MAX];
+    struct stat sb;
+
+    if (fs_upload_dir(fs, upload_id, dir, err) < 0)
+        return -1;
+    if (stat(dir, &sb) < 0 || !S_ISDIR(sb.st_mode))
+        return err_set(err, ERR_NOTFOUND, "NoSuchUpload: no upload %s", upload_id);
+    if (fs_writer_new(fs, flags, &w, err) < 0)
+        return -1;
+    w->kind = FS_W_PART;
+    w->max = STORE_PART_SIZE_MAX;
+    memcpy(w->upload_id, upload_id, sizeof(w->upload_id));
+    w->part = part_number;
+    *out = &w->base;
+    return 0;
+}
+
+static int fs_writer_flush(struct fs_writer *w, struct err *err)
+{
+    if (w->blen == 0)
+        return 0;
+    if (util_write_all(w->fd, w->buf, w->blen, err) < 0) {
+        w->failed = 1;
+        return -1;
+    }
+    w->blen = 0;
+    return 0;
+}
+
+static int fs_writer_write(struct store_writer *sw, const void *data, size_t n, struct err *err)
+{
+    struct fs_writer *w = (struct fs_writer *)sw;
+
+    if (w->failed)
+        return err_set(err, ERR_IO, "writer failed earlier");
+    if (n > (uint64_t)(w->max - w->size))
+        return err_set(err, ERR_LIMIT, "EntityTooLarge: more than %lld bytes", (long long)w->max);
+    if (EVP_DigestUpdate(w->md5, data, n) != 1 ||
+        (w->sha256 && EVP_DigestUpdate(w->sha256, data, n) != 1)) {
+        w->failed = 1;
+        return err_set(err, ERR_INTERNAL, "digest update failed");
+    }
+    w->size += (int64_t)n;
+    if (w->blen + n <= FS_WBUF) {
+        memcpy(w->buf + w->blen, data, n);
+        w->blen += n;
+        return 0;
+    }
+    if (fs_writer_flush(w, err) < 0)
+        return -1;
+    if (n >= FS_WBUF) {
+        if (util_write_all(w->fd, data, n, err) < 0) {
+            w->failed = 1;
+            return -1;
+        }
+        return 0;
+    }
+    memcpy(w->buf, data, n);
+    w->blen = n;
+    return 0;
+}
+
+/* reports an upload that disappeared (aborted) */
+static int fs_no_upload(const char *id, struct err *err)
+{
+    return err_set(err, ERR_NOTFOUND, "NoSuchUpload: no upload %s", id);
+}
+
+/*
+ * Opens the upload's directory and flocks it (LOCK_SH readers, LOCK_EX part commits and
+ * abort). ERR_NOTFOUND if the upload is gone, also when it was aborted while we waited.
+ */
+static int fs_upload_lock(struct fs_store *fs, const char *id, int op, char *dir, int *fd,
+                          struct err *err)
+{
+    struct stat a;
+    struct stat b;
+
+    *fd = -1;
+    if (fs_upload_dir(fs, id, dir, err) < 0)
+        return -1;
+    *fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (*fd < 0) {
+        if (errno == ENOENT || errno == ENOTDIR)
+            return fs_no_upload(id, err);
+        return err_errno(err, ERR_IO, "open upload %s", id);
+    }
+    if (fs_flock(*fd, op) < 0) {
+        err_errno(err, ERR_IO, "lock upload %s", id);
+        goto out_close;
+    }
+    if (fstat(*fd, &a) < 0 || stat(dir, &b) < 0 || a.st_ino != b.st_ino || a.st_dev != b.st_dev) {
+        fs_no_upload(id, err);
+        goto out_close;
+    }
+    return 0;
+
+out_close:
+    fs_close_fd(fd);
+    return -1;
+}
+
+/* parses "pNNNNN.<md5>"; the part number, or 0 if name is not a part file */
+static int fs_part_name_parse(const char *name, char md5[33])
+{
+    int num = 0;
+
+    if (strlen(name) != FS_PART_NAME || name[0] != 'p' || name[6] != '.')
+        return 0;
+    for (int i = 1; i <= 5; i++) {
+        if (name[i] < '0' || name[i] > '9')
+            return 0;
+        num = num * 10 + (name[i] - '0');
+    }
+    if (num < 1 || num > STORE_PART_MAX || !fs_is_hex(name + 7, 32))
+        return 0;
+    memcpy(md5, name + 7, 33);
+    return num;
+}
+
+/* unlinks every copy of part number other than keep; the caller holds LOCK_EX */
+static int fs_part_prune(const char *dir, int number, const char *keep, struct err *err)
+{
+    char prefix[8];
+    DIR *d = opendir(dir);
+    struct dirent *de;
+
+    if (!d)
+        return err_errno(err, ERR_IO, "open %s", dir);
+    (void)snprintf(prefix, sizeof(prefix), "p%05d.", number);
+    for (;;) {
+        errno = 0;
+        de = readdir(d);
+        if (!de)
+            break;
+        if (strncmp(de->d_name, prefix, 7) != 0 || strcmp(de->d_name, keep) == 0)
+            continue;
+        if (unlinkat(dirfd(d), de->d_name, 0) < 0 && errno != ENOENT) {
+            err_errno(err, ERR_IO, "remove old part %s", de->d_name);
+            closedir(d);
+            return -1;
+        }
+    }
+    if (errno != 0) {
+        err_errno(err, ERR_IO, "read %s", dir);
+        closedir(d);
+        return -1;
+    }
+    closedir(d);
+    return 0;
+}
+
+static int fs_part_commit(struct fs_store *fs, struct fs_writer *w, const char *md5,
+                          struct err *err)
+{
+    char dir[PATH_MAX];
+    char name[FS_PART_NAME + 1];
+    int dfd;
+    int rc = -1;
+
+    (void)snprintf(name, sizeof(name), "p%05d.%s", w->part, md5);
+    if (fs_upload_lock(fs, w->upload_id, LOCK_EX, dir, &dfd, err) < 0)
+        return -1;
+    if (renameat(AT_FDCWD, w->tmp, dfd, name) < 0) {
+        err_errno(err, ERR_IO, "store part %d of %s", w->part, w->upload_id);
+        goto out_close;
+    }
+    w->tmp[0] = '\0';
+    if (fs_part_prune(dir, w->part, name, err) < 0 || fs_fsync(dfd, dir, err) < 0)
+        goto out_close;
+    rc = 0;
+out_close:
+    close(dfd);
+    return rc;
+}
+
+static int fs_writer_commit(struct store_writer *sw, const char *content_type,
+                            struct store_meta *out, struct err *err)
+{
+    struct fs_writer *w = (struct fs_writer *)sw;
+    struct fs_store *fs = fs_of(w->base.st);
+    struct store_meta m = {0};
+    struct stat sb;
+    int rc = -1;
+
+    if (w->failed) {
+        err_set(err, ERR_IO, "writer failed earlier");
+        goto out_free;
+    }
+    if (fs_writer_flush(w, err) < 0 || fs_digest_hex(w->md5, m.etag, err) < 0)
+        goto out_free;
+    if (w->sha256 && fs_digest_hex(w->sha256, m.sha256, err) < 0)
+        goto out_free;
+    m.size = w->size;
+    if (w->kind == FS_W_OBJECT) {
+        fs_field(m.content_type, sizeof(m.content_type), content_type ? content_type : "",
+                 content_type ? strlen(content_type) : 0);
+        if (fs_meta_write(w->fd, &m, err) < 0)
+            goto out_free;
+    }
+    if (fs_fsync(w->fd, "object", err) < 0)
+        goto out_free;
+    if (fstat(w->fd, &sb) < 0) {
+        err_errno(err, ERR_IO, "stat temp file");
+        goto out_free;
+    }
+    m.mtime = (int64_t)sb.st_mtim.tv_sec;
+    fs_close_fd(&w->fd);
+
+    if (w->kind == FS_W_PART) {
+        if (fs_part_commit(fs, w, m.etag, err) < 0)
+            goto out_free;
+    } else {
+        int placed = fs_place(fs, w->tmp, w->bucket, w->key, 1, err);
+
+        if (placed < 0)
+            goto out_free;
+        if (placed == 1) {
+            err_set(err, ERR_CONFLICT, "object exists: %s/%s", w->bucket, w->key);
+            goto out_free;
+        }
+        w->tmp[0] = '\0';
+    }
+    if (out)
+        *out = m;
+    rc = 0;
+out_free:
+    fs_writer_free(w);
+    return rc;
+}
+
+static void fs_writer_abort(struct store_writer *sw)
+{
+    fs_writer_free((struct fs_writer *)sw);
+}
+
+/* ---- objects ----------------------------------------------------------------------- */
+
+/* opens bucket/key read-only; ERR_NOTFOUND unless it is a regular file */
+static int fs_object_fd(struct fs_store *fs, const char *bucket, const char *key, int *fd,
+                        struct stat *sb, struct err *err)
+{
+    char path[PATH_MAX];
+
+    *fd = -1;
+    if (fs_path(path, err, "%s/%s/%s", fs->root, bucket, key) < 0)
+        return -1;
+    *fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+    if (*fd < 0) {
+        if (errno == ENOENT || errno == ENOTDIR || errno == ENAMETOOLONG || errno == ELOOP)
+            err_set(err, ERR_NOTFOUND, "NoSuchKey: no object %s/%s", bucket, key);
+        else
+            err_errno(err, ERR_IO, "open object %s/%s", bucket, key);
+        return -1;
+    }
+    if (fstat(*fd, sb) < 0) {
+        err_errno(err, ERR_IO, "stat object %s/%s", bucket, key);
+        goto out_close;
+    }
+    if (!S_ISREG(sb->st_mode)) {
+        err_set(err, ERR_NOTFOUND, "NoSuchKey: no object %s/%s", bucket, key);
+        goto out_close;
+    }
+    return 0;
+out_close:
+    fs_close_fd(fd);
+    return -1;
+}
+
+static int fs_object_open(struct store *st, const char *bucket, const char *key, int *fd,
+                          struct store_meta *out, struct err *err)
+{
+    struct store_meta m;
+    struct stat sb;
+
+    if (fs_object_fd(fs_of(st), bucket, key, fd, &sb, err) < 0)
+        return -1;
+    if (fs_meta_read(*fd, &sb, &m, err) < 0) {
+        fs_close_fd(fd);
+        return -1;
+    }
+    if (out)
+        *out = m;
+    return 0;
+}
+
+static int fs_object_stat(struct store *st, const char *bucket, const char *key,
+                          struct store_meta *out, struct err *err)
+{
+    int fd;
+    int rc = fs_object_open(st, bucket, key, &fd, out, err);
+
+    if (rc == 0)
+        close(fd);
+    return rc;
+}
+
+static int fs_object_delete(struct store *st, const char *bucket, const char *key, struct err *err)
+{
+    struct fs_store *fs = fs_of(st);
+    char base[PATH_MAX];
+    char path[PATH_MAX];
+    struct stat sb;
+    char *slash;
+
+    if (fs_path(base, err, "%s/%s", fs->root, bucket) < 0 ||
+        fs_path(path, err, "%s/%s", base, key) < 0)
+        return -1;
+    if (lstat(path, &sb) < 0 || !S_ISREG(sb.st_mode))
+        return err_set(err, ERR_NOTFOUND, "NoSuchKey: no object %s/%s", bucket, key);
+    if (unlink(path) < 0) {
+        if (errno == ENOENT)
+            return err_set(err, ERR_NOTFOUND, "NoSuchKey: no object %s/%s", bucket, key);
+        return err_errno(err, ERR_IO, "delete object %s/%s", bucket, key);
+    }
+    slash = strrchr(path, '/');
+    *slash = '\0';
+    if (util_fsync_dir(path, err) < 0)
+        return -1;
+    /* drop directories the key leaves empty; a concurrent writer retries on ENOENT */
+    while (strlen(path) > strlen(base) && rmdir(path) == 0) {
+        slash = strrchr(path, '/');
+        *slash = '\0';
+    }
+    return 0;
+}
+
+/* one directory entry of a listing */
+struct fs_dent {
+    char *name;
+    size_t len;
+    int dir;
+};
+
+/* key order: a directory sorts as its name followed by '/' */
+static int fs_dent_cmp(const void *pa, const void *pb)
+{
+    const struct fs_dent *a = pa;
+    const struct fs_dent *b = pb;
+    size_t n = a->len < b->len ? a->len : b->len;
+    int c = memcmp(a->name, b->name, n);
+    unsigned char ca;
+    unsigned char cb;
+
+    if (c != 0)
+        return c;
+    ca = a->len > n ? (unsigned char)a->name[n] : (a->dir ? '/' : 0);
+    cb = b->len > n ? (unsigned char)b->name[n] : (b->dir ? '/' : 0);
+    return (int)ca - (int)cb;
+}
+
+struct fs_list {
+    const char *base; /* root/bucket */
+    const char *prefix;
+    size_t plen;
+    int (*cb)(void *ctx, const char *key, const struct store_meta *m);
+    void *ctx;
+    char key[STORE_KEY_MAX + 2];
+    int stop;
+};
+
+/* reads the entries of dir, sorted in key order; *ents is the caller's to free */
+static int fs_list_read(const char *dir, struct fs_dent **ents, size_t *n, struct err *err)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    size_t cap = 0;
+
+    *ents = NULL;
+    *n = 0;
+    if (!d) {
+        if (errno == ENOENT || errno == ENOTDIR)
+            return 0;
+        return err_errno(err, ERR_IO, "open %s", dir);
+    }
+    for (;;) {
+        int isdir;
+
+        errno = 0;
+        de = readdir(d);
+        if (!de)
+            break;
+
+        if (de->d_name[0] == '.' &&
+            (de->d_name[1] == '\0' || (de->d_name[1] == '.' && de->d_name[2] == '\0')))
+            continue;
+        if (de->d_type == DT_DIR || de->d_type == DT_REG) {
+            isdir = de->d_type == DT_DIR;
+        } else if (de->d_type == DT_UNKNOWN) {
+            struct stat sb;
+
+            if (fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0)
+                continue;
+            if (!S_ISDIR(sb.st_mode) && !S_ISREG(sb.st_mode))
+                continue;
+            isdir = S_ISDIR(sb.st_mode);
+        } else {
+            continue;
+        }
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 64;
+            *ents = xrealloc(*ents, cap * sizeof(**ents));
+        }
+        (*ents)[*n].len = strlen(de->d_name);
+        (*ents)[*n].name = xstrndup(de->d_name, (*ents)[*n].len);
+        (*ents)[*n].dir = isdir;
+        (*n)++;
+    }
+    if (errno != 0) {
+        err_errno(err, ERR_IO, "read %s", dir);
+        closedir(d);
+        for (size_t i = 0; i < *n; i++)
+            free((*ents)[i].name);
+        free(*ents);
+        *ents = NULL;
+        *n = 0;
+        return -1;
+    }
+    closedir(d);
+    if (*n > 1)
+        qsort(*ents, *n, sizeof(**ents), fs_dent_cmp);
+    return 0;
+}
+
+/* reports the object at l->key (file path) to the callback */
+static int fs_list_emit(struct fs_list *l, const char *path, struct err *err)
+{
+    struct store_meta m;
+    struct stat sb;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+
+    if (fd < 0)
+        return 0; /* deleted meanwhile */
+    if (fstat(fd, &sb) < 0) {
+        err_errno(err, ERR_IO, "stat %s", path);
+        close(fd);
+        return -1;
+    }
+    if (fs_meta_read(fd, &sb, &m, err) < 0) {
+        close(fd);
+        return -1;
+    }
+    close(fd);
+    if (l->cb(l->ctx, l->key, &m) != 0)
+        l->stop = 1;
+    return 0;
+}
+
+/*
+ * Walks the directory of key prefix l->key[0..klen) (empty or ending in '/'), calling
+ * the callback for matching objects in key order. Only one directory level's entries are
+ * held at a time and no directory stays open while recursing.
+ */
+static int fs_list_dir(struct fs_list *l, size_t klen, struct err *err)
+{
+    char path[PATH_MAX];
+    struct fs_dent *ents;
+    size_t n;
+    int rc = 0;
+
+    if (fs_path(path, err, "%s/%.*s", l->base, (int)klen, l->key) < 0)
+        return -1;
+    if (fs_list_read(path, &ents, &n, err) < 0)
+        return -1;
+    for (size_t i = 0; i < n && rc == 0 && !l->stop; i++) {
+        size_t nk = klen + ents[i].len + (ents[i].dir ? 1 : 0);
+        size_t cmp;
+
+        if (nk > STORE_KEY_MAX + (ents[i].dir ? 1 : 0))
+            continue;
+        memcpy(l->key + klen, ents[i].name, ents[i].len);
+        if (ents[i].dir)
+            l->key[nk - 1] = '/';
+        l->key[nk] = '\0';
+        cmp = nk < l->plen ? nk : l->plen;
+        if (memcmp(l->key, l->prefix, cmp) != 0)
+            continue;
+        if (ents[i].dir) {
+            rc = fs_list_dir(l, nk, err);
+        } else if (nk >= l->plen) {
+            if (fs_path(path, err, "%s/%s", l->base, l->key) < 0)
+                rc = -1;
+            else
+                rc = fs_list_emit(l, path, err);
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        free(ents[i].name);
+    free(ents);
+    return rc;
+}
+
+static int fs_object_list(struct store *st, const char *bucket, const char *prefix,
+                          int (*cb)(void *ctx, const char *key, const struct store_meta *m),
+                          void *ctx, struct err *err)
+{
+    struct fs_store *fs = fs_of(st);
+    char base[PATH_MAX];
+    struct fs_list l = {0};
+    const char *slash = strrchr(prefix, '/');
+    size_t start = 0;
+
+    if (fs_path(base, err, "%s/%s", fs->root, bucket) < 0)
+        return -1;
+    if (slash) {
+        /* start at the deepest directory the prefix names; if that is not a valid key
+         * path no key can match, which also keeps the walk inside the bucket */
+        char dirpart[STORE_KEY_MAX + 1];
+
+        start = (size_t)(slash - prefix) + 1;
+        memcpy(dirpart, prefix, start - 1);
+        dirpart[start - 1] = '\0';
+        if (store_key_valid(dirpart, NULL) < 0)
+            return 0;
+    }
+    l.base = base;
+    l.prefix = prefix;
+    l.plen = strlen(prefix);
+    l.cb = cb;
+    l.ctx = ctx;
+    memcpy(l.key, prefix, start);
+    l.key[start] = '\0';
+    return fs_list_dir(&l, start, err);
+}
+
+/* ---- multipart uploads --------------------------------------------------------------- */
+
+/* parses an upload's meta file text into u (upload_id is filled by the caller) */
+static int fs_upload_parse(char *s, struct store_upload *u, struct err *err)
+{
+    int have = 0;
+
+    memset(u->bucket, 0, sizeof(u->bucket));
+    u->key[0] = '\0';
+    u->content_type[0] = '\0';
+    u->initiated = 0;
+    while (*s) {
+        char *nl = strchr(s, '\n');
+        char *eq;
+
+        if (nl)
+            *nl = '\0';
+        eq = strchr(s, '=');
+        if (eq) {
+            *eq++ = '\0';
+            if (strcmp(s, "bucket") == 0) {
+                fs_field(u->bucket, sizeof(u->bucket), eq, strlen(eq));
+                have |= 1;
+            } else if (strcmp(s, "key") == 0) {
+                fs_field(u->key, sizeof(u->key), eq, strlen(eq));
+                have |= 2;
+            } else if (strcmp(s, "ct") == 0) {
+                fs_field(u->content_type, sizeof(u->content_type), eq, strlen(eq));
+            } else if (strcmp(s, "initiated") == 0) {
+                if (util_parse_i64(eq, &u->initiated) == 0)
+                    have |= 4;
+            }
+        }
+        if (!nl)
+            break;
+        s = nl + 1;
+    }
+    if (have != 7 || store_bucket_valid(u->bucket, NULL) < 0 || store_key_valid(u->key, NULL) < 0)
+        return err_set(err, ERR_IO, "corrupt upload metadata");
+    return 0;
+}
+
+static int fs_upload_read(struct fs_store *fs, const char *id, struct store_upload *u,
+                          struct err *err)
+{
+    char path[PATH_MAX];
+    char buf[FS_META_MAX + 1];
+    size_t len = 0;
+    int fd;
+
+    if (fs_path(path, err, "%s/.multipart/%s/meta", fs->root, id) < 0)
+        return -1;
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+        if (errno == ENOENT || errno == ENOTDIR)
+            return fs_no_upload(id, err);
+        return err_errno(err, ERR_IO, "open upload %s", id);
+    }
+    while (len < FS_META_MAX) {
+        ssize_t r = read(fd, buf + len, FS_META_MAX - len);
+
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            err_errno(err, ERR_IO, "read upload %s", id);
+            close(fd);
+            return -1;
+        }
+        if (r == 0)
+            break;
+        len += (size_t)r;
+    }
+    close(fd);
+    buf[len] = '\0';
+    if (fs_upload_parse(buf, u, err) < 0)
+        return err_set(err, ERR_IO, "corrupt metadata of upload %s", id);
+    memcpy(u->upload_id, id, sizeof(u->upload_id));
+    return 0;
+}
+
+static int fs_upload_create(struct store *st, const char *bucket, const char *key,
+                            const char *content_type, struct store_upload *out, struct err *err)
+{
+    struct fs_store *fs = fs_of(st);
+    struct store_upload u = {0};
+    char stage[PATH_MAX];
+    char meta[PATH_MAX];
+    char dst[PATH_MAX];
+    char text[FS_META_MAX];
+    int fd = -1;
+    int n;
+
+    if (fs_key_fits(key, err) < 0)
+        return -1;
+    util_token_hex(u.upload_id, 16);
+    fs_field(u.bucket, sizeof(u.bucket), bucket, strlen(bucket));
+    fs_field(u.key, sizeof(u.key), key, strlen(key));
+    if (content_type)
+        fs_field(u.content_type, sizeof(u.content_type), content_type, strlen(content_type));
+    u.initiated = util_now_ms() / 1000;
+    n = snprintf(text, sizeof(text), "bucket=%s\nkey=%s\nct=%s\ninitiated=%lld\n", u.bucket, u.key,
+                 u.content_type, (long long)u.initiated);
+    if (n < 0 || (size_t)n >= sizeof(text))
+        return err_set(err, ERR_INTERNAL, "upload metadata too long");
+
+    /* the directory is built in our scratch space and renamed in whole, so an upload is
+     * never visible without its meta file */
+    if (fs_path(stage, err, "%s/u-%s", fs->tmpdir, u.upload_id) < 0 ||
+        fs_path(meta, err, "%s/meta", stage) < 0 || fs_upload_dir(fs, u.upload_id, dst, err) < 0)
+        return -1;
+    if (mkdir(stage, FS_DIR_MODE) < 0)
+        return err_errno(err, ERR_IO, "mkdir %s", stage);
+    fd = open(meta, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, FS_FILE_MODE);
+    if (fd < 0) {
+        err_errno(err, ERR_IO, "create %s", meta);
+        goto out_remove;
+    }
+    if (util_write_all(fd, text, (size_t)n, err) < 0 || fs_fsync(fd, meta, err) < 0)
+        goto out_remove;
+    fs_close_fd(&fd);
+    if (util_fsync_dir(stage, err) < 0)
+        goto out_remove;
+    if (rename(stage, dst) < 0) {
+        err_errno(err, ERR_IO, "publish upload %s", u.upload_id);
+        goto out_remove;
+    }
+    if (fs_path(stage, err, "%s/.multipart", fs->root) < 0 || util_fsync_dir(stage, err) < 0) {
+        /* it might not survive a crash: withdraw it and report the failure */
+        fs_remove_tree(dst);
+        return -1;
+    }
+    if (out)
+        *out = u;
+    return 0;
+
+out_remove:
+    fs_close_fd(&fd);
+    fs_remove_tree(stage);
+    return -1;
+}
+
+static int fs_upload_get(struct store *st, const char *upload_id, struct store_upload *out,
+                         struct err *err)
+{
+    struct store_upload u;
+
+    if (fs_upload_read(fs_of(st), upload_id, &u, err) < 0)
+        return -1;
+    if (out)
+        *out = u;
+    return 0;
+}
+
+/* newest copy first for equal numbers, so the first of a run is the one that counts */
+static int fs_part_cmp(const void *pa, const void *pb)
+{
+    const struct fs_part *a = pa;
+    const struct fs_part *b = pb;
+
+    if (a->number != b->number)
+        return a->number < b->number ? -1 : 1;
+    if (a->mtime.tv_sec != b->mtime.tv_sec)
+        return a->mtime.tv_sec > b->mtime.tv_sec ? -1 : 1;
+    if (a->mtime.tv_nsec != b->mtime.tv_nsec)
+        return a->mtime.tv_nsec > b->mtime.tv_nsec ? -1 : 1;
+    return strcmp(a->md5, b->md5);
+}
+
+/*
+ * Lists the parts of an upload in number order, one per number (a crash between storing
+ * a re-uploaded part and pruning the old copy can leave two: the newest counts).
+ * *parts is the caller's to free.
+ */
+static int fs_parts_scan(struct fs_store *fs, const char *id, struct fs_part **parts, size_t *n,
+                         struct err *err)
+{
+    char dir[PATH_MAX];
+    struct dirent *de;
+    size_t cap = 0;
+    size_t out = 0;
+    DIR *d;
+    int dfd;
+
+    *parts = NULL;
+    *n = 0;
+    if (fs_upload_lock(fs, id, LOCK_SH, dir, &dfd, err) < 0)
+        return -1;
+    d = fdopendir(dfd);
+    if (!d) {
+        err_errno(err, ERR_IO, "open %s", dir);
+        close(dfd);
+        return -1;
+    }
+    for (;;) {
+        struct fs_part p;
+        struct stat sb;
+
+        errno = 0;
+        de = readdir(d);
+        if (!de)
+            break;
+
+        p.number = fs_part_name_parse(de->d_name, p.md5);
+        if (p.number == 0)
+            continue;
+        if (fstatat(dfd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(sb.st_mode))
+            continue;
+        p.size = (int64_t)sb.st_size;
+        p.mtime = sb.st_mtim;
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 16;
+            *parts = xrealloc(*parts, cap * sizeof(**parts));
+        }
+        (*parts)[(*n)++] = p;
+    }
+    if (errno != 0) {
+        err_errno(err, ERR_IO, "read %s", dir);
+        closedir(d);
+        free(*parts);
+        *parts = NULL;
+        *n = 0;
+        return -1;
+    }
+    closedir(d); /* closes dfd and so drops the lock */
+    if (*n > 1)
+        qsort(*parts, *n, sizeof(**parts), fs_part_cmp);
+    for (size_t i = 0; i < *n; i++)
+        if (out == 0 || (*parts)[i].number != (*parts)[out - 1].number)
+            (*parts)[out++] = (*parts)[i];
+    *n = out;
+    return 0;
+}
+
+static int fs_upload_parts(struct store *st, const char *upload_id, struct store_part **parts,
+                           size_t *n, struct err *err)
+{
+    struct fs_part *fp;
+    size_t fn;
+    struct store_part *sp;
+
+    if (fs_parts_scan(fs_of(st), upload_id, &fp, &fn, err) < 0)
+        return -1;
+    sp = fn ? xcalloc(fn, sizeof(*sp)) : NULL;
+    for (size_t i = 0; i < fn; i++) {
+        sp[i].number = fp[i].number;
+        sp[i].size = fp[i].size;
+        sp[i].mtime = (int64_t)fp[i].mtime.tv_sec;
+        memcpy(sp[i].etag, fp[i].md5, sizeof(sp[i].etag));
+    }
+    free(fp);
+    *parts = sp;
+    *n = fn;
+    return 0;
+}
+
+static int fs_upload_cmp(const void *pa, const void *pb)
+{
+    const struct store_upload *a = pa;
+    const struct store_upload *b = pb;
+    int c = strcmp(a->key, b->key);
+
+    if (c != 0)
+        return c;
+    if (a->initiated != b->initiated)
+        return a->initiated < b->initiated ? -1 : 1;
+    return strcmp(a->upload_id, b->upload_id);
+}
+
+static int fs_upload_list(struct store *st, const char *bucket,
+                          int (*cb)(void *ctx, const struct store_upload *u), void *ctx,
+                          struct err *err)
+{
+    struct fs_store *fs = fs_of(st);
+    char dir[PATH_MAX];
+    struct store_upload *ups = NULL;
+    size_t n = 0;
+    size_t cap = 0;
+    struct dirent *de;
+    DIR *d;
+    int rc = -1;
+
+    if (fs_path(dir, err, "%s/.multipart", fs->root) < 0)
+        return -1;
+    d = opendir(dir);
+    if (!d)
+        return err_errno(err, ERR_IO, "open %s", dir);
+    for (;;) {
+        struct store_upload u;
+        struct err e = {0};
+
+        errno = 0;
+        de = readdir(d);
+        if (!de)
+            break;
+        if (!store_upload_id_valid(de->d_name))
+            continue;
+        if (fs_upload_read(fs, de->d_name, &u, &e) < 0) {
+            if (e.code != ERR_NOTFOUND) /* else aborted meanwhile */
+                log_write(LOG_WARN, "store", "skipping upload %s: %s", de->d_name, e.msg);
+            errno = 0;
+            continue;
+        }
+        if (bucket && strcmp(bucket, u.bucket) != 0)
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            ups = xrealloc(ups, cap * sizeof(*ups));
+        }
+        ups[n++] = u;
+    }
+    if (errno != 0) {
+        err_errno(err, ERR_IO, "read %s", dir);
+        goto out_free;
+    }
+    if (n > 1)
+        qsort(ups, n, sizeof(*ups), fs_upload_cmp);
+    for (size_t i = 0; i < n; i++)
+        if (cb(ctx, &ups[i]) != 0)
+            break;
+    rc = 0;
+out_free:
+    closedir(d);
+    free(ups);
+    return rc;
+}
+
+static int fs_upload_abort(struct store *st, const char *upload_id, struct err *err)
+{
+    struct fs_store *fs = fs_of(st);
+    char dir[PATH_MAX];
+    char dead[PATH_MAX];
+    char mp[PATH_MAX];
+    int dfd;
+    int rc = -1;
+
+    if (fs_path(dead, err, "%s/dead-%s", fs->tmpdir, upload_id) < 0 ||
+        fs_path(mp, err, "%s/.multipart", fs->root) < 0)
+        return -1;
+    if (fs_upload_lock(fs, upload_id, LOCK_EX, dir, &dfd, err) < 0)
+        return -1;
+    /* one rename makes the upload vanish; the parts are then removed from scratch space
+     * (where a crash leaves them for the next open to sweep) */
+    if (rename(dir, dead) < 0) {
+        err_errno(err, ERR_IO, "abort upload %s", upload_id);
+        goto out_close;
+    }
+    if (util_fsync_dir(mp, err) < 0)
+        goto out_remove;
+    rc = 0;
+out_remove:
+    fs_remove_tree(dead);
+out_close:
+    close(dfd);
+    return rc;
+}
+
+/* compares a client's etag (quotes allowed, any case) with a stored md5 hex */
+static int fs_etag_match(const char *given, const char *md5)
+{
+    size_t len = strnlen(given, 80);
+
+    if (len >= 2 && given[0] == '"' && given[len - 1] == '"') {
+        given++;
+        len -= 2;
+    }
+    return len == 32 && strncasecmp(given, md5, 32) == 0;
+}
+
+/* checks the client's list against the parts found; found[i] is the part refs[i] names */
+static int fs_refs_check(const char *id, const struct store_part_ref *refs, size_t n,
+                         const struct fs_part *parts, size_t np, int64_t min_part_size,
+                         const struct fs_part **found, int64_t *total, struct err *err)
+{
+    size_t j = 0;
+
+    *total = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (refs[i].number < 1 || refs[i].number > STORE_PART_MAX)
+            return err_set(err, ERR_INVALID, "InvalidPart: part number %d out of range",
+                           refs[i].number);
+        if (i > 0 && refs[i].number <= refs[i - 1].number)
+            return err_set(err, ERR_INVALID, "InvalidPartOrder: part %d listed after part %d",
+                           refs[i].number, refs[i - 1].number);
+    }
+    for (size_t i = 0; i < n; i++) {
+        while (j < np && parts[j].number < refs[i].number)
+            j++;
+        if (j == np || parts[j].number != refs[i].number)
+            return err_set(err, ERR_INVALID, "InvalidPart: part %d of upload %s not found",
+                           refs[i].number, id);
+        if (!fs_etag_match(refs[i].etag, parts[j].md5))
+            return err_set(err, ERR_INVALID, "InvalidPart: etag of part %d does not match",
+                           refs[i].number);
+        if (i + 1 < n && parts[j].size < min_part_size)
+            return err_set(err, ERR_LIMIT,
+                           "EntityTooSmall: part %d is %lld bytes, below the minimum %lld",
+                           refs[i].number, (long long)parts[j].size, (long long)min_part_size);
+        if (parts[j].size > STORE_OBJECT_SIZE_MAX - *total)
+            return err_set(err, ERR_LIMIT, "EntityTooLarge: object over %lld bytes",
+                           (long long)STORE_OBJECT_SIZE_MAX);
+        *total += parts[j].size;
+        found[i] = &parts[j];
+    }
+    return 0;
+}
+
+/* hashes len bytes of in from its start */
+static int fs_hash_fd(int in, int64_t len, EVP_MD_CTX *sha, unsigned char *buf, struct err *err)
+{
+    off_t off = 0;
+
+    posix_fadvise(in, 0, 0, POSIX_FADV_SEQUENTIAL);
+    while (off < len) {
+        size_t want = (size_t)(len - off) < FS_RBUF ? (size_t)(len - off) : FS_RBUF;
+        ssize_t r = pread(in, buf, want, off);
+
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return err_errno(err, ERR_IO, "read part");
+        if (r == 0)
+            return err_set(err, ERR_IO, "part shrank while reading");
+        if (EVP_DigestUpdate(sha, buf, (size_t)r) != 1)
+            return err_set(err, ERR_INTERNAL, "digest update failed");
+        off += r;
+    }
+    return 0;
+}
+
+/*
+ * Appends len bytes of in at offset off of out and hashes them. copy_file_range first
+ * (reflinks or in-kernel copy), then a separate sequential hash pass over the part; where
+ * the kernel cannot copy (*rw set), one read pass both hashes and writes.
+ */
+static int fs_copy_part(int in, int out, int64_t off, int64_t len, EVP_MD_CTX *sha,
+                        unsigned char *buf, int *rw, struct err *err)
+{
+    loff_t ioff = 0;
+    loff_t ooff = off;
+
+    while (!*rw && ioff < len) {
+        ssize_t r = copy_file_range(in, &ioff, out, &ooff, (size_t)(len - ioff), 0);
+
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0 && ioff == 0 &&
+            (errno == EXDEV || errno == ENOSYS || errno == EOPNOTSUPP || errno == EINVAL)) {
+            *rw = 1;
+            break;
+        }
+        if (r < 0)
+            return err_errno(err, ERR_IO, "copy part");
+        if (r == 0)
+            return err_set(err, ERR_IO, "part shrank while copying");
+    }
+    if (!*rw)
+        return fs_hash_fd(in, len, sha, buf, err);
+    for (ioff = 0; ioff < len;) {
+        size_t want = (size_t)(len - ioff) < FS_RBUF ? (size_t)(len - ioff) : FS_RBUF;
+        ssize_t r = pread(in, buf, want, ioff);
+
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return err_errno(err, ERR_IO, "read part");
+        if (r == 0)
+            return err_set(err, ERR_IO, "part shrank while copying");
+        if (EVP_DigestUpdate(sha, buf, (size_t)r) != 1)
+            return err_set(err, ERR_INTERNAL, "digest update failed");
+        if (fs_pwrite_all(out, buf, (size_t)r, off + ioff, err) < 0)
+            return -1;
+        ioff += r;
+    }
+    return 0;
+}
+
+/* builds the staged file: the part itself when there is one, else a copy of them all */
+static int fs_assemble_data(struct fs_store *fs, const char *id, const struct fs_part **found,
+                            size_t n, struct fs_staged *sg, EVP_MD_CTX *sha, int *fd,
+                            struct err *err)
+{
+    char path[PATH_MAX];
+    unsigned char *buf = xmalloc(FS_RBUF);
+    int64_t off = 0;
+    int rw = 0;
+    int rc = -1;
+
+    if (n == 1) {
+        /* parts are never modified in place, so a second name for the part is a copy */
+        char tok[17];
+
+        util_token_hex(tok, 8);
+        if (fs_path(path, err, "%s/.multipart/%s/p%05d.%s", fs->root, id, found[0]->number,
+                    found[0]->md5) < 0 ||
+            fs_path(sg->tmp, err, "%s/s-%s", fs->tmpdir, tok) < 0)
+            goto out_free;
+        if (link(path, sg->tmp) < 0) {
+            if (errno == ENOENT)
+                err_set(err, ERR_INVALID, "InvalidPart: part %d was replaced", found[0]->number);
+            else
+                err_errno(err, ERR_IO, "stage part %d", found[0]->number);
+            sg->tmp[0] = '\0';
+            goto out_free;
+        }
+        *fd = open(sg->tmp, O_RDONLY | O_CLOEXEC);
+        if (*fd < 0) {
+            err_errno(err, ERR_IO, "open %s", sg->tmp);
+            goto out_free;
+        }
+        rc = fs_hash_fd(*fd, found[0]->size, sha, buf, err);
+        goto out_free;
+    }
+    if (fs_tmp_create(fs, "s", sg->tmp, fd, err) < 0) {
+        sg->tmp[0] = '\0';
+        goto out_free;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct stat sb;
+        int in;
+
+        /* the name carries the md5: whatever file it names has the checked etag */
+        if (fs_path(path, err, "%s/.multipart/%s/p%05d.%s", fs->root, id, found[i]->number,
+                    found[i]->md5) < 0)
+            goto out_free;
+        in = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (in < 0) {
+            if (errno == ENOENT)
+                err_set(err, ERR_INVALID, "InvalidPart: part %d was replaced", found[i]->number);
+            else
+                err_errno(err, ERR_IO, "open part %d", found[i]->number);
+            goto out_free;
+        }
+        if (fstat(in, &sb) < 0 || (int64_t)sb.st_size != found[i]->size) {
+            err_set(err, ERR_INVALID, "InvalidPart: part %d changed", found[i]->number);
+            close(in);
+            goto out_free;
+        }
+        if (fs_copy_part(in, *fd, off, found[i]->size, sha, buf, &rw, err) < 0) {
+            close(in);
+            goto out_free;
+        }
+        close(in);
+        off += found[i]->size;
+    }
+    rc = 0;
+out_free:
+    free(buf);
+    return rc;
+}
+
+static int fs_upload_assemble(struct store *st, const char *upload_id,
+                              const struct store_part_ref *refs, size_t n, int64_t min_part_size,
+                              struct store_staged **out, struct err *err)
+{
+    struct fs_store *fs = fs_of(st);
+    struct store_upload u;
+    struct fs_part *parts = NULL;
+    const struct fs_part **found = NULL;
+    struct fs_staged *sg = NULL;
+    EVP_MD_CTX *sha = NULL;
+    EVP_MD_CTX *md5 = NULL;
+    size_t np = 0;
+    int64_t total;
+    int fd = -1;
+    int rc = -1;
+    char etag[33];
+
+    if (n == 0)
+        return err_set(err, ERR_INVALID, "MalformedXML: no parts given");
+    if (n > STORE_PART_MAX)
+        return err_set(err, ERR_LIMIT, "InvalidArgument: more than %d parts", STORE_PART_MAX);
+    if (fs_upload_read(fs, upload_id, &u, err) < 0 ||
+        fs_parts_scan(fs, upload_id, &parts, &np, err) < 0)
+        return -1;
+    found = xcalloc(n, sizeof(const struct fs_part *));
+    if (fs_refs_check(upload_id, refs, n, parts, np, min_part_size, found, &total, err) < 0)
+        goto out_free;
+
+    md5 = fs_digest_new(EVP_md5(), err);
+    if (!md5)
+        goto out_free;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char bin[16];
+
+        fs_unhex16(found[i]->md5, bin);
+        if (EVP_DigestUpdate(md5, bin, sizeof(bin)) != 1) {
+            err_set(err, ERR_INTERNAL, "digest update failed");
+            goto out_free;
+        }
+    }
+    if (fs_digest_hex(md5, etag, err) < 0)
+        goto out_free;
+    sha = fs_digest_new(EVP_sha256(), err);
+    if (!sha)
+        goto out_free;
+
+    sg = xcalloc(1, sizeof(*sg));
+    sg->base.st = st;
+    (void)snprintf(sg->meta.etag, sizeof(sg->meta.etag), "%s-%zu", etag, n);
+    sg->meta.size = total;
+    memcpy(sg->meta.content_type, u.content_type, sizeof(sg->meta.content_type));
+    if (fs_assemble_data(fs, upload_id, found, n, sg, sha, &fd, err) < 0 ||
+        fs_digest_hex(sha, sg->meta.sha256, err) < 0)
+        goto out_free;
+    if (fs_meta_write(fd, &sg->meta, err) < 0 || fs_fsync(fd, "staged object", err) < 0)
+        goto out_free;
+    sg->meta.mtime = util_now_ms() / 1000;
+    *out = &sg->base;
+    sg = NULL;
+    rc = 0;
+
+out_free:
+    if (fd >= 0)
+        close(fd);
+    if (sg) {
+        if (sg->tmp[0])
+            unlink(sg->tmp);
+        free(sg);
+    }
+    EVP_MD_CTX_free(sha);
+    EVP_MD_CTX_free(md5);
+    free(found);
+    free(parts);
+    return rc;
+}
+
+static const struct store_meta *fs_staged_meta(struct store_staged *ssg)
+{
+    return &((struct fs_staged *)ssg)->meta;
+}
+
+static int fs_staged_commit(struct store_staged *ssg, const char *bucket, const char *key,
+                            struct store_meta *out, struct err *err)
+{
+    struct fs_staged *sg = (struct fs_staged *)ssg;
+    struct fs_store *fs = fs_of(ssg->st);
+    struct store_meta cur;
+    struct stat sb;
+    int placed;
+    int fd;
+
+    if (fs_key_fits(key, err) < 0)
+        return -1;
+    if (!sg->tmp[0])
+        return err_set(err, ERR_INTERNAL, "staged object has no data");
+    placed = fs_place(fs, sg->tmp, bucket, key, 0, err);
+    if (placed < 0)
+        return -1;
+    if (placed == 0) {
+        if (stat(sg->tmp, &sb) == 0)
+            sg->meta.mtime = (int64_t)sb.st_mtim.tv_sec;
+        if (out)
+            *out = sg->meta;
+        return 0;
+    }
+    /* something is there: a retried completion of the same data is fine */
+    if (fs_object_fd(fs, bucket, key, &fd, &sb, NULL) < 0)
+        return err_set(err, ERR_CONFLICT, "object exists: %s/%s", bucket, key);
+    if (fs_meta_read(fd, &sb, &cur, err) < 0) {
+        close(fd);
+        return -1;
+    }
+    close(fd);
+    if (cur.size != sg->meta.size || strcmp(cur.sha256, sg->meta.sha256) != 0)
+        return err_set(err, ERR_CONFLICT, "object exists: %s/%s", bucket, key);
+    if (out)
+        *out = cur;
+    return 0;
+}
+
+static void fs_staged_free(struct store_staged *ssg)
+{
+    struct fs_staged *sg = (struct fs_staged *)ssg;
+
+    if (sg->tmp[0])
+        unlink(sg->tmp);
+    free(sg);
+}
+
+static const struct store_ops fs_ops = {
+    .name = "fs",
+    .close = fs_close,
+    .object_writer = fs_object_writer,
+    .part_writer = fs_part_writer,
+    .writer_write = fs_writer_write,
+    .writer_commit = fs_writer_commit,
+    .writer_abort = fs_writer_abort,
+    .object_stat = fs_object_stat,
+    .object_open = fs_object_open,
+    .object_delete = fs_object_delete,
+    .object_list = fs_object_list,
+    .upload_create = fs_upload_create,
+    .upload_get = fs_upload_get,
+    .upload_parts = fs_upload_parts,
+    .upload_list = fs_upload_list,
+    .upload_abort = fs_upload_abort,
+    .upload_assemble = fs_upload_assemble,
+    .staged_meta = fs_staged_meta,
+    .staged_commit = fs_staged_commit,
+    .staged_free = fs_staged_free,
+};

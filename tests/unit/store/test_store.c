@@ -1,0 +1,1153 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "store/store.h"
+/* static functions of the fs backend (fs_copy_part, fs_dent_cmp) are tested directly */
+#include "store/store_fs.c"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MIN_PART ((size_t)256 * 1024)
+#define ROOT_MAX 256
+
+/** A temporary store root and the fs store opened on it. */
+struct fixture {
+    char root[ROOT_MAX];
+    struct store *st;
+};
+
+/* ---- helpers ------------------------------------------------------------------------ */
+
+static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+static void rm_tree(const char *path)
+{
+    nftw(path, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void make_root(char *root)
+{
+    const char *tmp = getenv("TMPDIR");
+
+    snprintf(root, ROOT_MAX, "%.200s/acervo-store-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    assert_non_null(mkdtemp(root));
+}
+
+static int setup(void **state)
+{
+    struct fixture *fx = xcalloc(1, sizeof(*fx));
+    struct err e = {0};
+
+    make_root(fx->root);
+    if (store_fs_open(&fx->st, fx->root, &e) < 0) {
+        fprintf(stderr, "store_fs_open: %s\n", e.msg);
+        return -1;
+    }
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *fx = *state;
+
+    store_close(fx->st);
+    rm_tree(fx->root);
+    free(fx);
+    return 0;
+}
+
+static void md5_hex(const void *data, size_t n, char out[33])
+{
+    unsigned char d[EVP_MAX_MD_SIZE];
+    unsigned int dlen = 0;
+
+    assert_int_equal(EVP_Digest(data, n, d, &dlen, EVP_md5(), NULL), 1);
+    util_hex(d, dlen, out);
+}
+
+/* deterministic pseudo-random bytes */
+static unsigned char *pattern(size_t n, unsigned seed)
+{
+    unsigned char *p = xmalloc(n ? n : 1);
+    uint32_t x = seed * 2654435761u + 1;
+
+    for (size_t i = 0; i < n; i++) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        p[i] = (unsigned char)x;
+    }
+    return p;
+}
+
+/* writes data through w in uneven chunks */
+static int write_chunks(struct store_writer *w, const unsigned char *data, size_t n, struct err *e)
+{
+    static const size_t sizes[] = {1, 7, 4096, 300 * 1024, 100, 65536, 1 << 20};
+    size_t off = 0;
+
+    for (size_t i = 0; off < n; i++) {
+        size_t c = sizes[i % ARRAY_LEN(sizes)];
+
+        if (c > n - off)
+            c = n - off;
+        if (store_writer_write(w, data + off, c, e) < 0)
+            return -1;
+        off += c;
+    }
+    return 0;
+}
+
+static int put(struct store *st, const char *bucket, const char *key, const void *data, size_t n,
+               const char *ct, struct store_meta *m, struct err *e)
+{
+    struct store_writer *w;
+
+    if (store_object_writer(st, bucket, key, STORE_WRITER_SHA256, &w, e) < 0)
+        return -1;
+    if (write_chunks(w, data, n, e) < 0) {
+        store_writer_abort(w);
+        return -1;
+    }
+    return store_writer_commit(w, ct, m, e);
+}
+
+static int put_part(struct store *st, const char *id, int number, const void *data, size_t n,
+                    struct store_meta *m, struct err *e)
+{
+    struct store_writer *w;
+
+    if (store_part_writer(st, id, number, 0, &w, e) < 0)
+        return -1;
+    if (write_chunks(w, data, n, e) < 0) {
+        store_writer_abort(w);
+        return -1;
+    }
+    return store_writer_commit(w, NULL, m, e);
+}
+
+/* asserts that bucket/key holds exactly data */
+static void assert_object(struct store *st, const char *bucket, const char *key, const void *data,
+                          size_t n)
+{
+    struct store_meta m;
+    struct err e = {0};
+    unsigned char *got = xmalloc(n + 1);
+    size_t len = 0;
+    int fd;
+
+    assert_int_equal(store_object_open(st, bucket, key, &fd, &m, &e), 0);
+    assert_int_equal(m.size, (int64_t)n);
+    for (;;) {
+        ssize_t r = read(fd, got + len, n + 1 - len);
+
+        assert_true(r >= 0);
+        if (r == 0)
+            break;
+        len += (size_t)r;
+        assert_true(len <= n);
+    }
+    close(fd);
+    assert_int_equal(len, n);
+    assert_memory_equal(got, data, n);
+    free(got);
+}
+
+/* number of entries in dir, "." and ".." excluded; -1 if it cannot be read */
+static int count_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    int n = 0;
+
+    if (!d)
+        return -1;
+    for (;;) {
+        de = readdir(d);
+        if (!de)
+            break;
+        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
+/* number of files in the (single) instance directory of the store under root */
+static int count_tmp_files(const char *root)
+{
+    char path[PATH_MAX];
+    DIR *d;
+    struct dirent *de;
+    int n = 0;
+
+    snprintf(path, sizeof(path), "%s/.tmp", root);
+    d = opendir(path);
+    assert_non_null(d);
+    for (;;) {
+        char sub[PATH_MAX + 300];
+
+        de = readdir(d);
+        if (!de)
+            break;
+        if (de->d_name[0] == '.')
+            continue;
+        snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name);
+        n += count_entries(sub) > 0 ? count_entries(sub) : 0;
+    }
+    closedir(d);
+    return n;
+}
+
+static int count_fds(void)
+{
+    return count_entries("/proc/self/fd");
+}
+
+/* the S3 multipart etag of the given parts */
+static void multipart_etag(const unsigned char *const *data, const size_t *len, size_t n,
+                           char out[48])
+{
+    unsigned char *cat = xmalloc(16 * n);
+    char hex[33];
+
+    for (size_t i = 0; i < n; i++) {
+        unsigned char d[EVP_MAX_MD_SIZE];
+        unsigned int dlen = 0;
+
+        assert_int_equal(EVP_Digest(data[i], len[i], d, &dlen, EVP_md5(), NULL), 1);
+        memcpy(cat + 16 * i, d, 16);
+    }
+    md5_hex(cat, 16 * n, hex);
+    snprintf(out, 48, "%s-%zu", hex, n);
+    free(cat);
+}
+
+/* ---- validation --------------------------------------------------------------------- */
+
+static void test_validation(void **state)
+{
+    static const char *const good[] = {"a",       "a/b/c",   "masters/x/y/original.mov",
+                                       "..a",     "a..",     ".a",
+                                       "a/.../b", "a b/c~d", "\xc3\xa1ngel"};
+    static const char *const bad[] = {"",     "/a",   "a/",   "a//b", "a/./b",  "a/../b",
+                                      "..",   ".",    "../x", "x/..", "a\x01z", "a\x7f",
+                                      "a\nb", "a\tb", "/",    "./a"};
+    char key[STORE_KEY_MAX + 2];
+    struct err e = {0};
+
+    (void)state;
+    for (size_t i = 0; i < ARRAY_LEN(good); i++)
+        assert_int_equal(store_key_valid(good[i], &e), 0);
+    for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
+        err_clear(&e);
+        assert_int_equal(store_key_valid(bad[i], &e), -1);
+        assert_int_equal(e.code, ERR_INVALID);
+    }
+    assert_int_equal(store_key_valid(NULL, &e), -1);
+    memset(key, 'k', STORE_KEY_MAX);
+    key[STORE_KEY_MAX] = '\0';
+    assert_int_equal(store_key_valid(key, &e), 0);
+    key[STORE_KEY_MAX] = 'k';
+    key[STORE_KEY_MAX + 1] = '\0';
+    assert_int_equal(store_key_valid(key, &e), -1);
+    assert_int_equal(e.code, ERR_INVALID);
+
+    assert_int_equal(store_bucket_valid(STORE_BUCKET_ARCHIVE, &e), 0);
+    assert_int_equal(store_bucket_valid(STORE_BUCKET_PROXIES, &e), 0);
+    assert_int_equal(store_bucket_valid(STORE_BUCKET_DELIVERY, &e), 0);
+    assert_int_equal(store_bucket_valid("archive2", &e), -1);
+    assert_int_equal(e.code, ERR_NOTFOUND);
+    assert_int_equal(store_bucket_valid(NULL, &e), -1);
+
+    assert_true(store_upload_id_valid("0123456789abcdef0123456789abcdef"));
+    assert_false(store_upload_id_valid("0123456789ABCDEF0123456789abcdef"));
+    assert_false(store_upload_id_valid("0123456789abcdef0123456789abcde"));
+    assert_false(store_upload_id_valid("0123456789abcdef0123456789abcdef0"));
+    assert_false(store_upload_id_valid("../3456789abcdef0123456789abcdef"));
+    assert_false(store_upload_id_valid(NULL));
+
+    assert_int_equal(store_content_type_valid(NULL, &e), 0);
+    assert_int_equal(store_content_type_valid("video/mp4; codecs=\"avc1\"", &e), 0);
+    assert_int_equal(store_content_type_valid("text/plain\nX-Evil: 1", &e), -1);
+    assert_int_equal(e.code, ERR_INVALID);
+    memset(key, 'c', 200);
+    key[200] = '\0';
+    assert_int_equal(store_content_type_valid(key, &e), -1);
+    assert_int_equal(e.code, ERR_LIMIT);
+}
+
+/* the wrappers refuse bad names before any backend sees them */
+static void test_wrapper_checks(void **state)
+{
+    struct fixture *fx = *state;
+    struct store_writer *w = (struct store_writer *)1;
+    struct store_staged *sg = (struct store_staged *)1;
+    struct store_part_ref ref = {1, "x"};
+    struct store_meta m;
+    struct err e = {0};
+    char seg[300];
+
+    assert_int_equal(store_object_writer(fx->st, "nope", "a", 0, &w, &e), -1);
+    assert_int_equal(e.code, ERR_NOTFOUND);
+    assert_null(w);
+    assert_int_equal(store_object_writer(fx->st, "archive", "../etc/passwd", 0, &w, &e), -1);
+    assert_int_equal(e.code, ERR_INVALID);
+    assert_int_equal(store_object_stat(fx->st, "archive", "a/../../x", &m, &e), -1);
+    assert_int_equal(e.code, ERR_INVALID);
+    assert_int_equal(store_part_writer(fx->st, "nothex", 1, 0, &w, &e), -1);
+    assert_int_equal(e.code, ERR_NOTFOUND);
+    assert_int_equal(store_part_writer(fx->st, "0123456789abcdef0123456789abcdef", 0, 0, &w, &e),
+                     -1);
+    assert_int_equal(e.code, ERR_INVALID);
+    assert_int_equal(
+        store_part_writer(fx->st, "0123456789abcdef0123456789abcdef", 10001, 0, &w, &e), -1);
+    assert_int_equal(e.code, ERR_INVALID);
+    assert_int_equal(
+        store_upload_assemble(fx->st, "0123456789abcdef0123456789abcdef", &ref, 1, 0, &sg, &e), -1);
+    assert_int_equal(e.code, ERR_NOTFOUND);
+    assert_null(sg);
+    /* a segment longer than the filesystem's NAME_MAX */
+    memset(seg, 's', 299);
+    seg[299] = '\0';
+    assert_int_equal(store_object_writer(fx->st, "archive", seg, 0, &w, &e), -1);
+    assert_int_equal(e.code, ERR_INVALID);
+    assert_string_equal(store_backend_name(fx->st), "fs");
+}
+
+/* ---- objects -------------------------------------------------------------------------- */
+
+static void test_put_read(void **state)
+{
+    struct fixture *fx = *state;
+    size_t n = 700 * 1024 + 3;
+    unsigned char *data = pattern(n, 1);
+    struct store_meta m;
+    struct store_meta s;
+    struct store_writer *w;
+    struct err e = {0};
+    char md5[33];
+    char sha[65];
+    int fd;
+
+    md5_hex(data, n, md5);
+    util_sha256_hex(data, n, sha);
+    assert_int_equal(
+        put(fx->st, "archive", "masters/a1/x/original.mov", data, n, "video/quicktime", &m, &e), 0);
+    assert_int_equal(m.size, (int64_t)n);
+    assert_string_equal(m.etag, md5);
+    assert_string_equal(m.sha256, sha);
+    assert_string_equal(m.content_type, "video/quicktime");
+    assert_true(m.mtime > 0);
+
+    assert_int_equal(store_object_stat(fx->st, "archive", "masters/a1/x/original.mov", &s, &e), 0);
+    assert_int_equal(s.size, (int64_t)n);
+    assert_string_equal(s.etag, md5);
+    assert_string_equal(s.sha256, sha);
+    assert_string_equal(s.content_type, "video/quicktime");
+    assert_int_equal(s.mtime, m.mtime);
+    assert_object(fx->st, "archive", "masters/a1/x/original.mov", data, n);
+
+    /* the same key in another bucket is another object */
+    assert_int_equal(store_object_stat(fx->st, "proxies", "masters/a1/x/original.mov", &s, &e), -1);
+    assert_int_equal(e.code, ERR_NOTFOUND);
+    /* a directory is not an object, nor is a path through an object */
+    assert_int_equal(store_object_stat(fx->st, "archive", "masters/a1", &s, &e), -1);
+    assert_int_equal(e.code, ERR_NOTFOUND);
+    assert_int_equal(
+        store_object_open(fx->st, "archive", "masters/a1/x/original.mov/y", &fd, &s, &e), -1);
+    assert_int_equal(e.code, ERR_NOTFOUND);
+    assert_int_equal(fd, -1);
+
+    /* without the SHA-256 flag, no sha256; an empty object is fine */
+    assert_int_equal(store_object_writer(fx->st, "proxies", "empty", 0, &w, &e), 0);
+    assert_int_equal(store_writer_commit(w, NULL, &m, &e), 0);
+    assert_int_equal(m.size, 0);
+    assert_string_equal(m.etag, "d41d8cd98f00b204e9800998ecf8427e");
+    assert_string_equal(m.sha256, "");
+    assert_int_equal(store_object_stat(fx->st, "proxies", "empty", &s, &e), 0);
+    assert_string_equal(s.etag, "d41d8cd98f00b204e9800998ecf8427e");
+    assert_string_equal(s.content_type, "");
+
+    /* a bad content type aborts the writer (ASan checks it is freed) */
+    assert_int_equal(store_object_writer(fx->st, "proxies", "badct", 0, &w, &e), 0);
+    assert_int_equal(store_writer_commit(w, "a\r\nb", &m, &e), -1);
+    assert_int_equal(e.code, ERR_INVALID);
+    assert_int_equal(store_object_stat(fx->st, "proxies", "badct", &s, &e), -1);
+
+    assert_int_equal(count_tmp_files(fx->root), 0);
+    free(data);
+}
+
+static void test_no_overwrite(void **state)
+{
+    struct fixture *fx = *state;
+    struct store_meta m;
+    struct err e = {0};
+
+    assert_int_equal(put(fx->st, "archive", "k/v", "first", 5, NULL, &m, &e), 0);
+    assert_int_equal(put(fx->st, "archive", "k/v", "second!", 7, NULL, &m, &e), -1);
+    assert_int_equal(e.code, ERR_CONFLICT);
+    assert_object(fx->st, "archive", "k/v", "first", 5);
+    /* a key below an object, and a key that is a prefix of objects, conflict too */
+    assert_int_equal(put(fx->st, "archive", "k/v/w", "x", 1, NULL, &m, &e), -1);
+    assert_int_equal(e.code, ERR_CONFLICT);
+    assert_int_equal(put(fx->st, "archive", "k", "x", 1, NULL, &m, &e), -1);
+    assert_int_equal(e.code, ERR_CONFLICT);
+    assert_object(fx->st, "archive", "k/v", "first", 5);
+    assert_int_equal(count_tmp_files(fx->root), 0);
+}
+
+static void test_writer_abort(void **state)
+{
+    struct fixture *fx = *state;
+    unsigned char *data = pattern(600000, 2);
+    struct store_writer *w;
+    struct store_meta m;
+    struct err e = {0};
+
+    assert_int_equal(store_object_writer(fx->st, "delivery", "web/a/b.m3u8", 0, &w, &e), 0);
+    assert_int_equal(write_chunks(w, data, 600000, &e), 0);
+    assert_true(count_tmp_files(fx->root) == 1);
+    store_writer_abort(w);
+    store_writer_abort(NULL);
+    assert_int_equal(store_object_stat(fx->st, "delivery", "web/a/b.m3u8", &m, &e), -1);
+    assert_int_equal(e.code, ERR_NOTFOUND);
+    assert_int_equal(count_tmp_files(fx->root), 0);
+    free(data);
+}
+
+struct list_ctx {
+    char keys[16][64];
+    int n;
+    int stop_at;
+};
+
+static int list_cb(void *ctx, const char *key, const struct store_meta *m)
+{
+    struct list_ctx *l = ctx;
+
+    assert_true(m->size > 0);
+    assert_true(l->n < 16);
+    snprintf(l->keys[l->n++], sizeof(l->keys[0]), "%s", key);
+    return l->stop_at && l->n == l->stop_at;
+}
+
+static void list_expect(struct store *st, const char *prefix, const char *const *want, int nwant)
+{
+    struct list_ctx l = {0};
+    struct err e = {0};
+
+    assert_int_equal(store_object_list(st, "archive", prefix, list_cb, &l, &e), 0);
+    assert_int_equal(l.n, nwant);
+    for (int i = 0; i < nwant; i++)
+        assert_string_equal(l.keys[i], want[i]);
+}
+
+static void test_list_delete(void **state)
+{
+    struct fixture *fx = *state;
+    static const char *const keys[] = {"b", "a0", "a/d/e", "a-b", "a/c", "a/d.x"};
+    static const char *const all[] = {"a-b", "a/c", "a/d.x", "a/d/e", "a0", "b"};
+    static const char *const under_a[] = {"a/c", "a/d.x", "a/d/e"};
+    static const char *const a_d[] = {"a/d.x", "a/d/e"};
+    static const char *const a_d_[] = {"a/d/e"};
+    struct list_ctx l = {.stop_at = 2};
+    struct store_meta m;
+    struct err e = {0};
+    char path[PATH_MAX];
+    struct stat sb;
+
+    for (size_t i = 0; i < ARRAY_LEN(keys); i++)
+        assert_int_equal(put(fx->st, "archive", keys[i], "data", 4, NULL, &m, &e), 0);
+    list_expect(fx->st, "", all, 6);
+    list_expect(fx->st, "a/", under_a, 3);
+    list_expect(fx->st, "a/d", a_d, 2);
+    list_expect(fx->st, "a/d/", a_d_, 1);
+    list_expect(fx->st, "a/d/e", a_d_, 1);
+    list_expect(fx->st, "zz/", NULL, 0);
+    list_expect(fx->st, "../", NULL, 0);
+    list_expect(fx->st, "a/../", NULL, 0);
+    list_expect(fx->st, "//", NULL, 0);
+    assert_int_equal(store_object_list(fx->st, "archive", NULL, list_cb, &l, &e), 0);
+    assert_int_equal(l.n, 2);
+    assert_int_equal(store_object_list(fx->st, "nope", "", list_cb, &l, &e), -1);
+
+    assert_int_equal(store_object_delete(fx->st, "archive", "a/d/e", &e), 0);
+    snprintf(path, sizeof(path), "%s/archive/a/d", fx->root);
+    assert_int_equal(stat(path, &sb), -1); /* the emptied directory went too */
+    assert_int_equal(store_object_delete(fx->st, "archive", "a/d/e", &e), -1);
+    assert_int_equal(e.code, ERR_NOTFOUND);
+    assert_int_equal(store_object_delete(fx->st, "archive", "a", &e), -1);
+    assert_int_equal(e.code, ERR_NOTFOUND);
+    list_expect(fx->st, "a/", under_a, 2);
+    /* the key can be written again once deleted */
+    assert_int_equal(put(fx->st, "archive", "a/d/e", "new", 3, NULL, &m, &e), 0);
+    assert_object(fx->st, "archive", "a/d/e", "new", 3);
+}
+
+/* ---- multipart ----------------------------------------------------------------------- */
+
+static void test_multipart(void **state)
+{
+    struct fixture *fx = *state;
+    size_t len[3] = {MIN_PART + 5, MIN_PART, 1000};
+    unsigned char *data[3];
+    unsigned char *old2 = pattern(MIN_PART + 77, 99);
+    unsigned char *all;
+    struct store_upload u;
+    struct store_upload g;
+    struct store_part *parts;
+    struct store_part_ref refs[3];
+    struct store_staged *sg;
+    struct store_staged *sg2;
+    struct store_meta m;
+    struct store_meta pm;
+    struct err e = {0};
+    char etag[48];
+    char sha[65];
+    char md5[3][33];
+    char path[PATH_MAX];
+    size_t n;
+
+    for (int i = 0; i < 3; i++) {
+        data[i] = pattern(len[i], (unsigned)i + 10);
+        md5_hex(data[i], len[i], md5[i]);
+    }
+    all = xmalloc(len[0] + len[1] + len[2]);
+    memcpy(all, data[0], len[0]);
+    memcpy(all + len[0], data[1], len[1]);
+    memcpy(all + len[0] + len[1], data[2], len[2]);
+    util_sha256_hex(all, len[0] + len[1] + len[2], sha);
+    multipart_etag((const unsigned char *const *)data, len, 3, etag);
+
+    assert_int_equal(
+        store_upload_create(fx->st, "archive", "masters/x/big.mxf", "application/mxf", &u, &e), 0);
+    assert_true(store_upload_id_valid(u.upload_id));
+    assert_int_equal(store_upload_get(fx->st, u.upload_id, &g, &e), 0);
+    assert_string_equal(g.bucket, "archive");
+    assert_string_equal(g.key, "masters/x/big.mxf");
+    assert_string_equal(g.content_type, "application/mxf");
+    assert_int_equal(g.initiated, u.initiated);
+
+    /* out of order, with part 2 uploaded twice: the second copy wins */
+    assert_int_equal(put_part(fx->st, u.upload_id, 3, data[2], len[2], &pm, &e), 0);
+    assert_string_equal(pm.etag, md5[2]);
+    assert_int_equal(put_part(fx->st, u.upload_id, 2, old2, MIN_PART + 77, &pm, &e), 0);
+    assert_int_equal(put_part(fx->st, u.upload_id, 1, data[0], len[0], &pm, &e), 0);
+    assert_int_equal(put_part(fx->st, u.upload_id, 2, data[1], len[1], &pm, &e), 0);
+    assert_string_equal(pm.etag, md5[1]);
+    assert_int_equal(pm.size, (int64_t)len[1]);
+    snprintf(path, sizeof(path), "%s/.multipart/%s", fx->root, u.upload_id);
+    assert_int_equal(count_entries(path), 4); /* meta + three parts */
+
+    assert_int_equal(store_upload_parts(fx->st, u.upload_id, &parts, &n, &e), 0);
+    assert_int_equal(n, 3);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(parts[i].number, i + 1);
+        assert_int_equal(parts[i].size, (int64_t)len[i]);
+        assert_string_equal(parts[i].etag, md5[i]);
+        assert_true(parts[i].mtime > 0);
+    }
+    free(parts);
+
+    /* etags as clients send them: quoted, any case */
+    for (int i = 0; i < 3; i++) {
+        refs[i].number = i + 1;
+        snprintf(refs[i].etag, sizeof(refs[i].etag), "\"%s\"", md5[i]);
+    }
+    for (char *p = refs[1].etag; *p; p++)
+        if (*p >= 'a' && *p <= 'f')
+            *p = (char)(*p - 'a' + 'A');
+    assert_int_equal(store_upload_assemble(fx->st, u.upload_id, refs, 3, MIN_PART, &sg, &e), 0);
+    assert_int_equal(store_staged_meta(sg)->size, (int64_t)(len[0] + len[1] + len[2]));
+    assert_string_equal(store_staged_meta(sg)->sha256, sha);
+    assert_string_equal(store_staged_meta(sg)->etag, etag);
+    assert_int_equal(store_object_stat(fx->st, "archive", "masters/x/big.mxf", &m, &e), -1);
+
+    assert_int_equal(store_staged_commit(sg, "archive", "masters/x/big.mxf", &m, &e), 0);
+    assert_string_equal(m.sha256, sha);
+    assert_string_equal(m.etag, etag);
+    assert_object(fx->st, "archive", "masters/x/big.mxf", all, len[0] + len[1] + len[2]);
+    assert_int_equal(store_object_stat(fx->st, "archive", "masters/x/big.mxf", &m, &e), 0);
+    assert_string_equal(m.sha256, sha);
+    assert_string_equal(m.etag, etag);
+    assert_string_equal(m.content_type, "application/mxf");
+
+    /* a retried completion: same object, success without change */
+    assert_int_equal(store_staged_commit(sg, "archive", "masters/x/big.mxf", &m, &e), 0);
+    store_staged_free(sg);
+    assert_int_equal(store_upload_get(fx->st, u.upload_id, &g, &e), 0); /* still there */
+    assert_int_equal(store_upload_assemble(fx->st, u.upload_id, refs, 3, MIN_PART, &sg, &e), 0);
+    assert_int_equal(store_staged_commit(sg, "archive", "masters/x/big.mxf", &m, &e), 0);
+    assert_string_equal(m.sha256, sha);
+    /* different content at the same key conflicts */
+    refs[1] = refs[2];
+    assert_int_equal(store_upload_assemble(fx->st, u.upload_id, refs, 2, MIN_PART, &sg2, &e), 0);
+    assert_string_not_equal(store_staged_meta(sg2)->sha256, sha);
+    assert_int_equal(store_staged_commit(sg2, "archive", "masters/x/big.mxf", &m, &e), -1);
+    assert_int_equal(e.code, ERR_CONFLICT);
+    /* ...but may go elsewhere */
+    assert_int_equal(store_staged_commit(sg2, "archive", "masters/x/other.mxf", &m, &e), 0);
+    store_staged_free(sg2);
+    store_staged_free(sg);
+    assert_object(fx->st, "archive", "masters/x/big.mxf", all, len[0] + len[1] + len[2]);
+
+    assert_int_equal(store_upload_abort(fx->st, u.upload_id, &e), 0);
+    assert_int_equal(store_upload_get(fx->st, u.upload_id, &g, &e), -1);
+    assert_int_equal(e.code, ERR_NOTFOUND);
+    assert_int_equal(store_upload_abort(fx->st, u.upload_id, &e), -1);
+    assert_int_equal(e.code, ERR_NOTFOUND);
+    assert_int_equal(put_part(fx->st, u.upload_id, 1, "x", 1, &pm, &e), -1);
+    assert_int_equal(e.code, ERR_NOTFOUND);
+    assert_int_equal(store_upload_parts(fx->st, u.upload_id, &parts, &n, &e), -1);
+    assert_int_equal(e.code, ERR_NOTFOUND);
+    assert_int_equal(count_entries(path), -1);
+    /* the committed objects outlive the upload */
+    assert_object(fx->st, "archive", "masters/x/big.mxf", all, len[0] + len[1] + len[2]);
+    assert_int_equal(count_tmp_files(fx->root), 0);
+
+    for (int i = 0; i < 3; i++)
+        free(data[i]);
+    free(old2);
+    free(all);
+}
+
+static void expect_assemble_error(struct store *st, const char *id,
+                                  const struct store_part_ref *refs, size_t n, int64_t min,
+                                  enum err_code code, const char *prefix)
+{
+    struct store_staged *sg = NULL;
+    struct err e = {0};
+
+    assert_int_equal(store_upload_assemble(st, id, refs, n, min, &sg, &e), -1);
+    assert_null(sg);
+    assert_int_equal(e.code, code);
+    if (strncmp(e.msg, prefix, strlen(prefix)) != 0)
+        fail_msg("expected \"%s...\", got \"%s\"", prefix, e.msg);
+}
+
+static void test_assemble_errors(void **state)
+{
+    struct fixture *fx = *state;
+    unsigned char *small = pattern(100, 5);
+    unsigned char *big = pattern(MIN_PART, 6);
+    struct store_part_ref refs[3];
+    struct store_part_ref *many;
+    struct store_upload u;
+    struct store_meta m;
+    struct err e = {0};
+    char md5s[33];
+    char md5b[33];
+
+    md5_hex(small, 100, md5s);
+    md5_hex(big, MIN_PART, md5b);
+    assert_int_equal(store_upload_create(fx->st, "proxies", "p/q", NULL, &u, &e), 0);
+    assert_int_equal(put_part(fx->st, u.upload_id, 1, small, 100, &m, &e), 0);
+    assert_int_equal(put_part(fx->st, u.upload_id, 2, big, MIN_PART, &m, &e), 0);
+    assert_int_equal(put_part(fx->st, u.upload_id, 3, small, 100, &m, &e), 0);
+
+    expect_assemble_error(fx->st, u.upload_id, refs, 0, 0, ERR_INVALID, "MalformedXML:");
+    refs[0] = (struct store_part_ref){2, ""};
+    refs[1] = (struct store_part_ref){1, ""};
+    memcpy(refs[0].etag, md5b, 33);
+    memcpy(refs[1].etag, md5s, 33);
+    expect_assemble_error(fx->st, u.upload_id, refs, 2, 0, ERR_INVALID, "InvalidPartOrder:");
+    refs[1] = refs[0];
+    expect_assemble_error(fx->st, u.upload_id, refs, 2, 0, ERR_INVALID, "InvalidPartOrder:");
+    /* a part never uploaded */
+    refs[1] = (struct store_part_ref){4, ""};
+    memcpy(refs[1].etag, md5s, 33);
+    expect_assemble_error(fx->st, u.upload_id, refs, 2, 0, ERR_INVALID, "InvalidPart:");
+    /* a wrong etag, a malformed one, and a quote only on one side */
+    refs[1] = (struct store_part_ref){3, "\"0123456789abcdef0123456789abcdef\""};
+    expect_assemble_error(fx->st, u.upload_id, refs, 2, 0, ERR_INVALID, "InvalidPart:");
+    refs[1] = (struct store_part_ref){3, "zz"};
+    expect_assemble_error(fx->st, u.upload_id, refs, 2, 0, ERR_INVALID, "InvalidPart:");
+    refs[1].number = 3;
+    snprintf(refs[1].etag, sizeof(refs[1].etag), "\"%s", md5s);
+    expect_assemble_error(fx->st, u.upload_id, refs, 2, 0, ERR_INVALID, "InvalidPart:");
+    refs[1] = (struct store_part_ref){0, ""};
+    expect_assemble_error(fx->st, u.upload_id, refs + 1, 1, 0, ERR_INVALID, "InvalidPart:");
+    /* part 1 (100 bytes) is not last: too small; part 3 last: fine */
+    refs[0] = (struct store_part_ref){1, ""};
+    refs[1] = (struct store_part_ref){2, ""};
+    refs[2] = (struct store_part_ref){3, ""};
+    memcpy(refs[0].etag, md5s, 33);
+    memcpy(refs[1].etag, md5b, 33);
+    memcpy(refs[2].etag, md5s, 33);
+    expect_assemble_error(fx->st, u.upload_id, refs, 3, MIN_PART, ERR_LIMIT, "EntityTooSmall:");
+    expect_assemble_error(fx->st, u.upload_id, refs + 1, 2, MIN_PART + 1, ERR_LIMIT,
+                          "EntityTooSmall:");
+    many = xcalloc(STORE_PART_MAX + 1, sizeof(*many));
+    for (int i = 0; i <= STORE_PART_MAX; i++)
+        many[i].number = i + 1;
+    expect_assemble_error(fx->st, u.upload_id, many, STORE_PART_MAX + 1, 0, ERR_LIMIT, "");
+    free(many);
+    expect_assemble_error(fx->st, "ffffffffffffffffffffffffffffffff", refs, 1, 0, ERR_NOTFOUND,
+                          "NoSuchUpload");
+    /* nothing of all that left anything behind */
+    assert_int_equal(count_tmp_files(fx->root), 0);
+    assert_int_equal(store_object_stat(fx->st, "proxies", "p/q", &m, &e), -1);
+    free(small);
+    free(big);
+}
+
+static void test_single_part(void **state)
+{
+    struct fixture *fx = *state;
+    unsigned char *data = pattern(12345, 7);
+    const unsigned char *parts[1];
+    size_t lens[1] = {12345};
+    struct store_part_ref ref = {1, ""};
+    struct store_upload u;
+    struct store_staged *sg;
+    struct store_meta m;
+    struct err e = {0};
+    char etag[48];
+    char sha[65];
+
+    parts[0] = data;
+    multipart_etag(parts, lens, 1, etag);
+    util_sha256_hex(data, 12345, sha);
+    assert_int_equal(store_upload_create(fx->st, "delivery", "one/part", "image/webp", &u, &e), 0);
+    assert_int_equal(put_part(fx->st, u.upload_id, 1, data, 12345, &m, &e), 0);
+    memcpy(ref.etag, m.etag, 33);
+    assert_int_equal(store_upload_assemble(fx->st, u.upload_id, &ref, 1, MIN_PART, &sg, &e), 0);
+    assert_string_equal(store_staged_meta(sg)->etag, etag);
+    assert_string_equal(store_staged_meta(sg)->sha256, sha);
+    assert_int_equal(store_staged_commit(sg, "delivery", "one/part", &m, &e), 0);
+    store_staged_free(sg);
+    assert_int_equal(store_upload_abort(fx->st, u.upload_id, &e), 0);
+    assert_object(fx->st, "delivery", "one/part", data, 12345);
+    assert_int_equal(store_object_stat(fx->st, "delivery", "one/part", &m, &e), 0);
+    assert_string_equal(m.etag, etag);
+    assert_string_equal(m.sha256, sha);
+    assert_string_equal(m.content_type, "image/webp");
+    free(data);
+}
+
+struct up_ctx {
+    struct store_upload u[8];
+    int n;
+    int stop_at;
+};
+
+static int up_cb(void *ctx, const struct store_upload *u)
+{
+    struct up_ctx *c = ctx;
+
+    assert_true(c->n < 8);
+    c->u[c->n++] = *u;
+    return c->stop_at && c->n == c->stop_at;
+}
+
+static void test_upload_list_reopen(void **state)
+{
+    struct fixture *fx = *state;
+    struct store_upload a;
+    struct store_upload b;
+    struct store_upload c;
+    struct store_upload g;
+    struct store_part *parts;
+    struct up_ctx l = {0};
+    struct store_meta m;
+    struct err e = {0};
+    char path[PATH_MAX];
+    size_t n;
+
+    assert_int_equal(store_upload_create(fx->st, "archive", "zeta", NULL, &a, &e), 0);
+    assert_int_equal(store_upload_create(fx->st, "archive", "alpha", "video/mp4", &b, &e), 0);
+    assert_int_equal(store_upload_create(fx->st, "proxies", "mid", NULL, &c, &e), 0);
+    assert_int_equal(put_part(fx->st, b.upload_id, 7, "seven", 5, &m, &e), 0);
+    /* junk in .multipart is ignored */
+    snprintf(path, sizeof(path), "%s/.multipart/not-an-upload", fx->root);
+    assert_int_equal(mkdir(path, 0750), 0);
+
+    assert_int_equal(store_upload_list(fx->st, "archive", up_cb, &l, &e), 0);
+    assert_int_equal(l.n, 2);
+    assert_string_equal(l.u[0].key, "alpha");
+    assert_string_equal(l.u[0].upload_id, b.upload_id);
+    assert_string_equal(l.u[0].content_type, "video/mp4");
+    assert_string_equal(l.u[1].key, "zeta");
+    l.n = 0;
+    assert_int_equal(store_upload_list(fx->st, NULL, up_cb, &l, &e), 0);
+    assert_int_equal(l.n, 3);
+    l.n = 0;
+    l.stop_at = 1;
+    assert_int_equal(store_upload_list(fx->st, NULL, up_cb, &l, &e), 0);
+    assert_int_equal(l.n, 1);
+
+    store_close(fx->st);
+    assert_int_equal(store_fs_open(&fx->st, fx->root, &e), 0);
+    assert_int_equal(store_upload_get(fx->st, b.upload_id, &g, &e), 0);
+    assert_string_equal(g.key, "alpha");
+    assert_int_equal(g.initiated, b.initiated);
+    assert_int_equal(store_upload_parts(fx->st, b.upload_id, &parts, &n, &e), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(parts[0].number, 7);
+    assert_int_equal(parts[0].size, 5);
+    free(parts);
+    l.n = 0;
+    l.stop_at = 0;
+    assert_int_equal(store_upload_list(fx->st, "proxies", up_cb, &l, &e), 0);
+    assert_int_equal(l.n, 1);
+    assert_string_equal(l.u[0].upload_id, c.upload_id);
+    assert_int_equal(store_upload_abort(fx->st, a.upload_id, &e), 0);
+    l.n = 0;
+    assert_int_equal(store_upload_list(fx->st, NULL, up_cb, &l, &e), 0);
+    assert_int_equal(l.n, 2);
+}
+
+static void test_stale_tmp(void **state)
+{
+    struct fixture *fx = *state;
+    struct store *other;
+    struct store_writer *w;
+    struct store_meta m;
+    struct err e = {0};
+    char path[PATH_MAX];
+    struct stat sb;
+    int fd;
+
+    /* leftovers of a crash: a loose file and a dead instance's directory */
+    snprintf(path, sizeof(path), "%s/.tmp/w-deadbeef", fx->root);
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0640);
+    assert_true(fd >= 0);
+    close(fd);
+    snprintf(path, sizeof(path), "%s/.tmp/i-0000000000000000", fx->root);
+    assert_int_equal(mkdir(path, 0750), 0);
+    snprintf(path, sizeof(path), "%s/.tmp/i-0000000000000000/w-1", fx->root);
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0640);
+    assert_true(fd >= 0);
+    close(fd);
+
+    /* fx->st is alive with a write in flight: a second opener must spare it */
+    assert_int_equal(store_object_writer(fx->st, "archive", "inflight", 0, &w, &e), 0);
+    assert_int_equal(store_writer_write(w, "abc", 3, &e), 0);
+    assert_int_equal(store_fs_open(&other, fx->root, &e), 0);
+    snprintf(path, sizeof(path), "%s/.tmp/w-deadbeef", fx->root);
+    assert_int_equal(stat(path, &sb), -1);
+    snprintf(path, sizeof(path), "%s/.tmp/i-0000000000000000", fx->root);
+    assert_int_equal(stat(path, &sb), -1);
+    snprintf(path, sizeof(path), "%s/.tmp", fx->root);
+    assert_int_equal(count_entries(path), 2); /* the two live instances */
+    assert_int_equal(store_writer_commit(w, NULL, &m, &e), 0);
+    assert_object(other, "archive", "inflight", "abc", 3);
+    store_close(other);
+    assert_int_equal(count_entries(path), 1);
+}
+
+/* ---- concurrency ---------------------------------------------------------------------- */
+
+struct worker {
+    struct store *st;
+    const char *id;
+    int first;
+    int count;
+    unsigned seed;
+    int failures;
+};
+
+static void *worker_main(void *arg)
+{
+    struct worker *wk = arg;
+    struct err e = {0};
+    struct store_meta m;
+
+    for (int i = 0; i < wk->count; i++) {
+        /* every thread also writes part 1, racing re-uploads of one number */
+        int number = i == 0 ? 1 : wk->first + i;
+        size_t n = 1000 + (size_t)(wk->seed % 5000);
+        unsigned char *data = pattern(n, wk->seed + (unsigned)i);
+
+        if (put_part(wk->st, wk->id, number, data, n, &m, &e) < 0)
+            wk->failures++;
+        free(data);
+    }
+    return NULL;
+}
+
+static void test_concurrent_parts(void **state)
+{
+    struct fixture *fx = *state;
+    struct worker wk[4];
+    pthread_t th[4];
+    struct store_upload u;
+    struct store_part *parts;
+    struct err e = {0};
+    char path[PATH_MAX];
+    size_t n;
+
+    assert_int_equal(store_upload_create(fx->st, "archive", "race", NULL, &u, &e), 0);
+    for (int i = 0; i < 4; i++) {
+        wk[i] = (struct worker){fx->st, u.upload_id, 100 * (i + 1), 12, (unsigned)i * 7919u, 0};
+        assert_int_equal(pthread_create(&th[i], NULL, worker_main, &wk[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+        assert_int_equal(wk[i].failures, 0);
+    }
+    assert_int_equal(store_upload_parts(fx->st, u.upload_id, &parts, &n, &e), 0);
+    assert_int_equal(n, 1 + 4 * 11);
+    assert_int_equal(parts[0].number, 1);
+    free(parts);
+    snprintf(path, sizeof(path), "%s/.multipart/%s", fx->root, u.upload_id);
+    assert_int_equal(count_entries(path), 1 + 1 + 4 * 11); /* one copy of part 1 survives */
+    assert_int_equal(count_tmp_files(fx->root), 0);
+}
+
+/* ---- internals ------------------------------------------------------------------------ */
+
+/* the assembly copy: copy_file_range and the read/write fallback give the same bytes */
+static void test_copy_part(void **state)
+{
+    size_t n = 3 * FS_RBUF + 17;
+    unsigned char *data = pattern(n, 31);
+    unsigned char *buf = xmalloc(FS_RBUF);
+    unsigned char *got = xmalloc(n);
+    char want[65];
+    char root[ROOT_MAX];
+    char path[PATH_MAX];
+    struct err e = {0};
+
+    (void)state;
+    util_sha256_hex(data, n, want);
+    make_root(root);
+    for (int mode = 0; mode < 2; mode++) {
+        EVP_MD_CTX *sha = EVP_MD_CTX_new();
+        char hex[65];
+        int rw = mode;
+        int in;
+        int out;
+
+        snprintf(path, sizeof(path), "%s/in", root);
+        in = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+        assert_true(in >= 0);
+        assert_int_equal(util_write_all(in, data, n, &e), 0);
+        snprintf(path, sizeof(path), "%s/out", root);
+        out = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+        assert_true(out >= 0);
+        assert_int_equal(EVP_DigestInit_ex(sha, EVP_sha256(), NULL), 1);
+        assert_int_equal(util_write_all(out, "head", 4, &e), 0);
+        assert_int_equal(fs_copy_part(in, out, 4, (int64_t)n, sha, buf, &rw, &e), 0);
+        assert_int_equal(rw, mode);
+        assert_int_equal(fs_digest_hex(sha, hex, &e), 0);
+        assert_string_equal(hex, want);
+        assert_int_equal(pread(out, got, n, 4), (ssize_t)n);
+        assert_memory_equal(got, data, n);
+        /* a part shorter than recorded is an error, not a short object */
+        assert_int_equal(fs_copy_part(in, out, 4, (int64_t)n + 1, sha, buf, &rw, &e), -1);
+        assert_int_equal(e.code, ERR_IO);
+        EVP_MD_CTX_free(sha);
+        close(in);
+        close(out);
+    }
+    rm_tree(root);
+    free(data);
+    free(buf);
+    free(got);
+}
+
+/* a directory sorts as its name followed by '/', which gives key order */
+static void test_dent_order(void **state)
+{
+    char names[5][4] = {"a0", "a", "a-b", "a.b", "b"};
+    struct fs_dent d[] = {
+        {names[0], 2, 0}, {names[1], 1, 1}, {names[2], 3, 0}, {names[3], 3, 1}, {names[4], 1, 0}};
+    static const char *const want[] = {"a-b", "a.b", "a", "a0", "b"};
+
+    (void)state;
+    qsort(d, ARRAY_LEN(d), sizeof(d[0]), fs_dent_cmp);
+    for (size_t i = 0; i < ARRAY_LEN(d); i++)
+        assert_string_equal(d[i].name, want[i]);
+}
+
+/* ---- fault injection -------------------------------------------------------------------- */
+
+/* what the scenario managed to commit */
+struct outcome {
+    int put_ok;
+    int commit_ok;
+    int done;
+};
+
+/*
+ * A put and a two-part upload through st, stopping (and cleaning up) at the first
+ * failure, as a careful caller would.
+ */
+static void scenario(struct store *st, const unsigned char *a, size_t alen, const unsigned char *p1,
+                     size_t l1, const unsigned char *p2, size_t l2, struct outcome *o)
+{
+    struct store_writer *w = NULL;
+    struct store_staged *sg = NULL;
+    struct store_part_ref refs[2];
+    struct store_part *parts;
+    struct store_upload u;
+    struct store_meta m;
+    struct err e = {0};
+    size_t n;
+
+    memset(o, 0, sizeof(*o));
+    if (store_object_writer(st, "archive", "obj/a", STORE_WRITER_SHA256, &w, &e) < 0)
+        return;
+    if (write_chunks(w, a, alen, &e) < 0) {
+        store_writer_abort(w);
+        return;
+    }
+    if (store_writer_commit(w, "application/octet-stream", &m, &e) < 0)
+        return;
+    o->put_ok = 1;
+    if (store_object_stat(st, "archive", "obj/a", &m, &e) < 0)
+        return;
+    if (store_upload_create(st, "archive", "obj/b", NULL, &u, &e) < 0)
+        return;
+    if (put_part(st, u.upload_id, 2, p2, l2, &m, &e) < 0)
+        return;
+    refs[1].number = 2;
+    memcpy(refs[1].etag, m.etag, 33);
+    if (put_part(st, u.upload_id, 1, p1, l1, &m, &e) < 0)
+        return;
+    refs[0].number = 1;
+    memcpy(refs[0].etag, m.etag, 33);
+    if (store_upload_parts(st, u.upload_id, &parts, &n, &e) < 0)
+        return;
+    free(parts);
+    if (store_upload_assemble(st, u.upload_id, refs, 2, MIN_PART, &sg, &e) < 0)
+        return;
+    if (store_staged_commit(sg, "archive", "obj/b", &m, &e) < 0) {
+        store_staged_free(sg);
+        return;
+    }
+    o->commit_ok = 1;
+    store_staged_free(sg);
+    if (store_upload_abort(st, u.upload_id, &e) < 0)
+        return;
+    o->done = 1;
+}
+
+static void test_faulty(void **state)
+{
+    size_t alen = 600 * 1024;
+    size_t l1 = MIN_PART;
+    size_t l2 = 4321;
+    unsigned char *a = pattern(alen, 21);
+    unsigned char *p1 = pattern(l1, 22);
+    unsigned char *p2 = pattern(l2, 23);
+    unsigned char *b = xmalloc(l1 + l2);
+    int fds = count_fds();
+    long n;
+
+    (void)state;
+    memcpy(b, p1, l1);
+    memcpy(b + l1, p2, l2);
+    for (n = 1; n < 1000; n++) {
+        char root[ROOT_MAX];
+        char path[PATH_MAX];
+        struct store *inner;
+        struct store *st;
+        struct store *check;
+        struct store_meta m;
+        struct outcome o;
+        struct err e = {0};
+
+        make_root(root);
+        assert_int_equal(store_fs_open(&inner, root, &e), 0);
+        assert_int_equal(store_faulty_open(&st, inner, n, &e), 0);
+        assert_string_equal(store_backend_name(st), "faulty");
+        scenario(st, a, alen, p1, l1, p2, l2, &o);
+        store_close(st);
+        /* nothing is left in scratch space once the store is closed */
+        snprintf(path, sizeof(path), "%s/.tmp", root);
+        assert_int_equal(count_entries(path), 0);
+        assert_int_equal(count_fds(), fds);
+
+        assert_int_equal(store_fs_open(&check, root, &e), 0);
+        if (o.put_ok) {
+            assert_object(check, "archive", "obj/a", a, alen);
+        } else {
+            assert_int_equal(store_object_stat(check, "archive", "obj/a", &m, &e), -1);
+            assert_int_equal(e.code, ERR_NOTFOUND);
+        }
+        if (o.commit_ok) {
+            assert_object(check, "archive", "obj/b", b, l1 + l2);
+        } else {
+            assert_int_equal(store_object_stat(check, "archive", "obj/b", &m, &e), -1);
+            assert_int_equal(e.code, ERR_NOTFOUND);
+        }
+        store_close(check);
+        rm_tree(root);
+        if (o.done)
+            break;
+    }
+    /* the scenario makes well over a dozen calls, each of which failed once */
+    assert_true(n > 12);
+    assert_true(n < 1000);
+
+    /* n == 0 never fails */
+    {
+        struct store *st;
+        struct outcome o;
+        struct err e = {0};
+        char root[ROOT_MAX];
+        struct store *inner;
+
+        make_root(root);
+        assert_int_equal(store_fs_open(&inner, root, &e), 0);
+        assert_int_equal(store_faulty_open(&st, inner, 0, &e), 0);
+        scenario(st, a, alen, p1, l1, p2, l2, &o);
+        assert_true(o.done);
+        store_close(st);
+        rm_tree(root);
+    }
+    free(a);
+    free(p1);
+    free(p2);
+    free(b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_validation),
+        cmocka_unit_test_setup_teardown(test_wrapper_checks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_put_read, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_overwrite, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_writer_abort, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_multipart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_assemble_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_single_part, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_upload_list_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stale_tmp, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_parts, setup, teardown),
+        cmocka_unit_test(test_copy_part),
+        cmocka_unit_test(test_dent_order),
+        cmocka_unit_test(test_faulty),
+    };
+
+    log_init(LOG_WARN, 0, 2);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
