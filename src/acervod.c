@@ -224,7 +224,7 @@ static int fsck_object(void *ctx, const char *key, const struct store_meta *m)
     struct fsck *f = ctx;
 
     (void)m;
-    if (!bsearch(&key, f->keys, f->nkeys, sizeof(char *), cmp_str))
+    if (f->nkeys == 0 || !bsearch(&key, f->keys, f->nkeys, sizeof(char *), cmp_str))
         json_array_append_new(f->orphans, json_string(key));
     return 0;
 }
@@ -258,7 +258,8 @@ static int cmd_fsck(int argc, char **argv)
         if (f.page < 1000)
             break;
     }
-    qsort(f.keys, f.nkeys, sizeof(char *), cmp_str);
+    if (f.nkeys > 0)
+        qsort(f.keys, f.nkeys, sizeof(char *), cmp_str);
     if (store_object_list(f.st, STORE_BUCKET_ARCHIVE, "masters/", fsck_object, &f, &err) < 0) {
         fprintf(stderr, "acervod fsck: %s\n", err.msg);
         goto out_json;
@@ -456,10 +457,13 @@ static int first_start(const struct cfg *cfg, struct err *err)
             util_write_all(fd, "\n", 1, NULL);
             close(fd);
         }
+        /* a token the operator chose is never echoed into logs */
         fprintf(stderr,
                 "acervo: first start, admin created (also saved, mode 0600, in %s)\n"
                 "  API token:      %s\n  S3 access key:  %s\n  S3 secret key:  %s\n",
-                path, json_string_value(json_object_get(o, "token")),
+                path,
+                token && *token ? "(the one in ACERVO_ADMIN_TOKEN)"
+                                : json_string_value(json_object_get(o, "token")),
                 json_string_value(json_object_get(o, "s3_access_key")),
                 json_string_value(json_object_get(o, "s3_secret_key")));
         json_decref(o);

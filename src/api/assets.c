@@ -449,6 +449,26 @@ static void send_duplicate(struct http_req *req, const struct cat_asset *a,
 }
 
 /*
+ * After a failed completion step: if a concurrent request completed, aborted or removed
+ * the asset meanwhile (its parts vanish under us), that is what the client should hear.
+ */
+static void race_recheck(struct api_state *st, const char *id, struct err *err)
+{
+    struct cat_asset now;
+    struct err e2;
+
+    memset(&now, 0, sizeof(now));
+    if (cat_asset_get(st->ctx->cat, id, &now, &e2) < 0) {
+        if (e2.code == ERR_NOTFOUND)
+            err_set(err, ERR_NOTFOUND, "asset %s not found (it was removed meanwhile)", id);
+        return;
+    }
+    if (strcmp(now.status, ASSET_UPLOADING) != 0)
+        err_set(err, ERR_CONFLICT, "asset %s is %s, not uploading", id, now.status);
+    cat_asset_release(&now);
+}
+
+/*
  * Assembles the parts, checks the size, deduplicates, commits the master and records it;
  * sends the response in every case. Returns 1 if the asset left "uploading" (completed, or
  * removed as a duplicate), 0 if it is still uploading.
@@ -522,6 +542,8 @@ static int upload_finish(struct http_req *req, const struct cat_asset *a,
     goto out;
 
 out_fail:
+    if (!left)
+        race_recheck(st, a->id, &e);
     api__send_err(req, &e);
 out:
     store_staged_free(sg);

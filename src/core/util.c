@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -51,14 +52,33 @@ void util_token_hex(char *out, size_t nbytes)
 
 void util_uuid7(char out[37])
 {
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    static uint64_t last_ms;
+    static unsigned seq;
     unsigned char b[16];
     uint64_t ms = (uint64_t)util_now_ms();
     char hex[33];
 
+    /* monotonic within the process: ids made in the same millisecond count up in the
+     * 12-bit rand_a field (RFC 9562 method 1), so id order is creation order */
+    pthread_mutex_lock(&lock);
+    if (ms <= last_ms) {
+        seq++;
+        if (seq > 0xfff) {
+            last_ms++;
+            seq = 0;
+        }
+        ms = last_ms;
+    } else {
+        last_ms = ms;
+        seq = 0;
+    }
+    pthread_mutex_unlock(&lock);
     util_random(b, sizeof(b));
     for (int i = 0; i < 6; i++)
         b[i] = (unsigned char)(ms >> (40 - 8 * i));
-    b[6] = (unsigned char)((b[6] & 0x0f) | 0x70);
+    b[6] = (unsigned char)(0x70 | ((seq >> 8) & 0x0f));
+    b[7] = (unsigned char)(seq & 0xff);
     b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
     util_hex(b, 16, hex);
     snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);

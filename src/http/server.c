@@ -527,6 +527,17 @@ void http_send_redirect(struct http_req *req, int status, const char *location)
     http_send_empty(req, status);
 }
 
+/* the body of a HEAD response: MHD never asks for it, but needs a reader to announce the
+ * length */
+static ssize_t head_body(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)cls;
+    (void)pos;
+    (void)buf;
+    (void)max;
+    return MHD_CONTENT_READER_END_OF_STREAM;
+}
+
 void http_send_fd(struct http_req *req, int status, const char *content_type, int fd,
                   int64_t offset, int64_t n, int64_t small_max)
 {
@@ -554,7 +565,7 @@ void http_send_fd(struct http_req *req, int status, const char *content_type, in
         if (strcmp(req->method, "HEAD") == 0) {
             /* the body is never sent; the response still announces its length */
             free(p);
-            resp = MHD_create_response_from_callback((uint64_t)n, 4096, NULL, NULL, NULL);
+            resp = MHD_create_response_from_callback((uint64_t)n, 4096, head_body, NULL, NULL);
         } else {
             resp = MHD_create_response_from_buffer((size_t)n, p, MHD_RESPMEM_MUST_FREE);
         }

@@ -215,6 +215,11 @@ static int s3_authenticate(struct http_req *req, struct s3_req *r, struct err *e
 
     if (presigned < 0)
         return -1;
+    if (presigned == 1 && authz)
+        return err_set(err, ERR_INVALID,
+                       "InvalidArgument: Only one auth mechanism allowed; only the "
+                       "X-Amz-Algorithm query parameter or the Authorization header should "
+                       "be specified");
     if (presigned == 0) {
         if (!authz)
             return err_set(err, ERR_DENIED,

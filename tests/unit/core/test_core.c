@@ -119,6 +119,11 @@ static void test_uuid7(void **state)
     assert_int_equal(a[14], '7');
     util_uuid7(b);
     assert_string_not_equal(a, b);
+    for (int i = 0; i < 5000; i++) {
+        memcpy(a, b, sizeof(a));
+        util_uuid7(b);
+        assert_true(strcmp(a, b) < 0);
+    }
     assert_false(util_uuid_valid("not-a-uuid"));
     assert_false(util_uuid_valid("0192f0e4-7c2a-7abc-8def-0123456789AB"));
 }
