@@ -264,8 +264,9 @@ static int cmd_fsck(int argc, char **argv)
         fprintf(stderr, "acervod fsck: %s\n", err.msg);
         goto out_json;
     }
-    report = json_pack("{s:l, s:l, s:O, s:O, s:O}", "checked", f.checked, "ok", f.ok, "mismatches",
-                       f.mismatches, "missing", f.missing, "orphans", f.orphans);
+    report = json_pack("{s:I, s:I, s:O, s:O, s:O}", "checked", (json_int_t)f.checked, "ok",
+                       (json_int_t)f.ok, "mismatches", f.mismatches, "missing", f.missing,
+                       "orphans", f.orphans);
     text = json_dumps(report, JSON_INDENT(2));
     printf("%s\n", text);
     free(text);

@@ -1,0 +1,544 @@
+"""REST API: health, auth, keys, the upload flow, assets, listing, audit."""
+
+import hashlib
+import re
+import secrets
+import threading
+import time
+
+import pytest
+import requests
+
+from conftest import (MIB, PART_SIZE, assert_problem, complete, create_asset, direct_upload,
+                      get_asset, put_parts, random_bytes, sha256, upload)
+
+ASSET_FIELDS = ("id", "type", "status", "title", "description", "original_filename",
+                "mime_type", "file_size_bytes", "content_hash", "master_storage_key",
+                "technical_metadata", "editorial_metadata", "tags", "failure_reason",
+                "created_by", "created_at", "updated_at", "links")
+
+
+# --------------------------------------------------------------------------- health
+
+
+def test_healthz_is_ok(api):
+    r = api("GET", "/healthz")
+    assert r.status_code == 200
+    assert r.json() == {"status": "ok"}
+
+
+def test_readyz_is_ok(api):
+    assert api("GET", "/readyz").status_code == 200
+
+
+def test_openapi_lists_every_endpoint(api):
+    r = api("GET", "/api/v1/openapi.json")
+    assert r.status_code == 200
+    doc = r.json()
+    assert "openapi" in doc
+    # Path templates may name the parameter differently; compare with {x} normalised.
+    paths = {re.sub(r"\{[^}]+\}", "{}", p) for p in doc["paths"]}
+    expected = {"/healthz", "/readyz", "/api/v1/openapi.json", "/api/v1/keys", "/api/v1/me",
+                "/api/v1/assets", "/api/v1/assets/direct", "/api/v1/assets/{}",
+                "/api/v1/assets/{}/complete", "/api/v1/assets/{}/upload",
+                "/api/v1/assets/{}/download", "/api/v1/audit"}
+    assert expected <= paths, f"missing from openapi paths: {sorted(expected - paths)}"
+
+
+# --------------------------------------------------------------------------- auth
+
+
+def test_missing_token_is_401_problem(api):
+    assert_problem(api("GET", "/api/v1/me"), 401)
+
+
+def test_unknown_token_is_401(api):
+    assert_problem(api("GET", "/api/v1/me", secrets.token_hex(32)), 401)
+
+
+def test_malformed_authorization_header_is_401(api, editor):
+    r = api("GET", "/api/v1/me", headers={"Authorization": f"Basic {editor.token}"})
+    assert_problem(r, 401)
+
+
+def test_viewer_cannot_create_asset(api, viewer):
+    r = api("POST", "/api/v1/assets", viewer.token,
+            json={"filename": "a.mp4", "size": 10, "mime_type": "video/mp4"})
+    assert_problem(r, 403)
+
+
+def test_editor_cannot_create_keys(api, editor):
+    assert_problem(api("POST", "/api/v1/keys", editor.token,
+                       json={"role": "admin", "name": "escalate"}), 403)
+
+
+def test_editor_cannot_read_audit(api, editor):
+    assert_problem(api("GET", "/api/v1/audit", editor.token), 403)
+
+
+# --------------------------------------------------------------------------- keys and me
+
+
+def test_create_key_returns_credentials(api, admin_token):
+    r = api("POST", "/api/v1/keys", admin_token, json={"role": "viewer", "name": "e2e-k"})
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["role"] == "viewer"
+    assert body["token"] and body["s3_access_key"] and body["s3_secret_key"]
+
+
+def test_create_key_with_bad_role_is_400(api, admin_token):
+    assert_problem(api("POST", "/api/v1/keys", admin_token,
+                       json={"role": "overlord", "name": "x"}), 400)
+
+
+@pytest.mark.parametrize("role", ["viewer", "editor", "admin"])
+def test_me_reports_role(api, admin_token, role):
+    key = api.make_key(admin_token, role)
+    r = api("GET", "/api/v1/me", key.token)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["role"] == role
+    assert body["user_id"] and body["key_id"]
+
+
+def test_first_admin_token_is_admin(api, admin_token):
+    r = api("GET", "/api/v1/me", admin_token)
+    assert r.status_code == 200, r.text
+    assert r.json()["role"] == "admin"
+
+
+# --------------------------------------------------------------------------- upload flow
+
+
+def test_create_asset_returns_presigned_parts(api, editor):
+    size = 2 * PART_SIZE + 123
+    body = create_asset(api, editor.token, size, filename="three.mp4", title="Three parts")
+    assert body["partSize"] == PART_SIZE
+    assert body["partCount"] == 3
+    assert [p["partNumber"] for p in body["parts"]] == [1, 2, 3]
+    for part in body["parts"]:
+        assert part["url"].startswith(api.s3_url + "/"), part["url"]
+        assert "X-Amz-Signature=" in part["url"]
+    assert body["uploadId"] and body["expiresAt"]
+    assert body["asset"]["id"] == body["assetId"]
+    assert body["asset"]["status"] == "uploading"
+    assert body["asset"]["title"] == "Three parts"
+
+
+def test_type_is_inferred_from_mime_type(api, editor):
+    for mime, kind in (("video/mp4", "video"), ("audio/mpeg", "audio"), ("image/png", "image")):
+        assert create_asset(api, editor.token, 10, mime_type=mime)["asset"]["type"] == kind
+
+
+def test_unclassifiable_mime_type_needs_explicit_type(api, editor):
+    body = {"filename": "x.bin", "size": 10, "mime_type": "application/octet-stream"}
+    assert "type" in assert_problem(api("POST", "/api/v1/assets", editor.token, json=body),
+                                    400)["detail"]
+    created = create_asset(api, editor.token, 10, filename="x.bin",
+                           mime_type="application/octet-stream", type="video")
+    assert created["asset"]["type"] == "video"
+
+
+def test_multipart_upload_completes_with_hash_and_master_key(api, editor):
+    data = random_bytes(2 * PART_SIZE + 4321)
+    asset = upload(api, editor.token, data, filename="clip.mov", mime_type="video/quicktime")
+    digest = sha256(data)
+    assert asset["status"] == "processing"
+    assert asset["content_hash"] == digest
+    assert asset["file_size_bytes"] == len(data)
+    assert asset["master_storage_key"] == f"masters/{asset['id']}/{digest}/original.mov"
+
+
+def test_completed_master_is_readable_over_s3(api, editor, admin):
+    data = random_bytes(PART_SIZE + 10)
+    asset = upload(api, editor.token, data, filename="m.mp4")
+    obj = api.s3(admin).get_object(Bucket="archive", Key=asset["master_storage_key"])
+    assert sha256(obj["Body"].read()) == sha256(data)
+
+
+def test_get_asset_has_every_field(api, editor, viewer):
+    data = random_bytes(1000)
+    asset = upload(api, editor.token, data, filename="fields.wav", mime_type="audio/wav",
+                   title="T", description="D", tags=["a", "b"],
+                   editorial_metadata={"source": "e2e"})
+    got = get_asset(api, viewer.token, asset["id"])
+    missing = [f for f in ASSET_FIELDS if f not in got]
+    assert not missing, f"asset JSON without {missing}"
+    assert got["original_filename"] == "fields.wav"
+    assert got["mime_type"] == "audio/wav"
+    assert got["type"] == "audio"
+    assert got["title"] == "T"
+    assert got["description"] == "D"
+    assert sorted(got["tags"]) == ["a", "b"]
+    assert got["editorial_metadata"]["source"] == "e2e"
+    assert got["content_hash"] == sha256(data)
+
+
+def test_get_unknown_asset_is_404(api, viewer):
+    assert_problem(api("GET", "/api/v1/assets/00000000-0000-4000-8000-000000000000",
+                       viewer.token), 404)
+
+
+def test_upload_status_lists_received_and_missing_parts(api, editor):
+    data = random_bytes(2 * PART_SIZE + 1)
+    created = create_asset(api, editor.token, data)
+    sent = put_parts(created, data, only={2})
+    r = api("GET", f"/api/v1/assets/{created['assetId']}/upload", editor.token)
+    assert r.status_code == 200, r.text
+    status = r.json()
+    assert [p["partNumber"] for p in status["received"]] == [2]
+    assert status["received"][0]["size"] == PART_SIZE
+    assert status["received"][0]["etag"].strip('"') == sent[0]["etag"].strip('"')
+    assert [p["partNumber"] for p in status["missing"]] == [1, 3]
+    assert all(p["url"].startswith(api.s3_url) for p in status["missing"])
+
+
+def test_resumed_upload_with_fresh_urls_completes(api, editor):
+    data = random_bytes(PART_SIZE + 7)
+    created = create_asset(api, editor.token, data)
+    first = put_parts(created, data, only={1})
+    status = api("GET", f"/api/v1/assets/{created['assetId']}/upload", editor.token).json()
+    resumed = put_parts({"parts": status["missing"], "partSize": created["partSize"]}, data)
+    r = complete(api, editor.token, created["assetId"], first + resumed)
+    assert r.status_code == 202, r.text
+    assert r.json()["content_hash"] == sha256(data)
+
+
+def test_abort_upload_removes_asset(api, editor):
+    created = create_asset(api, editor.token, 100)
+    path = f"/api/v1/assets/{created['assetId']}/upload"
+    assert api("DELETE", path, editor.token).status_code == 204
+    assert_problem(api("GET", f"/api/v1/assets/{created['assetId']}", editor.token), 404)
+    assert_problem(api("GET", path, editor.token), 404)
+
+
+def test_viewer_cannot_abort_upload(api, editor, viewer):
+    created = create_asset(api, editor.token, 100)
+    path = f"/api/v1/assets/{created['assetId']}/upload"
+    assert_problem(api("DELETE", path, viewer.token), 403)
+    assert get_asset(api, editor.token, created["assetId"])["status"] == "uploading"
+
+
+def test_complete_twice_is_409(api, editor):
+    data = random_bytes(2000)
+    created = create_asset(api, editor.token, data)
+    parts = put_parts(created, data)
+    assert complete(api, editor.token, created["assetId"], parts).status_code == 202
+    assert_problem(complete(api, editor.token, created["assetId"], parts), 409)
+
+
+def test_complete_accepts_put(api, editor):
+    data = random_bytes(3000)
+    created = create_asset(api, editor.token, data)
+    parts = put_parts(created, data)
+    r = api("PUT", f"/api/v1/assets/{created['assetId']}/complete", editor.token,
+            json={"parts": parts})
+    assert r.status_code == 202, r.text
+
+
+def test_duplicate_content_is_409_with_existing_asset(api, editor):
+    data = random_bytes(PART_SIZE + 99)
+    first = upload(api, editor.token, data)
+    created = create_asset(api, editor.token, data, filename="again.mp4")
+    r = complete(api, editor.token, created["assetId"], put_parts(created, data))
+    body = assert_problem(r, 409)
+    assert body["existing_asset_id"] == first["id"]
+    assert_problem(api("GET", f"/api/v1/assets/{created['assetId']}", editor.token), 404)
+    assert get_asset(api, editor.token, first["id"])["content_hash"] == sha256(data)
+
+
+def test_part_etag_is_quoted_md5(api, editor):
+    data = random_bytes(1000)
+    created = create_asset(api, editor.token, data)
+    etag = put_parts(created, data)[0]["etag"]
+    assert etag == f'"{hashlib.md5(data).hexdigest()}"'
+
+
+def test_viewer_cannot_read_upload_status(api, editor, viewer):
+    created = create_asset(api, editor.token, 100)
+    assert_problem(api("GET", f"/api/v1/assets/{created['assetId']}/upload", viewer.token), 403)
+
+
+def run_together(*calls):
+    """Runs the callables at the same moment in threads; returns their results in order."""
+    barrier = threading.Barrier(len(calls))
+    results = [None] * len(calls)
+
+    def run(i, call):
+        barrier.wait()
+        results[i] = call()
+
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    return results
+
+
+def test_concurrent_completes_of_one_asset_commit_once(api, editor):
+    data = random_bytes(PART_SIZE + 50)
+    created = create_asset(api, editor.token, data)
+    parts = put_parts(created, data)
+    results = run_together(*[lambda: complete(api, editor.token, created["assetId"], parts)] * 2)
+    assert sorted(r.status_code for r in results) == [202, 409], [r.text for r in results]
+    assert get_asset(api, editor.token, created["assetId"])["content_hash"] == sha256(data)
+
+
+def test_concurrent_duplicates_keep_exactly_one(api, editor):
+    data = random_bytes(PART_SIZE + 60)
+    uploads = []
+    for name in ("race-a.mp4", "race-b.mp4"):
+        created = create_asset(api, editor.token, data, filename=name)
+        uploads.append((created["assetId"], put_parts(created, data)))
+    results = run_together(*[lambda u=u: complete(api, editor.token, *u) for u in uploads])
+    codes = [r.status_code for r in results]
+    assert sorted(codes) == [202, 409], [r.text for r in results]
+    winner = uploads[codes.index(202)][0]
+    loser = uploads[codes.index(409)][0]
+    assert results[codes.index(409)].json()["existing_asset_id"] == winner
+    assert_problem(api("GET", f"/api/v1/assets/{loser}", editor.token), 404)
+
+
+def test_direct_upload_of_existing_content_is_409(api, editor):
+    data = random_bytes(3000)
+    first = direct_upload(api, editor.token, data)
+    r = api("POST", "/api/v1/assets/direct", editor.token,
+            params={"filename": "again.jpg", "mime_type": "image/jpeg"}, data=data)
+    assert assert_problem(r, 409)["existing_asset_id"] == first["id"]
+
+
+# --------------------------------------------------------------------------- direct upload
+
+
+def test_direct_upload(api, editor):
+    data = random_bytes(MIB + 5)
+    asset = direct_upload(api, editor.token, data, filename="d.jpg", mime_type="image/jpeg",
+                          title="Direct")
+    digest = sha256(data)
+    assert asset["status"] == "processing"
+    assert asset["title"] == "Direct"
+    assert asset["content_hash"] == digest
+    assert asset["file_size_bytes"] == len(data)
+    assert asset["master_storage_key"] == f"masters/{asset['id']}/{digest}/original.jpg"
+
+
+def test_direct_upload_over_part_size_is_413(api, editor):
+    r = api("POST", "/api/v1/assets/direct", editor.token,
+            params={"filename": "big.jpg", "mime_type": "image/jpeg"},
+            data=random_bytes(PART_SIZE + 1))
+    assert_problem(r, 413)
+
+
+def test_direct_upload_without_content_length_is_rejected(api, editor):
+    def body():
+        yield b"x" * 1000
+
+    r = api("POST", "/api/v1/assets/direct", editor.token,
+            params={"filename": "chunked.jpg", "mime_type": "image/jpeg"},
+            data=body())
+    assert r.request.headers.get("Transfer-Encoding") == "chunked"
+    assert r.status_code in (400, 411), r.text
+
+
+def test_direct_upload_needs_editor(api, viewer):
+    r = api("POST", "/api/v1/assets/direct", viewer.token,
+            params={"filename": "v.jpg", "mime_type": "image/jpeg"},
+            data=b"viewer")
+    assert_problem(r, 403)
+
+
+# --------------------------------------------------------------------------- patch
+
+
+@pytest.fixture
+def patchable(api, editor):
+    return direct_upload(api, editor.token, random_bytes(500), title="Before")
+
+
+def patch(api, token, asset_id, body):
+    return api("PATCH", f"/api/v1/assets/{asset_id}", token, json=body)
+
+
+def test_patch_updates_title_description_tags(api, editor, patchable):
+    r = patch(api, editor.token, patchable["id"],
+              {"title": "After", "description": "New text", "tags": ["x", "y"]})
+    assert r.status_code == 200, r.text
+    got = get_asset(api, editor.token, patchable["id"])
+    assert got["title"] == "After"
+    assert got["description"] == "New text"
+    assert sorted(got["tags"]) == ["x", "y"]
+
+
+def test_patch_editorial_metadata_is_a_merge_patch(api, editor, patchable):
+    asset_id = patchable["id"]
+    r = patch(api, editor.token, asset_id,
+              {"editorial_metadata": {"a": 1, "b": {"c": 2, "d": 3}, "e": "keep"}})
+    assert r.status_code == 200, r.text
+    r = patch(api, editor.token, asset_id,
+              {"editorial_metadata": {"a": None, "b": {"c": 20}, "f": [1, 2]}})
+    assert r.status_code == 200, r.text
+    got = get_asset(api, editor.token, asset_id)["editorial_metadata"]
+    assert got == {"b": {"c": 20, "d": 3}, "e": "keep", "f": [1, 2]}
+
+
+def test_patch_changes_updated_at(api, editor, patchable):
+    time.sleep(1.1)  # timestamps may have one-second resolution
+    r = patch(api, editor.token, patchable["id"], {"title": "Later"})
+    assert r.status_code == 200, r.text
+    got = get_asset(api, editor.token, patchable["id"])
+    assert got["updated_at"] != patchable["updated_at"]
+    assert got["created_at"] == patchable["created_at"]
+
+
+@pytest.mark.parametrize("body", [
+    {"colour": "red"},
+    {"title": "ok", "status": "ready"},
+    {"title": 42},
+    {"tags": "not-a-list"},
+    {"tags": [1, 2]},
+    {"editorial_metadata": "flat"},
+    {"title": "x" * 100_000},
+], ids=["unknown-field", "read-only-field", "title-int", "tags-string", "tags-ints",
+        "metadata-string", "title-too-long"])
+def test_bad_patch_is_400_and_changes_nothing(api, editor, patchable, body):
+    before = get_asset(api, editor.token, patchable["id"])
+    assert_problem(patch(api, editor.token, patchable["id"], body), 400)
+    assert get_asset(api, editor.token, patchable["id"]) == before
+
+
+def test_viewer_cannot_patch(api, viewer, editor, patchable):
+    assert_problem(patch(api, viewer.token, patchable["id"], {"title": "nope"}), 403)
+    assert get_asset(api, editor.token, patchable["id"])["title"] == "Before"
+
+
+def test_patch_unknown_asset_is_404(api, editor):
+    assert_problem(patch(api, editor.token, "00000000-0000-4000-8000-000000000000",
+                         {"title": "x"}), 404)
+
+
+# --------------------------------------------------------------------------- listing
+
+
+def list_all(api, token, **params):
+    """Walks every page; returns (items, pages)."""
+    items, pages, cursor = [], 0, None
+    while True:
+        q = dict(params)
+        if cursor:
+            q["cursor"] = cursor
+        r = api("GET", "/api/v1/assets", token, params=q)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        items += body["items"]
+        pages += 1
+        cursor = body.get("next_cursor")
+        if not cursor:
+            return items, pages
+        assert pages < 10_000, "pagination does not terminate"
+
+
+def test_list_is_newest_first(api, editor, viewer):
+    ids = [direct_upload(api, editor.token, random_bytes(100))["id"] for _ in range(3)]
+    r = api("GET", "/api/v1/assets", viewer.token, params={"limit": 3})
+    assert r.status_code == 200, r.text
+    assert [a["id"] for a in r.json()["items"]] == ids[::-1]
+
+
+def test_list_pagination_walks_every_asset_once(api, editor, viewer):
+    ids = {direct_upload(api, editor.token, random_bytes(100))["id"] for _ in range(5)}
+    items, pages = list_all(api, viewer.token, limit=2)
+    seen = [a["id"] for a in items]
+    assert len(seen) == len(set(seen)), "an asset appeared on two pages"
+    assert ids <= set(seen)
+    assert pages >= 3
+    created = [a["created_at"] for a in items]
+    assert created == sorted(created, reverse=True)
+
+
+def test_list_limit_is_honoured(api, editor, viewer):
+    for _ in range(2):
+        direct_upload(api, editor.token, random_bytes(100))
+    r = api("GET", "/api/v1/assets", viewer.token, params={"limit": 1})
+    assert r.status_code == 200
+    body = r.json()
+    assert len(body["items"]) == 1
+    assert body["next_cursor"]
+
+
+def test_list_filters_by_status(api, editor, viewer):
+    created = create_asset(api, editor.token, 100)
+    items, _ = list_all(api, viewer.token, status="uploading", limit=50)
+    assert all(a["status"] == "uploading" for a in items)
+    assert created["assetId"] in {a["id"] for a in items}
+
+
+def test_list_filters_by_type(api, editor, viewer):
+    asset = direct_upload(api, editor.token, random_bytes(100), filename="t.jpg",
+                          mime_type="image/jpeg")
+    kind = asset["type"]
+    items, _ = list_all(api, viewer.token, type=kind, limit=50)
+    assert items and all(a["type"] == kind for a in items)
+    assert asset["id"] in {a["id"] for a in items}
+
+
+@pytest.mark.parametrize("params", [{"limit": "-1"}, {"limit": "ten"},
+                                    {"cursor": "!!not-a-cursor!!"}])
+def test_list_rejects_bad_parameters(api, viewer, params):
+    assert_problem(api("GET", "/api/v1/assets", viewer.token, params=params), 400)
+
+
+def test_list_needs_a_token(api):
+    assert_problem(api("GET", "/api/v1/assets"), 401)
+
+
+# --------------------------------------------------------------------------- audit
+
+
+def test_audit_records_actions(api, admin_token, editor):
+    api.make_key(admin_token, "viewer", name="audited")
+    data = random_bytes(200)
+    asset = upload(api, editor.token, data)
+    assert patch(api, editor.token, asset["id"], {"title": "audited"}).status_code == 200
+    assert api("GET", f"/api/v1/assets/{asset['id']}/download", editor.token).status_code == 200
+    r = api("GET", "/api/v1/audit", admin_token, params={"limit": 1000})
+    assert r.status_code == 200, r.text
+    actions = {item["action"] for item in r.json()["items"]}
+    wanted = {"asset.create", "asset.complete", "asset.patch", "asset.download", "key.create"}
+    assert wanted <= actions, f"audit lacks {sorted(wanted - actions)}"
+
+
+def test_audit_entries_name_the_asset(api, admin_token, editor):
+    asset = direct_upload(api, editor.token, random_bytes(300))
+    assert patch(api, editor.token, asset["id"], {"title": "who"}).status_code == 200
+    items = api("GET", "/api/v1/audit", admin_token, params={"limit": 1000}).json()["items"]
+    mentioned = [i for i in items if asset["id"] in str(i) and i["action"] == "asset.patch"]
+    assert mentioned, "no asset.patch audit entry mentions the asset id"
+
+
+# --------------------------------------------------------------------------- routing
+
+
+def test_unknown_route_is_404(api, viewer):
+    assert_problem(api("GET", "/api/v1/no-such-thing", viewer.token), 404)
+
+
+def test_unknown_top_level_route_is_404(api):
+    assert api("GET", "/definitely/not/here").status_code == 404
+
+
+def test_wrong_method_is_405(api, viewer):
+    r = api("DELETE", "/api/v1/me", viewer.token)
+    assert_problem(r, 405)
+
+
+def test_wrong_method_on_healthz_is_405(api):
+    assert api("POST", "/healthz").status_code == 405
+
+
+def test_server_answers_keep_alive_requests(api, viewer):
+    with requests.Session() as s:
+        s.headers["Authorization"] = f"Bearer {viewer.token}"
+        codes = [s.get(api.base_url + "/api/v1/me", timeout=30).status_code for _ in range(5)]
+    assert codes == [200] * 5

@@ -1,0 +1,390 @@
+"""Crashes, restarts and fsck: nothing acknowledged is lost, nothing torn is visible."""
+
+import hashlib
+import http.client
+import json
+import os
+import shutil
+import signal
+import threading
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+
+from conftest import (MIB, PART_SIZE, Api, child_pids, complete, create_asset, direct_upload,
+                      get_asset, part_bytes, put_parts, random_bytes, run_acervod, sha256,
+                      upload, wait_until)
+
+pytestmark = pytest.mark.local
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+class Trickle(threading.Thread):
+    """PUTs data to a presigned URL slowly (Content-Length up front, then small chunks).
+
+    `progress` is set once `trigger` of the bytes are on the wire; afterwards `status`
+    holds the HTTP status, or `error` the exception if the connection died.
+    """
+
+    def __init__(self, url, data, chunk=64 * 1024, delay=0.01, trigger=0.5):
+        super().__init__(daemon=True)
+        self.url, self.data, self.chunk, self.delay = url, data, chunk, delay
+        self.trigger = int(len(data) * trigger)
+        self.progress = threading.Event()
+        self.status = self.error = None
+        self.headers = {}
+
+    def run(self):
+        parts = urlsplit(self.url)
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
+        try:
+            conn.putrequest("PUT", f"{parts.path}?{parts.query}", skip_accept_encoding=True)
+            conn.putheader("Content-Length", str(len(self.data)))
+            conn.endheaders()
+            for off in range(0, len(self.data), self.chunk):
+                conn.send(self.data[off:off + self.chunk])
+                if off + self.chunk >= self.trigger:
+                    self.progress.set()
+                time.sleep(self.delay)
+            resp = conn.getresponse()
+            self.status, self.headers = resp.status, dict(resp.getheaders())
+            resp.read()
+        except Exception as e:  # noqa: BLE001 -- the kill is expected to break the socket
+            self.error = e
+        finally:
+            self.progress.set()
+            conn.close()
+
+
+def clients(srv):
+    api = Api(srv.base_url, srv.s3_url)
+    return api, api.make_key(srv.admin_token, "editor")
+
+
+def upload_status(api, token, asset_id):
+    r = api("GET", f"/api/v1/assets/{asset_id}/upload", token)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def md5(data):
+    return hashlib.md5(data).hexdigest()
+
+
+def archive_root(srv):
+    return srv.data_dir / "objects" / "archive"
+
+
+def master_keys(srv):
+    """Every object key under archive/masters/ on disk."""
+    root = archive_root(srv)
+    keys = []
+    for dirpath, _, files in os.walk(root / "masters"):
+        keys += [str(Path(dirpath, f).relative_to(root)) for f in files]
+    return sorted(keys)
+
+
+def master_path(srv, asset):
+    return archive_root(srv) / asset["master_storage_key"]
+
+
+def fsck(srv):
+    proc = run_acervod("fsck", "--data-dir", srv.data_dir, timeout=120)
+    try:
+        report = json.loads(proc.stdout)
+    except ValueError:
+        pytest.fail(f"fsck printed no JSON (exit {proc.returncode}):\n{proc.stdout}\n"
+                    f"{proc.stderr}")
+    for field in ("checked", "ok", "mismatches", "missing", "orphans"):
+        assert field in report, f"fsck report without {field!r}: {report}"
+    return proc.returncode, report
+
+
+def assert_fsck_clean(srv):
+    code, report = fsck(srv)
+    assert (code, report["mismatches"], report["missing"], report["orphans"]) == \
+        (0, [], [], []), report
+    assert report["ok"] == report["checked"]
+    return report
+
+
+def flip_byte(path, offset):
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        b = f.read(1)
+        f.seek(offset)
+        f.write(bytes([b[0] ^ 0xFF]))
+
+
+def tmp_bytes(srv):
+    """Bytes in regular files under the store's scratch area."""
+    total = 0
+    for dirpath, _, files in os.walk(srv.data_dir / "objects" / ".tmp"):
+        for f in files:
+            try:
+                total += os.stat(os.path.join(dirpath, f)).st_size
+            except FileNotFoundError:
+                pass
+    return total
+
+
+# --------------------------------------------------------------------------- restarts
+
+
+def test_restart_keeps_assets_and_keys(fresh_server):
+    srv = fresh_server()
+    api, editor = clients(srv)
+    data = random_bytes(PART_SIZE + 1000)
+    asset = upload(api, editor.token, data)
+    assert srv.stop() == 0
+    srv.start()
+    assert get_asset(api, editor.token, asset["id"])["content_hash"] == sha256(data)
+    r = api("GET", f"/api/v1/assets/{asset['id']}/download", editor.token)
+    assert sha256(r.content) == sha256(data)
+
+
+def test_supervisor_restarts_a_killed_api_process(fresh_server):
+    srv = fresh_server()
+    kids = srv_children(srv)
+    assert kids, "acervod has no child process (expected a supervisor and an API process)"
+    for kid in kids:
+        os.kill(kid, signal.SIGKILL)
+
+    def healthy_again():
+        try:
+            return requests.get(srv.base_url + "/healthz", timeout=1).status_code == 200 and \
+                set(srv_children(srv)) - set(kids)
+        except requests.RequestException:
+            return False
+
+    wait_until(healthy_again, 20, 0.1, "the supervisor to restart the API process")
+    assert srv.proc.poll() is None
+
+
+def srv_children(srv):
+    return sorted(child_pids(srv.pid))
+
+
+# --------------------------------------------------------------------------- kill -9
+
+
+def test_kill9_during_part_upload(fresh_server):
+    srv = fresh_server()
+    api, editor = clients(srv)
+    data = random_bytes(3 * PART_SIZE)
+    created = create_asset(api, editor.token, data)
+    asset_id = created["assetId"]
+    put_parts(created, data, only={1})
+    slow = Trickle(created["parts"][1]["url"], part_bytes(data, 2, PART_SIZE))
+    slow.start()
+    assert slow.progress.wait(60)
+    srv.kill()
+    slow.join(60)
+    assert slow.status is None, "the part upload finished before the kill; slow it down"
+
+    srv.start()
+    assert tmp_bytes(srv) < MIB, "the torn part was left in the scratch area after restart"
+    assert get_asset(api, editor.token, asset_id)["status"] == "uploading"
+    status = upload_status(api, editor.token, asset_id)
+    received = {p["partNumber"]: p for p in status["received"]}
+    assert 1 in received
+    for n, p in received.items():  # a listed part is whole, never truncated
+        expected = part_bytes(data, n, PART_SIZE)
+        assert (p["size"], p["etag"].strip('"')) == (len(expected), md5(expected))
+    assert 3 in {p["partNumber"] for p in status["missing"]}
+
+    resumed = put_parts({"parts": status["missing"], "partSize": PART_SIZE}, data)
+    parts = sorted(resumed + [{"partNumber": n, "etag": p["etag"]} for n, p in received.items()],
+                   key=lambda p: p["partNumber"])
+    r = complete(api, editor.token, asset_id, parts)
+    assert r.status_code == 202, r.text
+    assert r.json()["content_hash"] == sha256(data)
+    d = api("GET", f"/api/v1/assets/{asset_id}/download", editor.token)
+    assert sha256(d.content) == sha256(data)
+
+
+@pytest.mark.parametrize("delay", [0.05, 0.25, 0.45], ids=["50ms", "250ms", "450ms"])
+def test_kill9_during_complete(fresh_server, delay):
+    srv = fresh_server()
+    api, editor = clients(srv)
+    data = random_bytes(6 * PART_SIZE)
+    created = create_asset(api, editor.token, data)
+    asset_id = created["assetId"]
+    parts = put_parts(created, data)
+
+    outcome = {}
+
+    def fire():
+        try:
+            outcome["status"] = complete(api, editor.token, asset_id, parts).status_code
+        except requests.RequestException as e:
+            outcome["error"] = e
+
+    t = threading.Thread(target=fire, daemon=True)
+    t.start()
+    time.sleep(delay)
+    srv.kill()
+    t.join(60)
+
+    srv.start()
+    asset = get_asset(api, editor.token, asset_id)
+    if asset["status"] == "uploading":
+        assert outcome.get("status") != 202, "complete was acknowledged but did not survive"
+        r = complete(api, editor.token, asset_id, parts)
+        assert r.status_code == 202, r.text
+        asset = r.json()
+    assert asset["content_hash"] == sha256(data)
+    assert sha256(master_path(srv, asset).read_bytes()) == sha256(data)
+    assert master_keys(srv) == [asset["master_storage_key"]]
+    assert srv.stop() == 0
+    assert_fsck_clean(srv)
+
+
+def test_kill9_during_s3_put_leaves_no_object(fresh_server):
+    srv = fresh_server()
+    api, editor = clients(srv)
+    s3 = api.s3(editor)
+    key = "tests/torn.bin"
+    data = random_bytes(4 * MIB)
+    url = s3.generate_presigned_url("put_object", Params={"Bucket": "archive", "Key": key},
+                                    ExpiresIn=600)
+    slow = Trickle(url, data)
+    slow.start()
+    assert slow.progress.wait(60)
+    srv.kill()
+    slow.join(60)
+    assert slow.status is None
+
+    srv.start()
+    r = requests.head(s3.generate_presigned_url(
+        "head_object", Params={"Bucket": "archive", "Key": key}, ExpiresIn=600), timeout=30)
+    assert r.status_code == 404
+    s3.put_object(Bucket="archive", Key=key, Body=data)
+    assert sha256(s3.get_object(Bucket="archive", Key=key)["Body"].read()) == sha256(data)
+
+
+# --------------------------------------------------------------------------- SIGTERM
+
+
+def test_sigterm_lets_an_inflight_part_upload_finish(fresh_server):
+    srv = fresh_server()
+    api, editor = clients(srv)
+    data = random_bytes(PART_SIZE + 10)
+    created = create_asset(api, editor.token, data)
+    part = part_bytes(data, 1, PART_SIZE)
+    slow = Trickle(created["parts"][0]["url"], part, delay=0.02, trigger=0.25)
+    slow.start()
+    assert slow.progress.wait(60)
+    srv.proc.send_signal(signal.SIGTERM)
+    slow.join(120)
+    assert slow.error is None, f"in-flight upload broken by SIGTERM: {slow.error!r}"
+    assert slow.status == 200
+    assert srv.proc.wait(30) == 0
+    srv.proc = None
+
+    srv.start()
+    status = upload_status(api, editor.token, created["assetId"])
+    assert [(p["partNumber"], p["etag"].strip('"')) for p in status["received"]] == \
+        [(1, md5(part))]
+
+
+def test_sigterm_exits_zero(fresh_server):
+    srv = fresh_server()
+    assert srv.stop() == 0
+
+
+# --------------------------------------------------------------------------- sweeping
+
+
+def test_expired_upload_is_swept(fresh_server):
+    srv = fresh_server(env={"ACERVO_UPLOAD_TTL": "2s", "ACERVO_SWEEP_INTERVAL": "1s"})
+    api, editor = clients(srv)
+    data = random_bytes(PART_SIZE + 10)
+    created = create_asset(api, editor.token, data)
+    put_parts(created, data, only={1})
+    path = f"/api/v1/assets/{created['assetId']}"
+    wait_until(lambda: api("GET", path, editor.token).status_code == 404, 30, 0.25,
+               "the expired upload to be swept")
+    multipart = srv.data_dir / "objects" / ".multipart"
+    assert not any(multipart.iterdir()), "the swept upload's parts are still on disk"
+    audit = api("GET", "/api/v1/audit", srv.admin_token).json()["items"]
+    assert "asset.expire" in {i["action"] for i in audit}
+
+
+# --------------------------------------------------------------------------- fsck
+
+
+@pytest.fixture
+def archived(fresh_server):
+    """A stopped server whose data dir holds two completed assets."""
+    srv = fresh_server()
+    api, editor = clients(srv)
+    assets = [upload(api, editor.token, random_bytes(PART_SIZE + 333), filename="a.mp4"),
+              direct_upload(api, editor.token, random_bytes(200_000), filename="b.jpg",
+                            mime_type="image/jpeg")]
+    assert srv.stop() == 0
+    return srv, assets
+
+
+def test_fsck_clean_store(archived):
+    srv, assets = archived
+    report = assert_fsck_clean(srv)
+    assert report["checked"] == len(assets)
+
+
+def test_fsck_finds_a_flipped_byte(archived):
+    srv, assets = archived
+    victim = assets[0]
+    path = master_path(srv, victim)
+    flip_byte(path, 12345)
+    code, report = fsck(srv)
+    assert code == 1
+    assert [m["asset_id"] for m in report["mismatches"]] == [victim["id"]]
+    mismatch = report["mismatches"][0]
+    assert mismatch["key"] == victim["master_storage_key"]
+    assert mismatch["expected"] == victim["content_hash"]
+    assert mismatch["actual"] == sha256(path.read_bytes())
+    assert report["ok"] == len(assets) - 1
+
+    flip_byte(path, 12345)
+    assert_fsck_clean(srv)
+
+
+def test_fsck_finds_a_missing_master(archived, tmp_path):
+    srv, assets = archived
+    victim = assets[1]
+    path = master_path(srv, victim)
+    shutil.move(path, tmp_path / "aside")
+    code, report = fsck(srv)
+    assert code == 1
+    assert victim["id"] in json.dumps(report["missing"]) or \
+        victim["master_storage_key"] in json.dumps(report["missing"])
+    assert report["mismatches"] == []
+
+
+def test_fsck_finds_an_orphan(archived):
+    srv, assets = archived
+    source = master_path(srv, assets[1])
+    orphan = f"masters/{uuid.uuid4()}/{assets[1]['content_hash']}/original.jpg"
+    (archive_root(srv) / orphan).parent.mkdir(parents=True)
+    shutil.copy2(source, archive_root(srv) / orphan)  # copy2 keeps the metadata xattr
+    code, report = fsck(srv)
+    assert code == 1
+    assert report["orphans"] == [orphan]
+    assert report["mismatches"] == [] and report["missing"] == []
+
+
+def test_fsck_ignores_uploads_in_progress(fresh_server):
+    srv = fresh_server()
+    api, editor = clients(srv)
+    data = random_bytes(2 * PART_SIZE)
+    put_parts(create_asset(api, editor.token, data), data, only={1})
+    upload(api, editor.token, random_bytes(1000))
+    assert srv.stop() == 0
+    assert assert_fsck_clean(srv)["checked"] == 1
