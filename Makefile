@@ -34,7 +34,7 @@ e2e: build-test
 	ACERVOD=$(CURDIR)/$(TEST_BUILD)/acervod $(PY) -m pytest -q tests/e2e $(ARGS)
 
 # Every test: the C unit tests, then the end-to-end suite against a real acervod.
-test: build-test
+test: build build-test
 	@./scripts/run-tests $(TEST_BUILD)
 
 bench: build

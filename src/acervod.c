@@ -334,7 +334,7 @@ static int run_api(const struct cfg *cfg)
     struct store *st = NULL;
     struct http_server *api_srv = NULL, *s3_srv = NULL;
     struct api_ctx actx;
-    struct s3_ctx sctx;
+    struct s3_ctx sctx = {0};
     struct http_app api_app, s3_app;
     struct http_listen_opts lo;
     struct err err = {0};
@@ -354,7 +354,7 @@ static int run_api(const struct cfg *cfg)
         goto out;
     }
     actx = (struct api_ctx){cfg, cat, st};
-    sctx = (struct s3_ctx){cfg, cat, st};
+    sctx = (struct s3_ctx){cfg, cat, st, NULL};
     api_app_init(&api_app, &actx);
     s3_app_init(&s3_app, &sctx);
     memset(&lo, 0, sizeof(lo));
@@ -412,6 +412,7 @@ static int run_api(const struct cfg *cfg)
 out:
     http_server_stop(api_srv);
     http_server_stop(s3_srv);
+    s3_ctx_release(&sctx);
     store_close(st);
     cat_close(cat);
     if (rc == 0)

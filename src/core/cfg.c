@@ -31,7 +31,7 @@ const struct cfg_entry cfg_table[] = {
     {"threads", "ACERVO_THREADS", CFG_LONG, "8", L(threads), "HTTP threads per listener"},
     {"max_json_body", "ACERVO_MAX_JSON_BODY", CFG_SIZE, "1M", L(max_json_body),
      "largest JSON request body accepted"},
-    {"max_header_bytes", "ACERVO_MAX_HEADER_BYTES", CFG_SIZE, "32K", L(max_header_bytes),
+    {"max_header_bytes", "ACERVO_MAX_HEADER_BYTES", CFG_SIZE, "24K", L(max_header_bytes),
      "largest request line plus headers accepted"},
     {"max_object_size", "ACERVO_MAX_OBJECT_SIZE", CFG_SIZE, "5G", L(max_object_size),
      "largest single PUT or part accepted"},

@@ -22,8 +22,14 @@ struct http_server {
     char name[16];
 };
 
-/* Per-connection read buffer: headers must fit; body chunks arrive in pieces of it. */
-#define CONN_MEMORY (256 * 1024)
+/*
+ * Per-connection memory: headers must fit in it, and body chunks arrive in pieces of it.
+ * Kept small on purpose: libmicrohttpd clears it for every request, so a large pool
+ * costs more on small requests than it saves on uploads (whose store writer batches
+ * writes anyway). It is max_header_bytes plus some slack, at least 32 KiB.
+ */
+#define CONN_MEMORY_SLACK (8 * 1024)
+#define CONN_MEMORY_MIN   (32 * 1024)
 
 /* keeps the path and query exactly as sent */
 static size_t no_unescape(void *cls, struct MHD_Connection *c, char *s)
@@ -249,7 +255,8 @@ int http_server_start(struct http_server **out, const struct http_app *app,
     struct http_server *s;
     struct sockaddr_storage ss;
     socklen_t sslen;
-    unsigned int flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+    size_t conn_memory;
+    unsigned int flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD |
                          MHD_USE_ERROR_LOG | MHD_USE_TURBO | MHD_USE_ITC;
 
     if (parse_listen(opts->listen, &ss, &sslen, err) < 0)
@@ -261,10 +268,13 @@ int http_server_start(struct http_server **out, const struct http_app *app,
     s->max_header_bytes = opts->max_header_bytes > 0 ? opts->max_header_bytes : 32768;
     snprintf(s->name, sizeof(s->name), "%s", app->name);
     atomic_init(&s->inflight, 0);
+    conn_memory = (size_t)s->max_header_bytes + CONN_MEMORY_SLACK;
+    if (conn_memory < CONN_MEMORY_MIN)
+        conn_memory = CONN_MEMORY_MIN;
     s->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_access, s, MHD_OPTION_EXTERNAL_LOGGER, on_log, NULL,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)CONN_MEMORY, MHD_OPTION_CONNECTION_LIMIT,
+        conn_memory, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned int)(opts->connection_limit > 0 ? opts->connection_limit : 1024),
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)(opts->timeout_s > 0 ? opts->timeout_s : 300),
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_UNESCAPE_CALLBACK, no_unescape,

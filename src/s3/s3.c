@@ -8,6 +8,7 @@
 #include "s3/sigv4.h"
 
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -202,6 +203,55 @@ static const char *sigv4_header_cb(void *ctx, const char *name)
     return http_header_joined(ctx, name);
 }
 
+/* ---- access keys: a small direct-mapped cache in front of the catalog ------------------ */
+
+#define KEY_CACHE_SLOTS 512
+
+struct key_slot {
+    struct cat_key key;
+    int64_t expires_ms; /* monotonic; 0: empty */
+};
+
+struct s3_key_cache {
+    pthread_rwlock_t lock;
+    struct key_slot slots[KEY_CACHE_SLOTS];
+};
+
+static size_t key_slot_of(const char *access_key)
+{
+    uint32_t h = 2166136261u;
+
+    for (const char *p = access_key; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    return h % KEY_CACHE_SLOTS;
+}
+
+/* the key for an access key, from the cache or the catalog */
+static int key_lookup(struct s3_ctx *ctx, const char *access_key, struct cat_key *out,
+                      struct err *err)
+{
+    struct s3_key_cache *c = ctx->keys;
+    struct key_slot *slot = &c->slots[key_slot_of(access_key)];
+    int64_t now = util_mono_ms();
+    int hit = 0;
+
+    pthread_rwlock_rdlock(&c->lock);
+    if (slot->expires_ms > now && strcmp(slot->key.s3_access_key, access_key) == 0) {
+        *out = slot->key;
+        hit = 1;
+    }
+    pthread_rwlock_unlock(&c->lock);
+    if (hit)
+        return 0;
+    if (cat_key_by_access_key(ctx->cat, access_key, out, err) < 0)
+        return -1;
+    pthread_rwlock_wrlock(&c->lock);
+    slot->key = *out;
+    slot->expires_ms = now + S3_KEY_CACHE_TTL_MS;
+    pthread_rwlock_unlock(&c->lock);
+    return 0;
+}
+
 /* ---- authentication ---------------------------------------------------------------- */
 
 static int s3_authenticate(struct http_req *req, struct s3_req *r, struct err *err)
@@ -246,7 +296,7 @@ static int s3_authenticate(struct http_req *req, struct s3_req *r, struct err *e
         return err_set(err, ERR_INVALID,
                        "AuthorizationHeaderMalformed: the service '%s' is wrong; expecting 's3'",
                        auth.service);
-    if (cat_key_by_access_key(r->ctx->cat, auth.access_key, &r->principal, &lookup) < 0) {
+    if (key_lookup(r->ctx, auth.access_key, &r->principal, &lookup) < 0) {
         if (lookup.code == ERR_NOTFOUND)
             return err_set(err, ERR_DENIED,
                            "InvalidAccessKeyId: The AWS Access Key Id you provided does not "
@@ -825,10 +875,10 @@ static int parse_complete(struct http_req *req, struct store_part_ref **out, siz
 static void op_complete_upload(struct http_req *req, struct s3_req *r)
 {
     struct store_upload u;
-    struct store_part_ref *refs;
+    struct store_part_ref *refs = NULL;
     struct store_staged *sg = NULL;
     struct store_meta m;
-    size_t n;
+    size_t n = 0;
     struct err e;
     struct buf b;
 
@@ -1026,8 +1076,19 @@ static void s3_on_free(struct http_req *req)
     r->sha = r->md5 = NULL;
 }
 
+void s3_ctx_release(struct s3_ctx *ctx)
+{
+    if (!ctx->keys)
+        return;
+    pthread_rwlock_destroy(&ctx->keys->lock);
+    free(ctx->keys);
+    ctx->keys = NULL;
+}
+
 void s3_app_init(struct http_app *app, struct s3_ctx *ctx)
 {
+    ctx->keys = xcalloc(1, sizeof(*ctx->keys));
+    pthread_rwlock_init(&ctx->keys->lock, NULL);
     memset(app, 0, sizeof(*app));
     app->name = "s3";
     app->on_headers = s3_on_headers;
