@@ -213,8 +213,8 @@ void api__assets_create(struct http_req *req, const char *const *params)
     struct cat_asset a;
     struct cat_upload u;
     struct store_upload up;
-    int64_t size, part_size, now_ms = util_now_ms(), now = now_ms / 1000;
-    int part_count;
+    int64_t size, part_size = 0, now_ms = util_now_ms(), now = now_ms / 1000;
+    int part_count = 0;
     char ext[12], *em_text = NULL;
     struct err e;
 
@@ -295,7 +295,10 @@ void api__assets_create(struct http_req *req, const char *const *params)
     snprintf(u.asset_id, sizeof(u.asset_id), "%s", a.id);
     snprintf(u.bucket, sizeof(u.bucket), "%s", STORE_BUCKET_ARCHIVE);
     snprintf(u.key, sizeof(u.key), "uploads/%s/original%s", a.id, ext);
-    if (store_upload_create(st->ctx->store, u.bucket, u.key, mime, &up, &e) < 0)
+    /* sized: parts are written in place and hashed as they arrive; a part of the wrong
+     * size is refused when it is PUT */
+    if (store_upload_create_sized(st->ctx->store, u.bucket, u.key, mime, part_size, size, &up, &e) <
+        0)
         goto out_delete_asset;
     snprintf(u.upload_id, sizeof(u.upload_id), "%s", up.upload_id);
     u.part_size = part_size;
@@ -618,7 +621,7 @@ void api__assets_complete(struct http_req *req, const char *const *params)
     struct store_part_ref *refs = NULL;
     struct cat_asset a;
     struct cat_upload u;
-    size_t n;
+    size_t n = 0;
     struct err e;
 
     memset(&a, 0, sizeof(a));
@@ -771,7 +774,9 @@ void api__assets_direct_begin(struct http_req *req)
     snprintf(d->upload.asset_id, sizeof(d->upload.asset_id), "%s", a.id);
     snprintf(d->upload.bucket, sizeof(d->upload.bucket), "%s", STORE_BUCKET_ARCHIVE);
     snprintf(d->upload.key, sizeof(d->upload.key), "uploads/%s/original%s", a.id, ext);
-    if (store_upload_create(st->ctx->store, d->upload.bucket, d->upload.key, mime, &up, &e) < 0)
+    /* one part of exactly Content-Length bytes */
+    if (store_upload_create_sized(st->ctx->store, d->upload.bucket, d->upload.key, mime,
+                                  req->content_length, req->content_length, &up, &e) < 0)
         goto out_err;
     d->upload_created = 1;
     snprintf(d->upload.upload_id, sizeof(d->upload.upload_id), "%s", up.upload_id);

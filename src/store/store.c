@@ -227,6 +227,34 @@ int store_upload_create(struct store *st, const char *bucket, const char *key,
     return store_logged(rc, "upload_create", key, err);
 }
 
+int store_upload_create_sized(struct store *st, const char *bucket, const char *key,
+                              const char *content_type, int64_t part_size, int64_t total_size,
+                              struct store_upload *out, struct err *err)
+{
+    int rc;
+
+    if (store_bucket_valid(bucket, err) < 0 || store_key_valid(key, err) < 0 ||
+        store_content_type_valid(content_type, err) < 0)
+        return -1;
+    if (part_size < 1)
+        return err_set(err, ERR_INVALID, "InvalidArgument: part size must be at least 1 byte");
+    if (total_size < 1)
+        return err_set(err, ERR_INVALID, "InvalidArgument: total size must be at least 1 byte");
+    if (part_size > STORE_PART_SIZE_MAX)
+        return err_set(err, ERR_LIMIT, "EntityTooLarge: parts are at most %lld bytes",
+                       (long long)STORE_PART_SIZE_MAX);
+    if (total_size > STORE_OBJECT_SIZE_MAX)
+        return err_set(err, ERR_LIMIT, "EntityTooLarge: objects are at most %lld bytes",
+                       (long long)STORE_OBJECT_SIZE_MAX);
+    if ((total_size - 1) / part_size + 1 > STORE_PART_MAX)
+        return err_set(err, ERR_LIMIT,
+                       "InvalidArgument: %lld bytes in parts of %lld make more than %d parts",
+                       (long long)total_size, (long long)part_size, STORE_PART_MAX);
+    rc = st->ops->upload_create_sized(st, bucket, key, content_type, part_size, total_size, out,
+                                      err);
+    return store_logged(rc, "upload_create_sized", key, err);
+}
+
 int store_upload_get(struct store *st, const char *upload_id, struct store_upload *out,
                      struct err *err)
 {

@@ -50,13 +50,19 @@ struct store_part_ref {
     char etag[80]; /* as sent, quotes allowed */
 };
 
-/** An in-progress multipart upload. */
+/**
+ * An in-progress multipart upload. A sized upload (store_upload_create_sized) has its
+ * layout fixed up front: part n covers bytes [(n-1) * part_size, n * part_size) of
+ * total_size, the last one what remains; both are 0 for an unsized upload.
+ */
 struct store_upload {
     char upload_id[33];
     char bucket[64];
     char key[STORE_KEY_MAX + 1];
     char content_type[128];
-    int64_t initiated; /* seconds since epoch */
+    int64_t initiated;  /* seconds since epoch */
+    int64_t part_size;  /* sized uploads: bytes of every part but the last; else 0 */
+    int64_t total_size; /* sized uploads: bytes of the object; else 0 */
 };
 
 struct store;
@@ -86,8 +92,8 @@ struct store_ops {
     int (*part_writer)(struct store *st, const char *upload_id, int part_number, int flags,
                        struct store_writer **out, struct err *err);
     int (*writer_write)(struct store_writer *w, const void *data, size_t n, struct err *err);
-    int (*writer_commit)(struct store_writer *w, const char *content_type,
-                         struct store_meta *out, struct err *err);
+    int (*writer_commit)(struct store_writer *w, const char *content_type, struct store_meta *out,
+                         struct err *err);
     void (*writer_abort)(struct store_writer *w);
 
     int (*object_stat)(struct store *st, const char *bucket, const char *key,
@@ -96,11 +102,14 @@ struct store_ops {
                        struct store_meta *out, struct err *err);
     int (*object_delete)(struct store *st, const char *bucket, const char *key, struct err *err);
     int (*object_list)(struct store *st, const char *bucket, const char *prefix,
-                       int (*cb)(void *ctx, const char *key, const struct store_meta *m),
-                       void *ctx, struct err *err);
+                       int (*cb)(void *ctx, const char *key, const struct store_meta *m), void *ctx,
+                       struct err *err);
 
     int (*upload_create)(struct store *st, const char *bucket, const char *key,
                          const char *content_type, struct store_upload *out, struct err *err);
+    int (*upload_create_sized)(struct store *st, const char *bucket, const char *key,
+                               const char *content_type, int64_t part_size, int64_t total_size,
+                               struct store_upload *out, struct err *err);
     int (*upload_get)(struct store *st, const char *upload_id, struct store_upload *out,
                       struct err *err);
     int (*upload_parts)(struct store *st, const char *upload_id, struct store_part **parts,
@@ -163,7 +172,16 @@ int store_content_type_valid(const char *content_type, struct err *err);
  */
 int store_object_writer(struct store *st, const char *bucket, const char *key, int flags,
                         struct store_writer **out, struct err *err);
-/** Opens a writer for part part_number of an upload; commit replaces an earlier copy. */
+/**
+ * Opens a writer for part part_number of an upload; commit replaces an earlier copy.
+ * For a sized upload: a part number beyond the last part fails with ERR_INVALID
+ * "InvalidPart"; another writer of the same part still open fails with ERR_CONFLICT; an
+ * upload already assembled fails with ERR_CONFLICT (its parts can no longer change). The
+ * part must be exactly its layout size: more bytes fail at the write that exceeds it,
+ * fewer at commit, both with ERR_INVALID "InvalidPart" and nothing recorded. Once the
+ * writer has written into the upload, an earlier copy of the part is gone even if the
+ * writer is then aborted.
+ */
 int store_part_writer(struct store *st, const char *upload_id, int part_number, int flags,
                       struct store_writer **out, struct err *err);
 /** Appends data; the MD5 (and SHA-256 if asked) advance as it streams. */
@@ -178,8 +196,8 @@ int store_writer_commit(struct store_writer *w, const char *content_type, struct
 void store_writer_abort(struct store_writer *w);
 
 /** Metadata of an object; ERR_NOTFOUND if absent. */
-int store_object_stat(struct store *st, const char *bucket, const char *key,
-                      struct store_meta *out, struct err *err);
+int store_object_stat(struct store *st, const char *bucket, const char *key, struct store_meta *out,
+                      struct err *err);
 /**
  * Opens an object for reading; *fd is the caller's to close. Backends without local
  * files fail with ERR_UNSUPPORTED.
@@ -191,12 +209,22 @@ int store_object_delete(struct store *st, const char *bucket, const char *key, s
 /** Calls cb for every object whose key starts with prefix, in key order; cb returning
  * non-zero stops the walk. */
 int store_object_list(struct store *st, const char *bucket, const char *prefix,
-                      int (*cb)(void *ctx, const char *key, const struct store_meta *m),
-                      void *ctx, struct err *err);
+                      int (*cb)(void *ctx, const char *key, const struct store_meta *m), void *ctx,
+                      struct err *err);
 
 /** Starts a multipart upload for bucket/key; out receives its id. */
 int store_upload_create(struct store *st, const char *bucket, const char *key,
                         const char *content_type, struct store_upload *out, struct err *err);
+/**
+ * Starts a sized multipart upload: total_size bytes in parts of part_size bytes (the last
+ * part gets the remainder), fixed now. Parts are written in place and hashed as they
+ * arrive, so assembly neither copies nor rereads what arrived in order. part_size and
+ * total_size below 1 fail with ERR_INVALID; a part over STORE_PART_SIZE_MAX, an object
+ * over STORE_OBJECT_SIZE_MAX or more than STORE_PART_MAX parts with ERR_LIMIT.
+ */
+int store_upload_create_sized(struct store *st, const char *bucket, const char *key,
+                              const char *content_type, int64_t part_size, int64_t total_size,
+                              struct store_upload *out, struct err *err);
 /** Looks an upload up; ERR_NOTFOUND if unknown, aborted or completed. */
 int store_upload_get(struct store *st, const char *upload_id, struct store_upload *out,
                      struct err *err);
@@ -214,6 +242,10 @@ int store_upload_abort(struct store *st, const char *upload_id, struct err *err)
  * unknown part or etag mismatch: ERR_INVALID "InvalidPart"; a part but the last smaller
  * than min_part_size: ERR_LIMIT "EntityTooSmall"; err->msg starts with the S3 code and a
  * colon) and assembles them into a staged object, hashing SHA-256 in one sequential pass.
+ * A sized upload must list every part (else ERR_INVALID "InvalidPart"; min_part_size is
+ * not used): its data is staged without a copy, only what was not hashed on arrival is
+ * read, and from then on its parts can no longer change (part writers fail with
+ * ERR_CONFLICT; a part writer still open makes assembly fail with ERR_CONFLICT).
  * The upload itself stays until store_upload_abort, so a crash before the caller records
  * the result loses nothing.
  */

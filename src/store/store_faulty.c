@@ -158,6 +158,16 @@ static int faulty_upload_create(struct store *st, const char *bucket, const char
     return store_upload_create(faulty_of(st)->inner, bucket, key, content_type, out, err);
 }
 
+static int faulty_upload_create_sized(struct store *st, const char *bucket, const char *key,
+                                      const char *content_type, int64_t part_size,
+                                      int64_t total_size, struct store_upload *out, struct err *err)
+{
+    if (faulty_tick(st, "upload_create_sized", err) < 0)
+        return -1;
+    return store_upload_create_sized(faulty_of(st)->inner, bucket, key, content_type, part_size,
+                                     total_size, out, err);
+}
+
 static int faulty_upload_get(struct store *st, const char *upload_id, struct store_upload *out,
                              struct err *err)
 {
@@ -242,6 +252,7 @@ static const struct store_ops faulty_ops = {
     .object_delete = faulty_object_delete,
     .object_list = faulty_object_list,
     .upload_create = faulty_upload_create,
+    .upload_create_sized = faulty_upload_create_sized,
     .upload_get = faulty_upload_get,
     .upload_parts = faulty_upload_parts,
     .upload_list = faulty_upload_list,

@@ -7,9 +7,14 @@
  *                                           open); temp files, staged objects, dying uploads
  *   root/.multipart/<uploadId>/meta         bucket, key, content type, initiated
  *   root/.multipart/<uploadId>/pNNNNN.<md5> parts; the name carries the ETag
+ *   root/.multipart/<uploadId>/data         sized uploads: the object, parts written in
+ *                                           place; pNNNNN.<md5> are then empty markers
+ *   root/.multipart/<uploadId>/sealed       sized uploads: assembled, parts are frozen
  *
  * Every file is written under .tmp, fsynced with its xattr, then linked or renamed into
- * place and its directory fsynced. Objects are linked without replacing anything.
+ * place and its directory fsynced. Objects are linked without replacing anything. Parts
+ * of sized uploads are the exception: they are written in place under an OFD lock on
+ * their byte range, and a part counts once its marker exists (created after fdatasync).
  */
 #include "store/store.h"
 
@@ -19,6 +24,8 @@
 #include <ftw.h>
 #include <limits.h>
 #include <openssl/evp.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +33,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
+#include <time.h>
 #include <unistd.h>
 
 #define FS_XATTR     "user.acervo.meta"
@@ -38,16 +46,64 @@
 #define FS_RETRIES   8                     /* races with a concurrent rmdir of a parent */
 #define FS_FILE_MODE 0640
 #define FS_DIR_MODE  0750
+#define FS_DATA      "data"   /* a sized upload's object file */
+#define FS_SEAL      "sealed" /* a sized upload was assembled: its parts are frozen */
+#define FS_HASHERS   64       /* hash states kept per store beyond those in use */
+#define FS_LOCK_WAIT 10000    /* ms a part writer waits for readers of its region */
 
-/** The filesystem store; immutable after open, so threads share it freely. */
+struct fs_hasher;
+
+/**
+ * The filesystem store. Everything but the hash states of sized uploads is immutable
+ * after open; those are guarded by hmu (the table) and each state's own mutex.
+ */
 struct fs_store {
     struct store base;
     char root[PATH_MAX];   /* absolute */
     char tmpdir[PATH_MAX]; /* root/.tmp/i-<hex>, this instance's scratch directory */
     int lockfd;            /* tmpdir, flock'd: tells other openers we are alive */
+    pthread_mutex_t hmu;
+    struct fs_hasher *hashers; /* the table, a list */
+    int nhashers;
+    unsigned long hseq; /* use stamps, for eviction */
 };
 
-enum fs_writer_kind { FS_W_OBJECT, FS_W_PART };
+/** What the in-memory hasher knows of one part of a sized upload. */
+struct fs_hpart {
+    unsigned char md5[16];
+    unsigned char known; /* md5 is that of the part's marker as last seen */
+    int64_t ino;         /* parts hashed: the marker that described the bytes hashed */
+    int64_t mtime_ns;
+};
+
+/**
+ * The running SHA-256 of a sized upload: parts 1..next-1 are hashed. One thread at a
+ * time hashes (busy); it owns sha and save and runs without mu held. Reference-counted:
+ * the table holds none, every user one; a state dropped from the table (dead) is freed
+ * with its last reference.
+ */
+struct fs_hasher {
+    struct fs_hasher *link;
+    char id[33];
+    int refs;
+    int dead;
+    unsigned long used;
+    pthread_mutex_t mu;
+    pthread_cond_t idle; /* signalled when busy drops */
+    int busy;
+    int reset;       /* a hashed part changed while busy: start over */
+    unsigned kicks;  /* bumped by every part commit, so the hashing thread rechecks */
+    atomic_int stop; /* a writer waits for the part being hashed: let go of it */
+    int next;        /* first part not hashed */
+    int count;
+    int64_t part_size;
+    int64_t total;
+    EVP_MD_CTX *sha;
+    EVP_MD_CTX *save; /* sha before the part being hashed, to undo a part let go */
+    struct fs_hpart *parts;
+};
+
+enum fs_writer_kind { FS_W_OBJECT, FS_W_PART, FS_W_SIZED };
 
 /** A streaming writer into a temp file. */
 struct fs_writer {
@@ -67,6 +123,13 @@ struct fs_writer {
     char key[STORE_KEY_MAX + 1];
     char upload_id[33];
     int part;
+    int64_t off;       /* FS_W_SIZED: where the part's region starts in the data file */
+    int64_t want;      /* FS_W_SIZED: the part's exact size */
+    int64_t written;   /* FS_W_SIZED: bytes written into the region */
+    int64_t part_size; /* FS_W_SIZED: the upload's layout */
+    int64_t total;
+    int touched;  /* FS_W_SIZED: the region was written to, the old marker removed */
+    int overflow; /* FS_W_SIZED: more bytes came than the part holds */
 };
 
 /** An assembled object waiting in the instance's temp directory. */
@@ -76,10 +139,11 @@ struct fs_staged {
     struct store_meta meta;
 };
 
-/** One part file as found in an upload directory. */
+/** One part file (or marker of a sized upload) as found in an upload directory. */
 struct fs_part {
     int number;
     int64_t size;
+    int64_t ino;
     struct timespec mtime;
     char md5[33];
 };
@@ -244,6 +308,96 @@ static int fs_tmp_create(struct fs_store *fs, const char *tag, char *path, int *
             return err_errno(err, ERR_IO, "create temp file in %s", fs->tmpdir);
     }
     return err_set(err, ERR_IO, "cannot find a free temp file name in %s", fs->tmpdir);
+}
+
+/*
+ * Takes (F_RDLCK, F_WRLCK) or drops (F_UNLCK) an OFD lock on [off, off + len) of fd,
+ * waiting if wait. OFD locks belong to the open file description, so two descriptors of
+ * one process conflict like two processes do. -1 with errno EAGAIN or EACCES on conflict.
+ */
+static int fs_range_lock(int fd, short type, int64_t off, int64_t len, int wait)
+{
+    struct flock fl;
+    int rc;
+
+    memset(&fl, 0, sizeof(fl));
+    fl.l_type = type;
+    fl.l_whence = SEEK_SET;
+    fl.l_start = (off_t)off;
+    fl.l_len = (off_t)len;
+    do
+        rc = fcntl(fd, wait ? F_OFD_SETLKW : F_OFD_SETLK, &fl);
+    while (rc < 0 && errno == EINTR);
+    return rc;
+}
+
+/* the type of a lock that conflicts with type on [off, off + len), F_UNLCK if none */
+static short fs_range_holder(int fd, short type, int64_t off, int64_t len, int64_t *start)
+{
+    struct flock fl;
+
+    memset(&fl, 0, sizeof(fl));
+    fl.l_type = type;
+    fl.l_whence = SEEK_SET;
+    fl.l_start = (off_t)off;
+    fl.l_len = (off_t)len;
+    if (fcntl(fd, F_OFD_GETLK, &fl) < 0)
+        return F_UNLCK;
+    if (start)
+        *start = (int64_t)fl.l_start;
+    return fl.l_type;
+}
+
+static void fs_sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+    nanosleep(&ts, NULL);
+}
+
+/* a sized upload's number of parts */
+static int fs_layout_count(int64_t part_size, int64_t total)
+{
+    return (int)((total - 1) / part_size + 1);
+}
+
+/* the size of part number of a sized upload (number within 1..count) */
+static int64_t fs_layout_len(int64_t part_size, int64_t total, int number)
+{
+    int count = fs_layout_count(part_size, total);
+
+    if (number < count)
+        return part_size;
+    return total - (int64_t)(count - 1) * part_size;
+}
+
+/*
+ * Hashes [off, off + len) of in. Returns 1, having hashed part of it, as soon as *stop
+ * (may be NULL) is set.
+ */
+static int fs_hash_range(int in, int64_t off, int64_t len, EVP_MD_CTX *sha, unsigned char *buf,
+                         atomic_int *stop, struct err *err)
+{
+    int64_t end = off + len;
+
+    while (off < end) {
+        size_t want = (size_t)(end - off) < FS_RBUF ? (size_t)(end - off) : FS_RBUF;
+        ssize_t r;
+
+        if (stop && atomic_load(stop))
+            return 1;
+        r = pread(in, buf, want, (off_t)off);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return err_errno(err, ERR_IO, "read part");
+        if (r == 0)
+            return err_set(err, ERR_IO, "part shrank while reading");
+        if (EVP_DigestUpdate(sha, buf, (size_t)r) != 1)
+            return err_set(err, ERR_INTERNAL, "digest update failed");
+        off += r;
+    }
+    return 0;
 }
 
 /* ---- object metadata in the xattr ----------------------------------------------- */
@@ -543,6 +697,7 @@ int store_fs_open(struct store **out, const char *root, struct err *err)
     fs = xcalloc(1, sizeof(*fs));
     fs->base.ops = &fs_ops;
     fs->lockfd = -1;
+    pthread_mutex_init(&fs->hmu, NULL);
     memcpy(fs->root, real, strlen(real) + 1);
     for (size_t i = 0; i < ARRAY_LEN(dirs); i++) {
         if (fs_path(path, err, "%s/%s", fs->root, dirs[i]) < 0)
@@ -585,17 +740,415 @@ out_instance:
         close(fs->lockfd);
     }
 out_free:
+    pthread_mutex_destroy(&fs->hmu);
     free(fs);
     return -1;
 }
+
+static void fs_hasher_free(struct fs_hasher *h);
 
 static void fs_close(struct store *st)
 {
     struct fs_store *fs = fs_of(st);
 
+    while (fs->hashers) {
+        struct fs_hasher *h = fs->hashers;
+
+        fs->hashers = h->link;
+        fs_hasher_free(h);
+    }
+    pthread_mutex_destroy(&fs->hmu);
     fs_remove_tree(fs->tmpdir);
     close(fs->lockfd);
     free(fs);
+}
+
+/* ---- incremental hashing of sized uploads ----------------------------------------- */
+
+static int fs_parts_scan(struct fs_store *fs, const char *id, const struct store_upload *u,
+                         struct fs_part **parts, size_t *n, struct err *err);
+
+static void fs_hasher_free(struct fs_hasher *h)
+{
+    pthread_mutex_destroy(&h->mu);
+    pthread_cond_destroy(&h->idle);
+    EVP_MD_CTX_free(h->sha);
+    EVP_MD_CTX_free(h->save);
+    free(h->parts);
+    free(h);
+}
+
+/* starts the hash over; the caller owns the state (mu held and not busy, or busy) */
+static void fs_hasher_restart(struct fs_hasher *h)
+{
+    if (EVP_DigestInit_ex(h->sha, EVP_sha256(), NULL) != 1)
+        log_write(LOG_WARN, "store", "cannot restart the hash of upload %s", h->id);
+    h->next = 1;
+    h->reset = 0;
+}
+
+/*
+ * The hash state of upload id with a reference (fs_hasher_put releases it); created
+ * empty if create and there is none (NULL only then, if a digest cannot be set up).
+ * *created (may be NULL) tells the caller to teach it the markers already on disk.
+ */
+static struct fs_hasher *fs_hasher_get(struct fs_store *fs, const char *id, int64_t part_size,
+                                       int64_t total, int create, int *created)
+{
+    struct fs_hasher *h;
+    struct fs_hasher **pp;
+    struct fs_hasher **victim = NULL;
+
+    if (created)
+        *created = 0;
+    pthread_mutex_lock(&fs->hmu);
+    for (h = fs->hashers; h; h = h->link)
+        if (strcmp(h->id, id) == 0)
+            break;
+    if (h || !create) {
+        if (h) {
+            h->refs++;
+            h->used = ++fs->hseq;
+        }
+        pthread_mutex_unlock(&fs->hmu);
+        return h;
+    }
+    /* keep the table bounded: forget the least recently used idle state */
+    if (fs->nhashers >= FS_HASHERS) {
+        for (pp = &fs->hashers; *pp; pp = &(*pp)->link)
+            if ((*pp)->refs == 0 && (!victim || (*pp)->used < (*victim)->used))
+                victim = pp;
+        if (victim) {
+            struct fs_hasher *v = *victim;
+
+            *victim = v->link;
+            fs->nhashers--;
+            fs_hasher_free(v);
+        }
+    }
+    h = xcalloc(1, sizeof(*h));
+    memcpy(h->id, id, sizeof(h->id));
+    h->part_size = part_size;
+    h->total = total;
+    h->count = fs_layout_count(part_size, total);
+    h->next = 1;
+    h->sha = fs_digest_new(EVP_sha256(), NULL);
+    h->save = EVP_MD_CTX_new();
+    if (!h->sha || !h->save) {
+        EVP_MD_CTX_free(h->sha);
+        EVP_MD_CTX_free(h->save);
+        free(h);
+        pthread_mutex_unlock(&fs->hmu);
+        return NULL;
+    }
+    h->parts = xcalloc((size_t)h->count, sizeof(*h->parts));
+    pthread_mutex_init(&h->mu, NULL);
+    pthread_cond_init(&h->idle, NULL);
+    atomic_init(&h->stop, 0);
+    h->refs = 1;
+    h->used = ++fs->hseq;
+    h->link = fs->hashers;
+    fs->hashers = h;
+    fs->nhashers++;
+    pthread_mutex_unlock(&fs->hmu);
+    if (created)
+        *created = 1;
+    return h;
+}
+
+static void fs_hasher_put(struct fs_store *fs, struct fs_hasher *h)
+{
+    if (!h)
+        return;
+    pthread_mutex_lock(&fs->hmu);
+    if (--h->refs == 0 && h->dead)
+        fs_hasher_free(h);
+    pthread_mutex_unlock(&fs->hmu);
+}
+
+/* forgets upload id's state (aborted) */
+static void fs_hasher_drop(struct fs_store *fs, const char *id)
+{
+    pthread_mutex_lock(&fs->hmu);
+    for (struct fs_hasher **pp = &fs->hashers; *pp; pp = &(*pp)->link) {
+        struct fs_hasher *h = *pp;
+
+        if (strcmp(h->id, id) != 0)
+            continue;
+        *pp = h->link;
+        fs->nhashers--;
+        if (h->refs == 0)
+            fs_hasher_free(h);
+        else
+            h->dead = 1;
+        break;
+    }
+    pthread_mutex_unlock(&fs->hmu);
+}
+
+/* records the markers found on disk that the state does not know yet; mu held */
+static void fs_hasher_learn(struct fs_hasher *h, const struct fs_part *parts, size_t np)
+{
+    for (size_t i = 0; i < np; i++) {
+        struct fs_hpart *p;
+
+        if (parts[i].number < 1 || parts[i].number > h->count)
+            continue;
+        p = &h->parts[parts[i].number - 1];
+        if (p->known)
+            continue;
+        fs_unhex16(parts[i].md5, p->md5);
+        p->known = 1;
+    }
+}
+
+/*
+ * Part number is about to change (its marker is gone and we hold its region): it is no
+ * longer known, and if it was hashed the hash starts over.
+ */
+static void fs_hasher_invalidate(struct fs_store *fs, const char *id, int number)
+{
+    struct fs_hasher *h = fs_hasher_get(fs, id, 0, 0, 0, NULL);
+
+    if (!h)
+        return;
+    pthread_mutex_lock(&h->mu);
+    h->parts[number - 1].known = 0;
+    if (h->next > number) {
+        if (h->busy)
+            h->reset = 1;
+        else
+            fs_hasher_restart(h);
+    }
+    pthread_mutex_unlock(&h->mu);
+    fs_hasher_put(fs, h);
+}
+
+/*
+ * Hashes part k (whose marker should be named md5) into h->sha; the caller is busy.
+ * The region is read-locked throughout, so no writer changes it, and the marker is
+ * checked under that lock, so the bytes are the ones it describes (*sb: the marker).
+ * 0 hashed; 1 not now (a writer holds the region, or asked us to let go); 2 the marker
+ * is gone; -1 error. On anything but 0, h->sha is as before.
+ */
+static int fs_hasher_part(struct fs_store *fs, struct fs_hasher *h, int *fd, unsigned char **buf,
+                          int k, const char *md5, struct stat *sb, struct err *err)
+{
+    char path[PATH_MAX];
+    int64_t off = (int64_t)(k - 1) * h->part_size;
+    int64_t len = fs_layout_len(h->part_size, h->total, k);
+    int rc;
+
+    if (*fd < 0) {
+        if (fs_path(path, err, "%s/.multipart/%s/" FS_DATA, fs->root, h->id) < 0)
+            return -1;
+        *fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (*fd < 0)
+            return err_errno(err, ERR_IO, "open %s", path);
+    }
+    if (!*buf)
+        *buf = xmalloc(FS_RBUF);
+    if (fs_range_lock(*fd, F_RDLCK, off, len, 0) < 0)
+        return errno == EAGAIN || errno == EACCES ? 1 : err_errno(err, ERR_IO, "lock part %d", k);
+    if (fs_path(path, err, "%s/.multipart/%s/p%05d.%s", fs->root, h->id, k, md5) < 0) {
+        rc = -1;
+        goto out_unlock;
+    }
+    if (stat(path, sb) < 0) {
+        rc = errno == ENOENT ? 2 : err_errno(err, ERR_IO, "stat part %d", k);
+        goto out_unlock;
+    }
+    if (EVP_MD_CTX_copy_ex(h->save, h->sha) != 1) {
+        rc = err_set(err, ERR_INTERNAL, "digest copy failed");
+        goto out_unlock;
+    }
+    rc = fs_hash_range(*fd, off, len, h->sha, *buf, &h->stop, err);
+    if (rc != 0 && EVP_MD_CTX_copy_ex(h->sha, h->save) != 1)
+        rc = err_set(err, ERR_INTERNAL, "digest copy failed");
+out_unlock:
+    fs_range_lock(*fd, F_UNLCK, off, len, 0);
+    return rc;
+}
+
+static int64_t fs_ns(const struct timespec *ts)
+{
+    return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
+}
+
+/*
+ * Hashes the next parts while they are known, in the calling thread. If another thread
+ * is hashing already, it returns at once: that thread sees what we recorded.
+ */
+static void fs_hasher_advance(struct fs_store *fs, struct fs_hasher *h)
+{
+    unsigned char *buf = NULL;
+    int fd = -1;
+
+    pthread_mutex_lock(&h->mu);
+    if (h->busy) {
+        pthread_mutex_unlock(&h->mu);
+        return;
+    }
+    h->busy = 1;
+    atomic_store(&h->stop, 0); /* a writer still waiting asks again */
+    for (;;) {
+        struct fs_hpart *p;
+        struct err e = {0};
+        struct stat sb;
+        unsigned char md5[16];
+        char hex[33];
+        unsigned kicks;
+        int k;
+        int rc;
+
+        if (h->reset)
+            fs_hasher_restart(h);
+        if (h->next > h->count || atomic_load(&h->stop))
+            break;
+        p = &h->parts[h->next - 1];
+        if (!p->known)
+            break;
+        k = h->next;
+        kicks = h->kicks;
+        memcpy(md5, p->md5, sizeof(md5));
+        util_hex(md5, sizeof(md5), hex);
+        pthread_mutex_unlock(&h->mu);
+        rc = fs_hasher_part(fs, h, &fd, &buf, k, hex, &sb, &e);
+        pthread_mutex_lock(&h->mu);
+        if (rc == 0) {
+            p->ino = (int64_t)sb.st_ino;
+            p->mtime_ns = fs_ns(&sb.st_mtim);
+            h->next = k + 1;
+            continue;
+        }
+        if (rc < 0) {
+            log_write(LOG_WARN, "store", "hashing part %d of upload %s: %s", k, h->id, e.msg);
+            h->reset = 1; /* the hash may hold part of a part */
+        }
+        if (rc == 2 && memcmp(p->md5, md5, sizeof(md5)) == 0)
+            p->known = 0;
+        /* a commit since we looked may have made part k hashable */
+        if (rc < 0 || h->kicks == kicks || atomic_load(&h->stop))
+            break;
+    }
+    h->busy = 0;
+    atomic_store(&h->stop, 0);
+    pthread_cond_broadcast(&h->idle);
+    pthread_mutex_unlock(&h->mu);
+    if (fd >= 0)
+        close(fd);
+    free(buf);
+}
+
+/* a part was committed: record it and hash what can be hashed */
+static void fs_hasher_committed(struct fs_store *fs, const struct fs_writer *w, const char *md5)
+{
+    int created;
+    struct fs_hasher *h = fs_hasher_get(fs, w->upload_id, w->part_size, w->total, 1, &created);
+
+    if (!h)
+        return;
+    if (created) {
+        /* a fresh state (first part, or after a restart): learn what is on disk */
+        struct store_upload u = {0};
+        struct fs_part *parts;
+        size_t np;
+
+        u.part_size = w->part_size;
+        u.total_size = w->total;
+        if (fs_parts_scan(fs, w->upload_id, &u, &parts, &np, NULL) == 0) {
+            pthread_mutex_lock(&h->mu);
+            fs_hasher_learn(h, parts, np);
+            pthread_mutex_unlock(&h->mu);
+            free(parts);
+        }
+    }
+    pthread_mutex_lock(&h->mu);
+    fs_unhex16(md5, h->parts[w->part - 1].md5);
+    h->parts[w->part - 1].known = 1;
+    h->kicks++;
+    pthread_mutex_unlock(&h->mu);
+    fs_hasher_advance(fs, h);
+    fs_hasher_put(fs, h);
+}
+
+/*
+ * Completes the hash of a sized upload for assembly. The caller holds a read lock on the
+ * whole data file fd and passes the markers it checked, one per part (parts[i] is part
+ * i + 1). What the state hashed is kept if every hashed part's marker is still the one
+ * hashed; the rest is read from fd. out receives the hex digest.
+ */
+static int fs_hasher_finish(struct fs_store *fs, struct fs_hasher *h, int fd,
+                            const struct fs_part *parts, size_t np, char out[65], struct err *err)
+{
+    unsigned char *buf = NULL;
+    EVP_MD_CTX *fin = NULL;
+    int broken = 0;
+    int rc = -1;
+
+    (void)fs;
+    if (np != (size_t)h->count)
+        return err_set(err, ERR_INTERNAL, "assembly of upload %s without all its parts", h->id);
+    pthread_mutex_lock(&h->mu);
+    while (h->busy)
+        pthread_cond_wait(&h->idle, &h->mu);
+    h->busy = 1;
+    if (h->reset)
+        fs_hasher_restart(h);
+    fs_hasher_learn(h, parts, np);
+    for (int k = 1; k < h->next; k++) {
+        const struct fs_hpart *p = &h->parts[k - 1];
+        unsigned char md5[16];
+
+        fs_unhex16(parts[k - 1].md5, md5);
+        if (!p->known || memcmp(p->md5, md5, sizeof(md5)) != 0 || p->ino != parts[k - 1].ino ||
+            p->mtime_ns != fs_ns(&parts[k - 1].mtime)) {
+            log_write(LOG_INFO, "store", "upload %s: part %d changed since hashed; rehashing",
+                      h->id, k);
+            fs_hasher_restart(h);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&h->mu);
+
+    if (h->next <= h->count) {
+        buf = xmalloc(FS_RBUF);
+        posix_fadvise(fd, (off_t)((int64_t)(h->next - 1) * h->part_size), 0, POSIX_FADV_SEQUENTIAL);
+    }
+    while (h->next <= h->count) {
+        int k = h->next;
+        struct fs_hpart *p = &h->parts[k - 1];
+
+        if (fs_hash_range(fd, (int64_t)(k - 1) * h->part_size,
+                          fs_layout_len(h->part_size, h->total, k), h->sha, buf, NULL, err) < 0) {
+            broken = 1; /* a part half hashed */
+            goto out_idle;
+        }
+        pthread_mutex_lock(&h->mu);
+        fs_unhex16(parts[k - 1].md5, p->md5);
+        p->known = 1;
+        p->ino = parts[k - 1].ino;
+        p->mtime_ns = fs_ns(&parts[k - 1].mtime);
+        h->next = k + 1;
+        pthread_mutex_unlock(&h->mu);
+    }
+    /* finish a copy, so a retried assembly can finish again */
+    fin = EVP_MD_CTX_new();
+    if (!fin || EVP_MD_CTX_copy_ex(fin, h->sha) != 1) {
+        err_set(err, ERR_INTERNAL, "digest copy failed");
+        goto out_idle;
+    }
+    rc = fs_digest_hex(fin, out, err);
+out_idle:
+    EVP_MD_CTX_free(fin);
+    free(buf);
+    pthread_mutex_lock(&h->mu);
+    if (broken)
+        h->reset = 1;
+    h->busy = 0;
+    pthread_cond_broadcast(&h->idle);
+    pthread_mutex_unlock(&h->mu);
+    return rc;
 }
 
 /* ---- writers ----------------------------------------------------------------------- */
@@ -612,7 +1165,8 @@ static void fs_writer_free(struct fs_writer *w)
     free(w);
 }
 
-static int fs_writer_new(struct fs_store *fs, int flags, struct fs_writer **out, struct err *err)
+/* a writer with its digests and buffer, but no file yet */
+static struct fs_writer *fs_writer_alloc(struct fs_store *fs, int flags, struct err *err)
 {
     struct fs_writer *w = xcalloc(1, sizeof(*w));
 
@@ -627,17 +1181,27 @@ static int fs_writer_new(struct fs_store *fs, int flags, struct fs_writer **out,
         if (!w->sha256)
             goto out_free;
     }
-    if (fs_tmp_create(fs, "w", w->tmp, &w->fd, err) < 0) {
-        w->tmp[0] = '\0';
-        goto out_free;
-    }
     w->buf = xmalloc(FS_WBUF);
-    *out = w;
-    return 0;
+    return w;
 
 out_free:
     fs_writer_free(w);
-    return -1;
+    return NULL;
+}
+
+static int fs_writer_new(struct fs_store *fs, int flags, struct fs_writer **out, struct err *err)
+{
+    struct fs_writer *w = fs_writer_alloc(fs, flags, err);
+
+    if (!w)
+        return -1;
+    if (fs_tmp_create(fs, "w", w->tmp, &w->fd, err) < 0) {
+        w->tmp[0] = '\0';
+        fs_writer_free(w);
+        return -1;
+    }
+    *out = w;
+    return 0;
 }
 
 static int fs_object_writer(struct store *st, const char *bucket, const char *key, int flags,
@@ -662,18 +1226,121 @@ static int fs_upload_dir(struct fs_store *fs, const char *id, char *dir, struct 
     return fs_path(dir, err, "%s/.multipart/%s", fs->root, id);
 }
 
+static int fs_upload_read(struct fs_store *fs, const char *id, struct store_upload *u,
+                          struct err *err);
+static int fs_no_upload(const char *id, struct err *err);
+static int fs_upload_lock(struct fs_store *fs, const char *id, int op, char *dir, int *fd,
+                          struct err *err);
+static int fs_part_prune(const char *dir, int number, const char *keep, struct err *err);
+
+/* 1 if sized upload id was assembled (its parts are frozen), 0 if not, -1 error */
+static int fs_sealed(struct fs_store *fs, const char *id, struct err *err)
+{
+    char path[PATH_MAX];
+    struct stat sb;
+
+    if (fs_path(path, err, "%s/.multipart/%s/" FS_SEAL, fs->root, id) < 0)
+        return -1;
+    if (lstat(path, &sb) == 0) {
+        err_set(err, ERR_CONFLICT, "upload %s is assembled; its parts can no longer change", id);
+        return 1;
+    }
+    if (errno != ENOENT)
+        return err_errno(err, ERR_IO, "stat %s", path);
+    return 0;
+}
+
+/*
+ * Takes the write lock on w's region, without waiting for another writer (ERR_CONFLICT)
+ * but waiting a while for readers: our own hashing is asked to let go, an assembly or
+ * another process is waited for.
+ */
+static int fs_part_lock(struct fs_store *fs, struct fs_writer *w, struct err *err)
+{
+    int64_t deadline = util_mono_ms() + FS_LOCK_WAIT;
+
+    for (;;) {
+        struct fs_hasher *h;
+        short holder;
+
+        if (fs_range_lock(w->fd, F_WRLCK, w->off, w->want, 0) == 0)
+            return 0;
+        if (errno != EAGAIN && errno != EACCES)
+            return err_errno(err, ERR_IO, "lock part %d of upload %s", w->part, w->upload_id);
+        holder = fs_range_holder(w->fd, F_WRLCK, w->off, w->want, NULL);
+        if (holder == F_WRLCK)
+            return err_set(err, ERR_CONFLICT, "part %d is being uploaded by another request",
+                           w->part);
+        /* readers (or a lock released meanwhile): ask our hashing to let go, then retry */
+        h = holder == F_RDLCK ? fs_hasher_get(fs, w->upload_id, 0, 0, 0, NULL) : NULL;
+        if (h) {
+            atomic_store(&h->stop, 1);
+            fs_hasher_put(fs, h);
+        }
+        if (fs_sealed(fs, w->upload_id, err) != 0)
+            return -1;
+        if (util_mono_ms() > deadline)
+            return err_set(err, ERR_CONFLICT, "part %d is being read by another request; retry",
+                           w->part);
+        fs_sleep_ms(1);
+    }
+}
+
+/* a writer of part number of sized upload u: its region of the data file, locked */
+static int fs_sized_writer(struct fs_store *fs, const struct store_upload *u, int number, int flags,
+                           struct store_writer **out, struct err *err)
+{
+    int count = fs_layout_count(u->part_size, u->total_size);
+    char path[PATH_MAX];
+    struct fs_writer *w;
+
+    if (number > count)
+        return err_set(err, ERR_INVALID, "InvalidPart: part %d is beyond the last part %d", number,
+                       count);
+    if (fs_sealed(fs, u->upload_id, err) != 0 ||
+        fs_path(path, err, "%s/.multipart/%s/" FS_DATA, fs->root, u->upload_id) < 0)
+        return -1;
+    w = fs_writer_alloc(fs, flags, err);
+    if (!w)
+        return -1;
+    w->kind = FS_W_SIZED;
+    memcpy(w->upload_id, u->upload_id, sizeof(w->upload_id));
+    w->part = number;
+    w->part_size = u->part_size;
+    w->total = u->total_size;
+    w->off = (int64_t)(number - 1) * u->part_size;
+    w->want = fs_layout_len(u->part_size, u->total_size, number);
+    w->max = w->want;
+    w->fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    if (w->fd < 0) {
+        if (errno == ENOENT)
+            fs_no_upload(u->upload_id, err);
+        else
+            err_errno(err, ERR_IO, "open %s", path);
+        goto out_free;
+    }
+    /* an assembly seals, then read-locks everything: either it sees our lock or we its seal */
+    if (fs_part_lock(fs, w, err) < 0 || fs_sealed(fs, u->upload_id, err) != 0)
+        goto out_free;
+    *out = &w->base;
+    return 0;
+
+out_free:
+    fs_writer_free(w);
+    return -1;
+}
+
 static int fs_part_writer(struct store *st, const char *upload_id, int part_number, int flags,
                           struct store_writer **out, struct err *err)
 {
     struct fs_store *fs = fs_of(st);
+    struct store_upload u;
     struct fs_writer *w;
-    char dir[PATH_MAX];
-    struct stat sb;
 
-    if (fs_upload_dir(fs, upload_id, dir, err) < 0)
+    if (fs_upload_read(fs, upload_id, &u, err) < 0)
         return -1;
-    if (stat(dir, &sb) < 0 || !S_ISDIR(sb.st_mode))
-        return err_set(err, ERR_NOTFOUND, "NoSuchUpload: no upload %s", upload_id);
+    if (u.part_size > 0)
+        return fs_sized_writer(fs, &u, part_number, flags, out, err);
     if (fs_writer_new(fs, flags, &w, err) < 0)
         return -1;
     w->kind = FS_W_PART;
@@ -684,14 +1351,57 @@ static int fs_part_writer(struct store *st, const char *upload_id, int part_numb
     return 0;
 }
 
+/*
+ * Before the first byte goes into a sized part's region: its marker goes (durably), so a
+ * crash or abort from here on leaves the part absent, never described by a stale marker;
+ * and the hash forgets it.
+ */
+static int fs_part_unmark(struct fs_store *fs, struct fs_writer *w, struct err *err)
+{
+    char dir[PATH_MAX];
+    int removed;
+    int dfd;
+
+    if (fs_upload_lock(fs, w->upload_id, LOCK_EX, dir, &dfd, err) < 0)
+        return -1;
+    removed = fs_part_prune(dir, w->part, "", err);
+    if (removed > 0 && fs_fsync(dfd, dir, err) < 0)
+        removed = -1;
+    close(dfd);
+    if (removed < 0)
+        return -1;
+    fs_hasher_invalidate(fs, w->upload_id, w->part);
+    w->touched = 1;
+    return 0;
+}
+
+/* writes data out: appended to the temp file, or into a sized part's region */
+static int fs_writer_out(struct fs_writer *w, const void *data, size_t n, struct err *err)
+{
+    int rc;
+
+    if (w->kind != FS_W_SIZED)
+        rc = util_write_all(w->fd, data, n, err);
+    else if (!w->touched && fs_part_unmark(fs_of(w->base.st), w, err) < 0)
+        rc = -1;
+    else if ((int64_t)n > w->want - w->written) /* never past the region */
+        rc = err_set(err, ERR_INTERNAL, "part %d overflows its region", w->part);
+    else
+        rc = fs_pwrite_all(w->fd, data, n, (off_t)(w->off + w->written), err);
+    if (rc < 0) {
+        w->failed = 1;
+        return -1;
+    }
+    w->written += (int64_t)n;
+    return 0;
+}
+
 static int fs_writer_flush(struct fs_writer *w, struct err *err)
 {
     if (w->blen == 0)
         return 0;
-    if (util_write_all(w->fd, w->buf, w->blen, err) < 0) {
-        w->failed = 1;
+    if (fs_writer_out(w, w->buf, w->blen, err) < 0)
         return -1;
-    }
     w->blen = 0;
     return 0;
 }
@@ -702,8 +1412,15 @@ static int fs_writer_write(struct store_writer *sw, const void *data, size_t n, 
 
     if (w->failed)
         return err_set(err, ERR_IO, "writer failed earlier");
-    if (n > (uint64_t)(w->max - w->size))
-        return err_set(err, ERR_LIMIT, "EntityTooLarge: more than %lld bytes", (long long)w->max);
+    if (n > (uint64_t)(w->max - w->size)) {
+        if (w->kind != FS_W_SIZED)
+            return err_set(err, ERR_LIMIT, "EntityTooLarge: more than %lld bytes",
+                           (long long)w->max);
+        w->failed = 1;
+        w->overflow = 1;
+        return err_set(err, ERR_INVALID, "InvalidPart: part %d must be %lld bytes, got more",
+                       w->part, (long long)w->want);
+    }
     if (EVP_DigestUpdate(w->md5, data, n) != 1 ||
         (w->sha256 && EVP_DigestUpdate(w->sha256, data, n) != 1)) {
         w->failed = 1;
@@ -717,13 +1434,8 @@ static int fs_writer_write(struct store_writer *sw, const void *data, size_t n, 
     }
     if (fs_writer_flush(w, err) < 0)
         return -1;
-    if (n >= FS_WBUF) {
-        if (util_write_all(w->fd, data, n, err) < 0) {
-            w->failed = 1;
-            return -1;
-        }
-        return 0;
-    }
+    if (n >= FS_WBUF)
+        return fs_writer_out(w, data, n, err);
     memcpy(w->buf, data, n);
     w->blen = n;
     return 0;
@@ -787,12 +1499,16 @@ static int fs_part_name_parse(const char *name, char md5[33])
     return num;
 }
 
-/* unlinks every copy of part number other than keep; the caller holds LOCK_EX */
+/*
+ * Unlinks every copy of part number other than keep; the caller holds LOCK_EX. The
+ * number of names removed, or -1.
+ */
 static int fs_part_prune(const char *dir, int number, const char *keep, struct err *err)
 {
     char prefix[8];
     DIR *d = opendir(dir);
     struct dirent *de;
+    int removed = 0;
 
     if (!d)
         return err_errno(err, ERR_IO, "open %s", dir);
@@ -804,11 +1520,14 @@ static int fs_part_prune(const char *dir, int number, const char *keep, struct e
             break;
         if (strncmp(de->d_name, prefix, 7) != 0 || strcmp(de->d_name, keep) == 0)
             continue;
-        if (unlinkat(dirfd(d), de->d_name, 0) < 0 && errno != ENOENT) {
+        if (unlinkat(dirfd(d), de->d_name, 0) < 0) {
+            if (errno == ENOENT)
+                continue;
             err_errno(err, ERR_IO, "remove old part %s", de->d_name);
             closedir(d);
             return -1;
         }
+        removed++;
     }
     if (errno != 0) {
         err_errno(err, ERR_IO, "read %s", dir);
@@ -816,7 +1535,7 @@ static int fs_part_prune(const char *dir, int number, const char *keep, struct e
         return -1;
     }
     closedir(d);
-    return 0;
+    return removed;
 }
 
 static int fs_part_commit(struct fs_store *fs, struct fs_writer *w, const char *md5,
@@ -827,7 +1546,7 @@ static int fs_part_commit(struct fs_store *fs, struct fs_writer *w, const char *
     int dfd;
     int rc = -1;
 
-    (void)snprintf(name, sizeof(name), "p%05d.%s", w->part, md5);
+    (void)snprintf(name, sizeof(name), "p%05d.%.32s", w->part, md5);
     if (fs_upload_lock(fs, w->upload_id, LOCK_EX, dir, &dfd, err) < 0)
         return -1;
     if (renameat(AT_FDCWD, w->tmp, dfd, name) < 0) {
@@ -843,6 +1562,55 @@ out_close:
     return rc;
 }
 
+/*
+ * Commits a sized part: the bytes are made durable in place (fdatasync), then the marker
+ * pNNNNN.<md5> is created and its directory fsynced, all while we still hold the region;
+ * then the hash moves on. Does not free w.
+ */
+static int fs_sized_commit(struct fs_store *fs, struct fs_writer *w, struct store_meta *m,
+                           struct err *err)
+{
+    char dir[PATH_MAX];
+    char name[FS_PART_NAME + 1];
+    struct stat sb;
+    int dfd;
+    int fd;
+    int rc = -1;
+
+    if (w->size != w->want)
+        return err_set(err, ERR_INVALID, "InvalidPart: part %d must be %lld bytes, got %lld",
+                       w->part, (long long)w->want, (long long)w->size);
+    if (fs_writer_flush(w, err) < 0 || fs_digest_hex(w->md5, m->etag, err) < 0)
+        return -1;
+    if (w->sha256 && fs_digest_hex(w->sha256, m->sha256, err) < 0)
+        return -1;
+    m->size = w->size;
+    if (fdatasync(w->fd) < 0)
+        return err_errno(err, ERR_IO, "fdatasync part %d of %s", w->part, w->upload_id);
+
+    (void)snprintf(name, sizeof(name), "p%05d.%.32s", w->part, m->etag);
+    if (fs_upload_lock(fs, w->upload_id, LOCK_EX, dir, &dfd, err) < 0)
+        return -1;
+    fd = openat(dfd, name, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, FS_FILE_MODE);
+    if (fd < 0) {
+        err_errno(err, ERR_IO, "mark part %d of %s", w->part, w->upload_id);
+        goto out_close;
+    }
+    close(fd);
+    if (fs_part_prune(dir, w->part, name, err) < 0 || fs_fsync(dfd, dir, err) < 0)
+        goto out_close;
+    if (fstatat(dfd, name, &sb, AT_SYMLINK_NOFOLLOW) == 0)
+        m->mtime = (int64_t)sb.st_mtim.tv_sec;
+    rc = 0;
+out_close:
+    close(dfd);
+    if (rc < 0)
+        return -1;
+    fs_close_fd(&w->fd); /* releases the region */
+    fs_hasher_committed(fs, w, m->etag);
+    return 0;
+}
+
 static int fs_writer_commit(struct store_writer *sw, const char *content_type,
                             struct store_meta *out, struct err *err)
 {
@@ -852,8 +1620,21 @@ static int fs_writer_commit(struct store_writer *sw, const char *content_type,
     struct stat sb;
     int rc = -1;
 
+    if (w->overflow) {
+        err_set(err, ERR_INVALID, "InvalidPart: part %d must be %lld bytes, got more", w->part,
+                (long long)w->want);
+        goto out_free;
+    }
     if (w->failed) {
         err_set(err, ERR_IO, "writer failed earlier");
+        goto out_free;
+    }
+    if (w->kind == FS_W_SIZED) {
+        if (fs_sized_commit(fs, w, &m, err) < 0)
+            goto out_free;
+        if (out)
+            *out = m;
+        rc = 0;
         goto out_free;
     }
     if (fs_writer_flush(w, err) < 0 || fs_digest_hex(w->md5, m.etag, err) < 0)
@@ -1203,6 +1984,8 @@ static int fs_upload_parse(char *s, struct store_upload *u, struct err *err)
     u->key[0] = '\0';
     u->content_type[0] = '\0';
     u->initiated = 0;
+    u->part_size = 0;
+    u->total_size = 0;
     while (*s) {
         char *nl = strchr(s, '\n');
         char *eq;
@@ -1223,14 +2006,28 @@ static int fs_upload_parse(char *s, struct store_upload *u, struct err *err)
             } else if (strcmp(s, "initiated") == 0) {
                 if (util_parse_i64(eq, &u->initiated) == 0)
                     have |= 4;
+            } else if (strcmp(s, "part_size") == 0) {
+                if (util_parse_i64(eq, &u->part_size) == 0)
+                    have |= 8;
+            } else if (strcmp(s, "total_size") == 0) {
+                if (util_parse_i64(eq, &u->total_size) == 0)
+                    have |= 16;
             }
         }
         if (!nl)
             break;
         s = nl + 1;
     }
-    if (have != 7 || store_bucket_valid(u->bucket, NULL) < 0 || store_key_valid(u->key, NULL) < 0)
+    if ((have & 7) != 7 || store_bucket_valid(u->bucket, NULL) < 0 ||
+        store_key_valid(u->key, NULL) < 0)
         return err_set(err, ERR_IO, "corrupt upload metadata");
+    /* a sized upload: both sizes, valid (store_upload_create_sized's checks) */
+    if (have & 24) {
+        if ((have & 24) != 24 || u->part_size < 1 || u->part_size > STORE_PART_SIZE_MAX ||
+            u->total_size < 1 || u->total_size > STORE_OBJECT_SIZE_MAX ||
+            (u->total_size - 1) / u->part_size + 1 > STORE_PART_MAX)
+            return err_set(err, ERR_IO, "corrupt upload metadata");
+    }
     return 0;
 }
 
@@ -1272,10 +2069,14 @@ static int fs_upload_read(struct fs_store *fs, const char *id, struct store_uplo
     return 0;
 }
 
-static int fs_upload_create(struct store *st, const char *bucket, const char *key,
-                            const char *content_type, struct store_upload *out, struct err *err)
+/*
+ * Creates an upload; sized if part_size > 0, with its data file of total_size bytes
+ * (sparse: ftruncate only).
+ */
+static int fs_upload_make(struct fs_store *fs, const char *bucket, const char *key,
+                          const char *content_type, int64_t part_size, int64_t total_size,
+                          struct store_upload *out, struct err *err)
 {
-    struct fs_store *fs = fs_of(st);
     struct store_upload u = {0};
     char stage[PATH_MAX];
     char meta[PATH_MAX];
@@ -1292,8 +2093,13 @@ static int fs_upload_create(struct store *st, const char *bucket, const char *ke
     if (content_type)
         fs_field(u.content_type, sizeof(u.content_type), content_type, strlen(content_type));
     u.initiated = util_now_ms() / 1000;
+    u.part_size = part_size;
+    u.total_size = part_size > 0 ? total_size : 0;
     n = snprintf(text, sizeof(text), "bucket=%s\nkey=%s\nct=%s\ninitiated=%lld\n", u.bucket, u.key,
                  u.content_type, (long long)u.initiated);
+    if (n >= 0 && (size_t)n < sizeof(text) && u.part_size > 0)
+        n += snprintf(text + n, sizeof(text) - (size_t)n, "part_size=%lld\ntotal_size=%lld\n",
+                      (long long)u.part_size, (long long)u.total_size);
     if (n < 0 || (size_t)n >= sizeof(text))
         return err_set(err, ERR_INTERNAL, "upload metadata too long");
 
@@ -1312,6 +2118,22 @@ static int fs_upload_create(struct store *st, const char *bucket, const char *ke
     if (util_write_all(fd, text, (size_t)n, err) < 0 || fs_fsync(fd, meta, err) < 0)
         goto out_remove;
     fs_close_fd(&fd);
+    if (u.part_size > 0) {
+        if (fs_path(meta, err, "%s/" FS_DATA, stage) < 0)
+            goto out_remove;
+        fd = open(meta, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, FS_FILE_MODE);
+        if (fd < 0) {
+            err_errno(err, ERR_IO, "create %s", meta);
+            goto out_remove;
+        }
+        if (ftruncate(fd, (off_t)u.total_size) < 0) {
+            err_errno(err, ERR_IO, "size %s", meta);
+            goto out_remove;
+        }
+        if (fs_fsync(fd, meta, err) < 0)
+            goto out_remove;
+        fs_close_fd(&fd);
+    }
     if (util_fsync_dir(stage, err) < 0)
         goto out_remove;
     if (rename(stage, dst) < 0) {
@@ -1331,6 +2153,19 @@ out_remove:
     fs_close_fd(&fd);
     fs_remove_tree(stage);
     return -1;
+}
+
+static int fs_upload_create(struct store *st, const char *bucket, const char *key,
+                            const char *content_type, struct store_upload *out, struct err *err)
+{
+    return fs_upload_make(fs_of(st), bucket, key, content_type, 0, 0, out, err);
+}
+
+static int fs_upload_create_sized(struct store *st, const char *bucket, const char *key,
+                                  const char *content_type, int64_t part_size, int64_t total_size,
+                                  struct store_upload *out, struct err *err)
+{
+    return fs_upload_make(fs_of(st), bucket, key, content_type, part_size, total_size, out, err);
 }
 
 static int fs_upload_get(struct store *st, const char *upload_id, struct store_upload *out,
@@ -1362,12 +2197,16 @@ static int fs_part_cmp(const void *pa, const void *pb)
 
 /*
  * Lists the parts of an upload in number order, one per number (a crash between storing
- * a re-uploaded part and pruning the old copy can leave two: the newest counts).
+ * a re-uploaded part and pruning the old copy can leave two: the newest counts). For a
+ * sized upload (u, may be NULL otherwise) the markers, with sizes from the layout.
  * *parts is the caller's to free.
  */
-static int fs_parts_scan(struct fs_store *fs, const char *id, struct fs_part **parts, size_t *n,
-                         struct err *err)
+static int fs_parts_scan(struct fs_store *fs, const char *id, const struct store_upload *u,
+                         struct fs_part **parts, size_t *n, struct err *err)
 {
+    int sized = u && u->part_size > 0;
+    int count = sized ? fs_layout_count(u->part_size, u->total_size) : STORE_PART_MAX;
+
     char dir[PATH_MAX];
     struct dirent *de;
     size_t cap = 0;
@@ -1395,11 +2234,12 @@ static int fs_parts_scan(struct fs_store *fs, const char *id, struct fs_part **p
             break;
 
         p.number = fs_part_name_parse(de->d_name, p.md5);
-        if (p.number == 0)
+        if (p.number == 0 || p.number > count)
             continue;
         if (fstatat(dfd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(sb.st_mode))
             continue;
-        p.size = (int64_t)sb.st_size;
+        p.size = sized ? fs_layout_len(u->part_size, u->total_size, p.number) : (int64_t)sb.st_size;
+        p.ino = (int64_t)sb.st_ino;
         p.mtime = sb.st_mtim;
         if (*n == cap) {
             cap = cap ? cap * 2 : 16;
@@ -1428,11 +2268,13 @@ static int fs_parts_scan(struct fs_store *fs, const char *id, struct fs_part **p
 static int fs_upload_parts(struct store *st, const char *upload_id, struct store_part **parts,
                            size_t *n, struct err *err)
 {
+    struct store_upload u;
     struct fs_part *fp;
     size_t fn;
     struct store_part *sp;
 
-    if (fs_parts_scan(fs_of(st), upload_id, &fp, &fn, err) < 0)
+    if (fs_upload_read(fs_of(st), upload_id, &u, err) < 0 ||
+        fs_parts_scan(fs_of(st), upload_id, &u, &fp, &fn, err) < 0)
         return -1;
     sp = fn ? xcalloc(fn, sizeof(*sp)) : NULL;
     for (size_t i = 0; i < fn; i++) {
@@ -1538,6 +2380,7 @@ static int fs_upload_abort(struct store *st, const char *upload_id, struct err *
         err_errno(err, ERR_IO, "abort upload %s", upload_id);
         goto out_close;
     }
+    fs_hasher_drop(fs, upload_id);
     if (util_fsync_dir(mp, err) < 0)
         goto out_remove;
     rc = 0;
@@ -1601,24 +2444,8 @@ static int fs_refs_check(const char *id, const struct store_part_ref *refs, size
 /* hashes len bytes of in from its start */
 static int fs_hash_fd(int in, int64_t len, EVP_MD_CTX *sha, unsigned char *buf, struct err *err)
 {
-    off_t off = 0;
-
     posix_fadvise(in, 0, 0, POSIX_FADV_SEQUENTIAL);
-    while (off < len) {
-        size_t want = (size_t)(len - off) < FS_RBUF ? (size_t)(len - off) : FS_RBUF;
-        ssize_t r = pread(in, buf, want, off);
-
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            return err_errno(err, ERR_IO, "read part");
-        if (r == 0)
-            return err_set(err, ERR_IO, "part shrank while reading");
-        if (EVP_DigestUpdate(sha, buf, (size_t)r) != 1)
-            return err_set(err, ERR_INTERNAL, "digest update failed");
-        off += r;
-    }
-    return 0;
+    return fs_hash_range(in, 0, len, sha, buf, NULL, err);
 }
 
 /*
@@ -1742,6 +2569,187 @@ out_free:
     return rc;
 }
 
+/* the S3 multipart ETag, md5(concat(binary part md5s)) "-" N, into out[80] */
+static int fs_multipart_etag(const struct fs_part *const *found, size_t n, char *out,
+                             struct err *err)
+{
+    EVP_MD_CTX *md5 = fs_digest_new(EVP_md5(), err);
+    char hex[33];
+    int rc = -1;
+
+    if (!md5)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char bin[16];
+
+        fs_unhex16(found[i]->md5, bin);
+        if (EVP_DigestUpdate(md5, bin, sizeof(bin)) != 1) {
+            err_set(err, ERR_INTERNAL, "digest update failed");
+            goto out_free;
+        }
+    }
+    if (fs_digest_hex(md5, hex, err) < 0)
+        goto out_free;
+    (void)snprintf(out, 80, "%s-%zu", hex, n);
+    rc = 0;
+out_free:
+    EVP_MD_CTX_free(md5);
+    return rc;
+}
+
+/* fs_refs_check for a sized upload, which must also list every part */
+static int fs_sized_check(const struct store_upload *u, const struct store_part_ref *refs, size_t n,
+                          const struct fs_part *parts, size_t np, const struct fs_part **found,
+                          struct err *err)
+{
+    int count = fs_layout_count(u->part_size, u->total_size);
+    int64_t total;
+    size_t j = 0;
+
+    if (fs_refs_check(u->upload_id, refs, n, parts, np, 0, found, &total, err) < 0)
+        return -1;
+    for (int k = 1; k <= count; k++) {
+        if ((size_t)k <= n && refs[k - 1].number == k)
+            continue;
+        while (j < np && parts[j].number < k)
+            j++;
+        if (j < np && parts[j].number == k)
+            return err_set(err, ERR_INVALID, "InvalidPart: part %d of %d is not listed", k, count);
+        return err_set(err, ERR_INVALID, "InvalidPart: part %d of %d was not uploaded", k, count);
+    }
+    if (total != u->total_size)
+        return err_set(err, ERR_INTERNAL, "parts of upload %s do not add up", u->upload_id);
+    return 0;
+}
+
+/*
+ * Assembles a sized upload: checks the list, seals the upload (no part changes from
+ * now), makes sure no writer is still in a region (read lock on everything), checks the
+ * list again against the markers, finishes the hash and stages the data file itself
+ * under a second name (a hard link). One assembly of an upload at a time (a write lock
+ * just past the data). A failed assembly unseals what it sealed.
+ */
+static int fs_sized_assemble(struct fs_store *fs, const struct store_upload *u,
+                             const struct store_part_ref *refs, size_t n, struct store_staged **out,
+                             struct err *err)
+{
+    const char *id = u->upload_id;
+    struct fs_part *parts = NULL;
+    const struct fs_part **found = xcalloc(n, sizeof(*found));
+    struct fs_staged *sg = NULL;
+    struct fs_hasher *h = NULL;
+    char dir[PATH_MAX];
+    char data[PATH_MAX];
+    char seal[PATH_MAX];
+    char tok[17];
+    size_t np = 0;
+    int sealed_here = 0;
+    int fd = -1;
+    int rc = -1;
+
+    if (fs_parts_scan(fs, id, u, &parts, &np, err) < 0 ||
+        fs_sized_check(u, refs, n, parts, np, found, err) < 0)
+        goto out_free;
+    if (fs_upload_dir(fs, id, dir, err) < 0 || fs_path(data, err, "%s/" FS_DATA, dir) < 0 ||
+        fs_path(seal, err, "%s/" FS_SEAL, dir) < 0)
+        goto out_free;
+    fd = open(data, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+        if (errno == ENOENT)
+            fs_no_upload(id, err);
+        else
+            err_errno(err, ERR_IO, "open %s", data);
+        goto out_free;
+    }
+    if (fs_range_lock(fd, F_WRLCK, u->total_size, 1, 1) < 0) {
+        err_errno(err, ERR_IO, "lock upload %s for assembly", id);
+        goto out_free;
+    }
+
+    {
+        int sfd = open(seal, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, FS_FILE_MODE);
+
+        if (sfd >= 0) {
+            close(sfd);
+            sealed_here = 1;
+            if (util_fsync_dir(dir, err) < 0)
+                goto out_free;
+        } else if (errno == ENOENT) {
+            fs_no_upload(id, err);
+            goto out_free;
+        } else if (errno != EEXIST) {
+            err_errno(err, ERR_IO, "seal upload %s", id);
+            goto out_free;
+        }
+    }
+    if (fs_range_lock(fd, F_RDLCK, 0, u->total_size, 0) < 0) {
+        int64_t start = 0;
+
+        if (errno != EAGAIN && errno != EACCES) {
+            err_errno(err, ERR_IO, "lock upload %s", id);
+            goto out_free;
+        }
+        if (fs_range_holder(fd, F_RDLCK, 0, u->total_size, &start) == F_WRLCK)
+            err_set(err, ERR_CONFLICT, "part %lld is being uploaded by another request",
+                    (long long)(start / u->part_size + 1));
+        else
+            err_set(err, ERR_CONFLICT, "a part of upload %s is being uploaded", id);
+        goto out_free;
+    }
+    /* the list against the markers as they are now that nothing can change them */
+    free(parts);
+    parts = NULL;
+    if (fs_parts_scan(fs, id, u, &parts, &np, err) < 0 ||
+        fs_sized_check(u, refs, n, parts, np, found, err) < 0)
+        goto out_free;
+
+    h = fs_hasher_get(fs, id, u->part_size, u->total_size, 1, NULL);
+    if (!h) {
+        err_set(err, ERR_INTERNAL, "cannot set up the hash of upload %s", id);
+        goto out_free;
+    }
+    sg = xcalloc(1, sizeof(*sg));
+    sg->base.st = &fs->base;
+    sg->meta.size = u->total_size;
+    memcpy(sg->meta.content_type, u->content_type, sizeof(sg->meta.content_type));
+    if (fs_multipart_etag(found, n, sg->meta.etag, err) < 0 ||
+        fs_hasher_finish(fs, h, fd, parts, np, sg->meta.sha256, err) < 0)
+        goto out_free;
+    if (fs_meta_write(fd, &sg->meta, err) < 0 || fs_fsync(fd, "staged object", err) < 0)
+        goto out_free;
+    /* the staged object is a second name of the data: no copy, and abort cannot take it */
+    util_token_hex(tok, 8);
+    if (fs_path(sg->tmp, err, "%s/s-%s", fs->tmpdir, tok) < 0)
+        goto out_free;
+    if (link(data, sg->tmp) < 0) {
+        if (errno == ENOENT)
+            fs_no_upload(id, err); /* aborted meanwhile */
+        else
+            err_errno(err, ERR_IO, "stage upload %s", id);
+        sg->tmp[0] = '\0';
+        goto out_free;
+    }
+    sg->meta.mtime = util_now_ms() / 1000;
+    *out = &sg->base;
+    sg = NULL;
+    rc = 0;
+
+out_free:
+    if (rc < 0 && sealed_here && unlink(seal) == 0)
+        (void)util_fsync_dir(dir, NULL);
+    if (fd >= 0)
+        close(fd); /* drops both locks */
+    if (sg) {
+        if (sg->tmp[0])
+            unlink(sg->tmp);
+        free(sg);
+    }
+    fs_hasher_put(fs, h);
+    free(found);
+    free(parts);
+    return rc;
+}
+
 static int fs_upload_assemble(struct store *st, const char *upload_id,
                               const struct store_part_ref *refs, size_t n, int64_t min_part_size,
                               struct store_staged **out, struct err *err)
@@ -1752,45 +2760,33 @@ static int fs_upload_assemble(struct store *st, const char *upload_id,
     const struct fs_part **found = NULL;
     struct fs_staged *sg = NULL;
     EVP_MD_CTX *sha = NULL;
-    EVP_MD_CTX *md5 = NULL;
     size_t np = 0;
     int64_t total;
     int fd = -1;
     int rc = -1;
-    char etag[33];
 
     if (n == 0)
         return err_set(err, ERR_INVALID, "MalformedXML: no parts given");
     if (n > STORE_PART_MAX)
         return err_set(err, ERR_LIMIT, "InvalidArgument: more than %d parts", STORE_PART_MAX);
-    if (fs_upload_read(fs, upload_id, &u, err) < 0 ||
-        fs_parts_scan(fs, upload_id, &parts, &np, err) < 0)
+    if (fs_upload_read(fs, upload_id, &u, err) < 0)
+        return -1;
+    if (u.part_size > 0)
+        return fs_sized_assemble(fs, &u, refs, n, out, err);
+    if (fs_parts_scan(fs, upload_id, &u, &parts, &np, err) < 0)
         return -1;
     found = xcalloc(n, sizeof(const struct fs_part *));
     if (fs_refs_check(upload_id, refs, n, parts, np, min_part_size, found, &total, err) < 0)
         goto out_free;
 
-    md5 = fs_digest_new(EVP_md5(), err);
-    if (!md5)
-        goto out_free;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char bin[16];
-
-        fs_unhex16(found[i]->md5, bin);
-        if (EVP_DigestUpdate(md5, bin, sizeof(bin)) != 1) {
-            err_set(err, ERR_INTERNAL, "digest update failed");
-            goto out_free;
-        }
-    }
-    if (fs_digest_hex(md5, etag, err) < 0)
-        goto out_free;
     sha = fs_digest_new(EVP_sha256(), err);
     if (!sha)
         goto out_free;
 
     sg = xcalloc(1, sizeof(*sg));
     sg->base.st = st;
-    (void)snprintf(sg->meta.etag, sizeof(sg->meta.etag), "%s-%zu", etag, n);
+    if (fs_multipart_etag(found, n, sg->meta.etag, err) < 0)
+        goto out_free;
     sg->meta.size = total;
     memcpy(sg->meta.content_type, u.content_type, sizeof(sg->meta.content_type));
     if (fs_assemble_data(fs, upload_id, found, n, sg, sha, &fd, err) < 0 ||
@@ -1812,7 +2808,6 @@ out_free:
         free(sg);
     }
     EVP_MD_CTX_free(sha);
-    EVP_MD_CTX_free(md5);
     free(found);
     free(parts);
     return rc;
@@ -1884,6 +2879,7 @@ static const struct store_ops fs_ops = {
     .object_delete = fs_object_delete,
     .object_list = fs_object_list,
     .upload_create = fs_upload_create,
+    .upload_create_sized = fs_upload_create_sized,
     .upload_get = fs_upload_get,
     .upload_parts = fs_upload_parts,
     .upload_list = fs_upload_list,

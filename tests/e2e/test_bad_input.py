@@ -97,27 +97,47 @@ def test_complete_with_duplicate_part_number(api, editor):
     p.assert_unchanged()
 
 
-def test_complete_with_small_non_last_part(api, editor):
+def assert_part_refused(r):
+    assert r.status_code == 400, f"part upload: {r.status_code} {r.text[:300]}"
+    assert b"<Code>InvalidPart</Code>" in r.content, r.text[:300]
+
+
+def test_short_non_last_part_is_refused_at_put(api, editor):
+    """Part sizes are fixed when the asset is created: a short part is refused at once
+    (plain S3 multipart uploads keep the EntityTooSmall check at completion)."""
     data = random_bytes(PART_SIZE + 100)
     p = Pending(api, editor.token, data, send=set())
-    small = data[:MIB]
-    parts = [{"partNumber": 1, "etag": put_part(p.created["parts"][0]["url"], small)},
-             {"partNumber": 2, "etag": put_part(p.created["parts"][1]["url"], data[PART_SIZE:])}]
-    p.asset_before = get_asset(api, editor.token, p.id)
-    p.upload_before = p.upload_status()
-    assert_problem(p.complete(parts), 413, "EntityTooSmall")
+    r = requests.put(p.created["parts"][0]["url"], data=data[:MIB], timeout=30)
+    assert_part_refused(r)
+    assert b"must be" in r.content
     p.assert_unchanged()
+    p.parts = put_parts(p.created, data)
+    p.assert_still_completes()
 
 
-def test_complete_with_assembled_size_not_declared(api, editor):
+def test_part_longer_than_its_size_is_refused_at_put(api, editor):
+    """The last part cannot carry more than the declared size leaves for it."""
     data = random_bytes(PART_SIZE + 100)
     p = Pending(api, editor.token, data, send={1})
-    longer_tail = data[PART_SIZE:] + b"extra bytes"
-    parts = p.parts + [{"partNumber": 2,
-                        "etag": put_part(p.created["parts"][1]["url"], longer_tail)}]
-    p.upload_before = p.upload_status()
-    body = assert_problem(p.complete(parts), 400)
-    assert "size" in body["detail"].lower()
+    r = requests.put(p.created["parts"][1]["url"], data=data[PART_SIZE:] + b"extra bytes",
+                     timeout=30)
+    assert_part_refused(r)
+    p.assert_unchanged()
+    p.parts = put_parts(p.created, data)
+    p.assert_still_completes()
+
+
+def test_part_beyond_the_last_is_refused(api, editor):
+    """A URL for a part number past the plan can only be made by hand; it is refused too."""
+    data = random_bytes(PART_SIZE + 100)
+    p = Pending(api, editor.token, data, send=set())
+    s3 = api.s3(editor)
+    u = urlsplit(p.created["parts"][0]["url"])
+    key = u.path.split("/", 2)[2]
+    with pytest.raises(ClientError) as e:
+        s3.upload_part(Bucket="archive", Key=key, UploadId=p.created["uploadId"], PartNumber=3,
+                       Body=b"x")
+    assert e.value.response["Error"]["Code"] == "InvalidPart"
     p.assert_unchanged()
 
 
