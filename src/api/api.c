@@ -52,9 +52,8 @@ void api__fail(struct http_req *req, enum err_code code, const char *fmt, ...)
     struct err e;
     va_list ap;
 
-    e.code = code;
     va_start(ap, fmt);
-    vsnprintf(e.msg, sizeof(e.msg), fmt, ap);
+    err_vset(&e, code, fmt, ap);
     va_end(ap);
     http_send_problem(req, &e);
 }

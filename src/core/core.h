@@ -63,6 +63,8 @@ struct err {
 int err_set(struct err *e, enum err_code c, const char *fmt, ...) ATTR_PRINTF(3, 4);
 /** Like err_set, appending ": strerror(errno)" captured at call time. Returns -1. */
 int err_errno(struct err *e, enum err_code c, const char *fmt, ...) ATTR_PRINTF(3, 4);
+/** err_set with a va_list. Returns -1. */
+int err_vset(struct err *e, enum err_code c, const char *fmt, va_list ap) ATTR_PRINTF(3, 0);
 /** Clears e. */
 void err_clear(struct err *e);
 /** Stable lowercase name of an error class ("invalid", "not_found", ...). Static. */
@@ -205,6 +207,8 @@ void util_random(void *p, size_t n);
 void util_uuid7(char out[37]);
 /** 1 if s is a canonical lowercase UUID string. */
 int util_uuid_valid(const char *s);
+/** Value of one hex digit (either case), or -1. */
+int util_hexval(int c);
 /** Hex-encodes n bytes into out (2n+1 chars). */
 void util_hex(const unsigned char *in, size_t n, char *out);
 /** Random token: n random bytes as lowercase hex into out (2n+1 chars). */

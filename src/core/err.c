@@ -3,15 +3,21 @@
 #include <errno.h>
 #include <string.h>
 
+int err_vset(struct err *e, enum err_code c, const char *fmt, va_list ap)
+{
+    if (!e)
+        return -1;
+    e->code = c;
+    vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+    return -1;
+}
+
 int err_set(struct err *e, enum err_code c, const char *fmt, ...)
 {
     va_list ap;
 
-    if (!e)
-        return -1;
-    e->code = c;
     va_start(ap, fmt);
-    vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+    err_vset(e, c, fmt, ap);
     va_end(ap);
     return -1;
 }

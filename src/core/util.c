@@ -29,6 +29,17 @@ void util_random(void *p, size_t n)
     }
 }
 
+int util_hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 void util_hex(const unsigned char *in, size_t n, char *out)
 {
     static const char hex[] = "0123456789abcdef";

@@ -1,45 +1,6 @@
-#include "http/http.h"
+#include "http/http_int.h"
 
 #include <string.h>
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* percent-decodes one path segment into the arena; NULL if malformed or holds NUL/'/' */
-static char *segment_decode(struct arena *a, const char *s, size_t n)
-{
-    char *out = arena_alloc(a, n + 1);
-    size_t j = 0;
-
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] != '%') {
-            out[j++] = s[i];
-            continue;
-        }
-        if (i + 2 >= n)
-            return NULL;
-        {
-            int h = hexval(s[i + 1]), l = hexval(s[i + 2]);
-            if (h < 0 || l < 0)
-                return NULL;
-            out[j] = (char)(h * 16 + l);
-            if (out[j] == '\0' || out[j] == '/')
-                return NULL;
-            j++;
-            i += 2;
-        }
-    }
-    out[j] = '\0';
-    return out;
-}
 
 /* matches path against pattern; fills params; 1 on match */
 static int match(struct http_req *req, const char *pattern, const char *path, const char **params)
@@ -61,7 +22,7 @@ static int match(struct http_req *req, const char *pattern, const char *path, co
                 char *v;
                 if (sl == 0 || np >= 4)
                     return 0;
-                v = segment_decode(&req->arena, path, sl);
+                v = http__pct_decode(&req->arena, path, sl, HTTP_PCT_SEGMENT);
                 if (!v)
                     return 0;
                 params[np++] = v;
@@ -91,4 +52,36 @@ const struct http_route *http_route_find(struct http_req *req, const struct http
         }
     }
     return NULL;
+}
+
+char *http__pct_decode(struct arena *a, const char *s, size_t n, enum http__pct_mode mode)
+{
+    char *out = arena_alloc(a, n + 1);
+    size_t j = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        int h, l;
+
+        if (s[i] == '+' && mode == HTTP_PCT_FORM) {
+            out[j++] = ' ';
+            continue;
+        }
+        if (s[i] != '%') {
+            out[j++] = s[i];
+            continue;
+        }
+        if (i + 2 >= n)
+            return NULL;
+        h = util_hexval((unsigned char)s[i + 1]);
+        l = util_hexval((unsigned char)s[i + 2]);
+        if (h < 0 || l < 0 || (h == 0 && l == 0))
+            return NULL;
+        out[j] = (char)(h * 16 + l);
+        if (out[j] == '/' && mode == HTTP_PCT_SEGMENT)
+            return NULL;
+        j++;
+        i += 2;
+    }
+    out[j] = '\0';
+    return out;
 }

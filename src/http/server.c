@@ -3,7 +3,7 @@
  * queries so signatures can be checked over what the client sent, bodies either
  * buffered with a cap or streamed to the app's sink.
  */
-#include "http/http.h"
+#include "http/http_int.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -376,44 +376,6 @@ void http_headers_each(struct http_req *req, void (*cb)(void *ctx, const char *k
     MHD_get_connection_values(req->conn, MHD_HEADER_KIND, each_header, &e);
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* form-style decoding into the arena: %XX and '+' as space; NULL on a bad escape */
-static char *form_decode(struct arena *a, const char *s, size_t n)
-{
-    char *out = arena_alloc(a, n + 1);
-    size_t j = 0;
-
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '%') {
-            int h, l;
-            if (i + 2 >= n)
-                return NULL;
-            h = hexval(s[i + 1]);
-            l = hexval(s[i + 2]);
-            if (h < 0 || l < 0 || (h == 0 && l == 0))
-                return NULL;
-            out[j++] = (char)(h * 16 + l);
-            i += 2;
-        } else if (s[i] == '+') {
-            out[j++] = ' ';
-        } else {
-            out[j++] = s[i];
-        }
-    }
-    out[j] = '\0';
-    return out;
-}
-
 static const char *query_find(struct http_req *req, const char *name, int *found)
 {
     const char *p = req->query;
@@ -425,13 +387,13 @@ static const char *query_find(struct http_req *req, const char *name, int *found
         const char *end = amp ? amp : p + strlen(p);
         const char *eq = memchr(p, '=', (size_t)(end - p));
         const char *kend = eq ? eq : end;
-        char *key = form_decode(&req->arena, p, (size_t)(kend - p));
+        char *key = http__pct_decode(&req->arena, p, (size_t)(kend - p), HTTP_PCT_FORM);
 
         if (key && strlen(key) == nlen && memcmp(key, name, nlen) == 0) {
             *found = 1;
             if (!eq)
                 return "";
-            return form_decode(&req->arena, eq + 1, (size_t)(end - eq - 1));
+            return http__pct_decode(&req->arena, eq + 1, (size_t)(end - eq - 1), HTTP_PCT_FORM);
         }
         p = amp ? amp + 1 : end;
     }

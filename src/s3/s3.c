@@ -185,9 +185,8 @@ static void s3_fail(struct http_req *req, enum err_code c, const char *fmt, ...)
     struct err e;
     va_list ap;
 
-    e.code = c;
     va_start(ap, fmt);
-    vsnprintf(e.msg, sizeof(e.msg), fmt, ap);
+    err_vset(&e, c, fmt, ap);
     va_end(ap);
     s3_send_error(req, &e);
 }

@@ -56,17 +56,6 @@ static int is_unreserved(unsigned char c)
            c == '.' || c == '_' || c == '~';
 }
 
-static int hex_value(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int sigv4_uri_encode(struct buf *b, const char *s, size_t n, int keep_slash, struct err *err)
 {
     static const char hex[] = "0123456789ABCDEF";
@@ -104,8 +93,8 @@ int sigv4_uri_decode(struct buf *b, const char *s, size_t n, struct err *err)
             continue;
         if (n - i < 3)
             return err_set(err, ERR_INVALID, MSG_URI);
-        hi = hex_value((unsigned char)s[i + 1]);
-        lo = hex_value((unsigned char)s[i + 2]);
+        hi = util_hexval((unsigned char)s[i + 1]);
+        lo = util_hexval((unsigned char)s[i + 2]);
         if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
             return err_set(err, ERR_INVALID, MSG_URI);
         if (buf_add(b, s + start, i - start, err) < 0)
