@@ -919,6 +919,768 @@ static void test_concurrent_parts(void **state)
     assert_int_equal(count_tmp_files(fx->root), 0);
 }
 
+/* ---- sized uploads ------------------------------------------------------------------- */
+
+/** A sized upload's expected content, cut into its parts. */
+struct sized {
+    unsigned char *all;
+    size_t total;
+    size_t part_size;
+    int count;
+    char sha[65];
+    char etag[48];
+};
+
+static void sized_init(struct sized *z, size_t part_size, size_t total, unsigned seed)
+{
+    const unsigned char **parts;
+    size_t *lens;
+
+    z->all = pattern(total, seed);
+    z->total = total;
+    z->part_size = part_size;
+    z->count = (int)((total - 1) / part_size + 1);
+    util_sha256_hex(z->all, total, z->sha);
+    parts = xcalloc((size_t)z->count, sizeof(*parts));
+    lens = xcalloc((size_t)z->count, sizeof(*lens));
+    for (int i = 0; i < z->count; i++) {
+        parts[i] = z->all + (size_t)i * part_size;
+        lens[i] = i + 1 < z->count ? part_size : total - (size_t)i * part_size;
+    }
+    multipart_etag(parts, lens, (size_t)z->count, z->etag);
+    free(parts);
+    free(lens);
+}
+
+static const unsigned char *sized_part(const struct sized *z, int number, size_t *len)
+{
+    size_t off = (size_t)(number - 1) * z->part_size;
+
+    *len = number < z->count ? z->part_size : z->total - off;
+    return z->all + off;
+}
+
+/* uploads part number of z; 0 or -1 with e set */
+static int sized_put(struct store *st, const char *id, const struct sized *z, int number,
+                     struct store_meta *m, struct err *e)
+{
+    size_t len;
+    const unsigned char *p = sized_part(z, number, &len);
+
+    return put_part(st, id, number, p, len, m, e);
+}
+
+/* the refs of every part of z, as uploaded */
+static struct store_part_ref *sized_refs(const struct sized *z)
+{
+    struct store_part_ref *refs = xcalloc((size_t)z->count, sizeof(*refs));
+
+    for (int i = 0; i < z->count; i++) {
+        size_t len;
+        const unsigned char *p = sized_part(z, i + 1, &len);
+
+        refs[i].number = i + 1;
+        md5_hex(p, len, refs[i].etag);
+    }
+    return refs;
+}
+
+/* parts 1..next-1 hashed by the in-memory state of upload id (0: no state) */
+static int hashed_next(struct store *st, const char *id)
+{
+    struct fs_hasher *h = fs_hasher_get(fs_of(st), id, 0, 0, 0, NULL);
+    int next;
+
+    if (!h)
+        return 0;
+    pthread_mutex_lock(&h->mu);
+    next = h->next;
+    pthread_mutex_unlock(&h->mu);
+    fs_hasher_put(fs_of(st), h);
+    return next;
+}
+
+/* number of markers of part number in the upload's directory */
+static int count_markers(const char *root, const char *id, int number)
+{
+    char path[PATH_MAX];
+    char prefix[8];
+    struct dirent *de;
+    DIR *d;
+    int n = 0;
+
+    snprintf(path, sizeof(path), "%s/.multipart/%s", root, id);
+    snprintf(prefix, sizeof(prefix), "p%05d.", number);
+    d = opendir(path);
+    assert_non_null(d);
+    for (;;) {
+        de = readdir(d);
+        if (!de)
+            break;
+        if (strncmp(de->d_name, prefix, 7) == 0)
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
+static void sized_free(struct sized *z)
+{
+    free(z->all);
+}
+
+static void test_sized_out_of_order(void **state)
+{
+    struct fixture *fx = *state;
+    static const int order[] = {3, 1, 4, 2};
+    static const int want_next[] = {1, 2, 2, 5};
+    struct sized z;
+    struct store_upload u;
+    struct store_upload g;
+    struct store_part *parts;
+    struct store_part_ref *refs;
+    struct store_staged *sg;
+    struct store_meta m;
+    struct err e = {0};
+    char path[PATH_MAX];
+    struct stat data_sb;
+    struct stat obj_sb;
+    size_t n;
+
+    /* parts bigger than the writer buffer, the last one short */
+    sized_init(&z, FS_WBUF + 4096, 3 * (FS_WBUF + 4096) + 1234, 41);
+    assert_int_equal(store_upload_create_sized(fx->st, "archive", "masters/s/a.mov", "video/mp4",
+                                               (int64_t)z.part_size, (int64_t)z.total, &u, &e),
+                     0);
+    assert_int_equal(u.part_size, (int64_t)z.part_size);
+    assert_int_equal(u.total_size, (int64_t)z.total);
+    assert_int_equal(store_upload_get(fx->st, u.upload_id, &g, &e), 0);
+    assert_int_equal(g.part_size, (int64_t)z.part_size);
+    assert_int_equal(g.total_size, (int64_t)z.total);
+    /* the data file is sparse: nothing is allocated up front */
+    snprintf(path, sizeof(path), "%s/.multipart/%s/data", fx->root, u.upload_id);
+    assert_int_equal(stat(path, &data_sb), 0);
+    assert_int_equal(data_sb.st_size, (off_t)z.total);
+    assert_int_equal(data_sb.st_blocks, 0);
+
+    for (size_t i = 0; i < ARRAY_LEN(order); i++) {
+        assert_int_equal(sized_put(fx->st, u.upload_id, &z, order[i], &m, &e), 0);
+        assert_int_equal(hashed_next(fx->st, u.upload_id), want_next[i]);
+    }
+    assert_int_equal(store_upload_parts(fx->st, u.upload_id, &parts, &n, &e), 0);
+    assert_int_equal(n, 4);
+    refs = sized_refs(&z);
+    for (int i = 0; i < 4; i++) {
+        size_t len;
+
+        (void)sized_part(&z, i + 1, &len);
+        assert_int_equal(parts[i].number, i + 1);
+        assert_int_equal(parts[i].size, (int64_t)len);
+        assert_string_equal(parts[i].etag, refs[i].etag);
+    }
+    free(parts);
+
+    assert_int_equal(store_upload_assemble(fx->st, u.upload_id, refs, 4, MIN_PART, &sg, &e), 0);
+    assert_int_equal(store_staged_meta(sg)->size, (int64_t)z.total);
+    assert_string_equal(store_staged_meta(sg)->sha256, z.sha);
+    assert_string_equal(store_staged_meta(sg)->etag, z.etag);
+    assert_int_equal(store_staged_commit(sg, "archive", "masters/s/a.mov", &m, &e), 0);
+    assert_string_equal(m.sha256, z.sha);
+    assert_string_equal(m.etag, z.etag);
+    /* idempotent: the same staged object again, then a fresh assembly of the same upload */
+    assert_int_equal(store_staged_commit(sg, "archive", "masters/s/a.mov", &m, &e), 0);
+    store_staged_free(sg);
+    assert_int_equal(store_upload_assemble(fx->st, u.upload_id, refs, 4, MIN_PART, &sg, &e), 0);
+    assert_string_equal(store_staged_meta(sg)->sha256, z.sha);
+    assert_int_equal(store_staged_commit(sg, "archive", "masters/s/a.mov", &m, &e), 0);
+    /* ...while other content at that key conflicts */
+    assert_int_equal(put(fx->st, "archive", "masters/s/other", "x", 1, NULL, &m, &e), 0);
+    assert_int_equal(store_staged_commit(sg, "archive", "masters/s/other", &m, &e), -1);
+    assert_int_equal(e.code, ERR_CONFLICT);
+    store_staged_free(sg);
+
+    /* no copy: the object is the upload's data file */
+    assert_int_equal(stat(path, &data_sb), 0);
+    snprintf(path, sizeof(path), "%s/archive/masters/s/a.mov", fx->root);
+    assert_int_equal(stat(path, &obj_sb), 0);
+    assert_int_equal(obj_sb.st_ino, data_sb.st_ino);
+    assert_object(fx->st, "archive", "masters/s/a.mov", z.all, z.total);
+    assert_int_equal(store_object_stat(fx->st, "archive", "masters/s/a.mov", &m, &e), 0);
+    assert_string_equal(m.sha256, z.sha);
+    assert_string_equal(m.etag, z.etag);
+    assert_string_equal(m.content_type, "video/mp4");
+
+    /* assembled: the parts are frozen */
+    assert_int_equal(sized_put(fx->st, u.upload_id, &z, 2, &m, &e), -1);
+    assert_int_equal(e.code, ERR_CONFLICT);
+
+    /* abort drops the upload but not the object */
+    assert_int_equal(store_upload_abort(fx->st, u.upload_id, &e), 0);
+    assert_int_equal(hashed_next(fx->st, u.upload_id), 0);
+    assert_object(fx->st, "archive", "masters/s/a.mov", z.all, z.total);
+    assert_int_equal(count_tmp_files(fx->root), 0);
+    free(refs);
+    sized_free(&z);
+}
+
+static void test_sized_small_parts(void **state)
+{
+    struct fixture *fx = *state;
+    struct sized z;
+    struct store_upload u;
+    struct store_part_ref *refs;
+    struct store_staged *sg;
+    struct store_meta m;
+    struct err e = {0};
+
+    /* parts of 1000 bytes (never flushed before commit), a one-byte last part */
+    sized_init(&z, 1000, 7001, 43);
+    assert_int_equal(
+        store_upload_create_sized(fx->st, "proxies", "small", NULL, 1000, 7001, &u, &e), 0);
+    for (int k = z.count; k >= 1; k--)
+        assert_int_equal(sized_put(fx->st, u.upload_id, &z, k, &m, &e), 0);
+    assert_int_equal(hashed_next(fx->st, u.upload_id), z.count + 1);
+    refs = sized_refs(&z);
+    assert_int_equal(store_upload_assemble(fx->st, u.upload_id, refs, (size_t)z.count, 0, &sg, &e),
+                     0);
+    assert_string_equal(store_staged_meta(sg)->sha256, z.sha);
+    assert_string_equal(store_staged_meta(sg)->etag, z.etag);
+    assert_int_equal(store_staged_commit(sg, "proxies", "small", &m, &e), 0);
+    store_staged_free(sg);
+    assert_object(fx->st, "proxies", "small", z.all, z.total);
+
+    /* a one-part upload */
+    sized_free(&z);
+    sized_init(&z, 5000, 5000, 44);
+    assert_int_equal(store_upload_create_sized(fx->st, "proxies", "one", NULL, 5000, 5000, &u, &e),
+                     0);
+    assert_int_equal(sized_put(fx->st, u.upload_id, &z, 1, &m, &e), 0);
+    free(refs);
+    refs = sized_refs(&z);
+    assert_int_equal(store_upload_assemble(fx->st, u.upload_id, refs, 1, MIN_PART, &sg, &e), 0);
+    assert_string_equal(store_staged_meta(sg)->sha256, z.sha);
+    assert_string_equal(store_staged_meta(sg)->etag, z.etag);
+    assert_int_equal(store_staged_commit(sg, "proxies", "one", &m, &e), 0);
+    store_staged_free(sg);
+    assert_int_equal(store_upload_abort(fx->st, u.upload_id, &e), 0);
+    assert_object(fx->st, "proxies", "one", z.all, z.total);
+    free(refs);
+    sized_free(&z);
+}
+
+static void test_sized_validation(void **state)
+{
+    struct fixture *fx = *state;
+    struct store_upload u;
+    struct err e = {0};
+
+    assert_int_equal(store_upload_create_sized(fx->st, "archive", "v", NULL, 0, 10, &u, &e), -1);
+    assert_int_equal(e.code, ERR_INVALID);
+    assert_int_equal(store_upload_create_sized(fx->st, "archive", "v", NULL, 10, 0, &u, &e), -1);
+    assert_int_equal(e.code, ERR_INVALID);
+    assert_int_equal(store_upload_create_sized(fx->st, "archive", "v", NULL, -5, 10, &u, &e), -1);
+    assert_int_equal(e.code, ERR_INVALID);
+    assert_int_equal(
+        store_upload_create_sized(fx->st, "archive", "v", NULL, 1, STORE_PART_MAX + 1, &u, &e), -1);
+    assert_int_equal(e.code, ERR_LIMIT);
+    assert_int_equal(
+        store_upload_create_sized(fx->st, "archive", "v", NULL, 1, STORE_PART_MAX, &u, &e), 0);
+    assert_int_equal(store_upload_abort(fx->st, u.upload_id, &e), 0);
+    assert_int_equal(store_upload_create_sized(fx->st, "archive", "v", NULL,
+                                               STORE_PART_SIZE_MAX + 1, 10, &u, &e),
+                     -1);
+    assert_int_equal(e.code, ERR_LIMIT);
+    assert_int_equal(store_upload_create_sized(fx->st, "archive", "v", NULL, STORE_PART_SIZE_MAX,
+                                               STORE_OBJECT_SIZE_MAX + 1, &u, &e),
+                     -1);
+    assert_int_equal(e.code, ERR_LIMIT);
+    assert_int_equal(store_upload_create_sized(fx->st, "nope", "v", NULL, 1, 1, &u, &e), -1);
+    assert_int_equal(e.code, ERR_NOTFOUND);
+    /* the largest layout: no space is taken up front */
+    assert_int_equal(store_upload_create_sized(fx->st, "archive", "v", NULL, STORE_PART_SIZE_MAX,
+                                               STORE_OBJECT_SIZE_MAX / 4, &u, &e),
+                     0);
+    assert_int_equal(store_upload_abort(fx->st, u.upload_id, &e), 0);
+}
+
+static void expect_msg(const struct err *e, enum err_code code, const char *prefix)
+{
+    assert_int_equal(e->code, code);
+    if (strncmp(e->msg, prefix, strlen(prefix)) != 0)
+        fail_msg("expected \"%s...\", got \"%s\"", prefix, e->msg);
+}
+
+static void test_sized_reupload(void **state)
+{
+    struct fixture *fx = *state;
+    struct sized z;
+    struct sized y; /* the same layout, other bytes */
+    struct store_upload u;
+    struct store_writer *w;
+    struct store_part_ref *refs;
+    struct store_staged *sg;
+    struct store_meta m;
+    struct err e = {0};
+    size_t len;
+    const unsigned char *p;
+
+    sized_init(&z, FS_WBUF * 2, FS_WBUF * 5, 45);
+    sized_init(&y, FS_WBUF * 2, FS_WBUF * 5, 46);
+    assert_int_equal(store_upload_create_sized(fx->st, "archive", "re", NULL, (int64_t)z.part_size,
+                                               (int64_t)z.total, &u, &e),
+                     0);
+    for (int k = 1; k <= 3; k++)
+        assert_int_equal(sized_put(fx->st, u.upload_id, &z, k, &m, &e), 0);
+    assert_int_equal(hashed_next(fx->st, u.upload_id), 4);
+
+    /* re-upload part 2 with y's bytes: once its region is written, the hash starts over */
+    p = sized_part(&y, 2, &len);
+    assert_int_equal(store_part_writer(fx->st, u.upload_id, 2, 0, &w, &e), 0);
+    assert_int_equal(count_markers(fx->root, u.upload_id, 2), 1);
+    assert_int_equal(store_writer_write(w, p, FS_WBUF + 10, &e), 0);
+    assert_int_equal(count_markers(fx->root, u.upload_id, 2), 0);
+    assert_int_equal(hashed_next(fx->st, u.upload_id), 1);
+    assert_int_equal(store_writer_write(w, p + FS_WBUF + 10, len - FS_WBUF - 10, &e), 0);
+    assert_int_equal(store_writer_commit(w, NULL, &m, &e), 0);
+    assert_int_equal(count_markers(fx->root, u.upload_id, 2), 1);
+    /* rehashed 1..3 in the committing thread */
+    assert_int_equal(hashed_next(fx->st, u.upload_id), 4);
+
+    /* the expected object: z with y's part 2 */
+    memcpy(z.all + z.part_size, p, len);
+    sized_free(&y);
+    util_sha256_hex(z.all, z.total, z.sha);
+    refs = sized_refs(&z);
+    assert_int_equal(store_upload_assemble(fx->st, u.upload_id, refs, 2, 0, &sg, &e), -1);
+    expect_msg(&e, ERR_INVALID, "InvalidPart: part 3 of 3 is not listed");
+    assert_int_equal(sized_put(fx->st, u.upload_id, &z, 3, &m, &e), 0); /* same bytes again */
+    assert_int_equal(hashed_next(fx->st, u.upload_id), 4);
+    assert_int_equal(store_upload_assemble(fx->st, u.upload_id, refs, 3, 0, &sg, &e), 0);
+    assert_string_equal(store_staged_meta(sg)->sha256, z.sha);
+    assert_int_equal(store_staged_commit(sg, "archive", "re", &m, &e), 0);
+    store_staged_free(sg);
+    assert_object(fx->st, "archive", "re", z.all, z.total);
+    free(refs);
+    sized_free(&z);
+}
+
+static void test_sized_wrong_size(void **state)
+{
+    struct fixture *fx = *state;
+    struct sized z;
+    struct store_upload u;
+    struct store_writer *w;
+    struct store_part *parts;
+    struct store_meta m;
+    struct err e = {0};
+    size_t len;
+    const unsigned char *p;
+    size_t n;
+
+    sized_init(&z, FS_WBUF + 100, 2 * (FS_WBUF + 100) + 50, 47);
+    assert_int_equal(store_upload_create_sized(fx->st, "archive", "ws", NULL, (int64_t)z.part_size,
+                                               (int64_t)z.total, &u, &e),
+                     0);
+    /* short, in a small write and in a flushed one */
+    p = sized_part(&z, 1, &len);
+    assert_int_equal(put_part(fx->st, u.upload_id, 1, p, 10, &m, &e), -1);
+    expect_msg(&e, ERR_INVALID, "InvalidPart: part 1 must be 262244 bytes, got 10");
+    assert_int_equal(put_part(fx->st, u.upload_id, 1, p, len - 1, &m, &e), -1);
+    expect_msg(&e, ERR_INVALID, "InvalidPart: part 1 must be");
+    /* the last part has its own size */
+    p = sized_part(&z, 3, &len);
+    assert_int_equal(len, 50);
+    assert_int_equal(put_part(fx->st, u.upload_id, 3, z.all, z.part_size, &m, &e), -1);
+    expect_msg(&e, ERR_INVALID, "InvalidPart: part 3 must be 50 bytes, got more");
+    /* too long fails at the write that exceeds, and commit too */
+    assert_int_equal(store_part_writer(fx->st, u.upload_id, 2, 0, &w, &e), 0);
+    assert_int_equal(store_writer_write(w, z.all, z.part_size, &e), 0);
+    assert_int_equal(store_writer_write(w, "x", 1, &e), -1);
+    expect_msg(&e, ERR_INVALID, "InvalidPart: part 2 must be 262244 bytes, got more");
+    assert_int_equal(store_writer_commit(w, NULL, &m, &e), -1);
+    expect_msg(&e, ERR_INVALID, "InvalidPart:");
+    /* nothing was marked */
+    assert_int_equal(store_upload_parts(fx->st, u.upload_id, &parts, &n, &e), 0);
+    assert_int_equal(n, 0);
+    free(parts);
+    for (int k = 1; k <= 3; k++)
+        assert_int_equal(count_markers(fx->root, u.upload_id, k), 0);
+    assert_int_equal(hashed_next(fx->st, u.upload_id), 0);
+
+    /* a good part survives a short re-upload that never reached its region */
+    assert_int_equal(sized_put(fx->st, u.upload_id, &z, 3, &m, &e), 0);
+    assert_int_equal(put_part(fx->st, u.upload_id, 3, "ab", 2, &m, &e), -1);
+    expect_msg(&e, ERR_INVALID, "InvalidPart: part 3 must be 50 bytes, got 2");
+    assert_int_equal(count_markers(fx->root, u.upload_id, 3), 1);
+
+    /* beyond the last part */
+    assert_int_equal(store_part_writer(fx->st, u.upload_id, 4, 0, &w, &e), -1);
+    expect_msg(&e, ERR_INVALID, "InvalidPart: part 4 is beyond the last part 3");
+    assert_null(w);
+    assert_int_equal(store_upload_abort(fx->st, u.upload_id, &e), 0);
+    assert_int_equal(count_tmp_files(fx->root), 0);
+    sized_free(&z);
+}
+
+static void test_sized_conflict(void **state)
+{
+    struct fixture *fx = *state;
+    struct sized z;
+    struct store_upload u;
+    struct store_writer *a;
+    struct store_writer *b;
+    struct store_part_ref *refs;
+    struct store_staged *sg = NULL;
+    struct store_meta m;
+    struct err e = {0};
+    size_t len;
+    const unsigned char *p;
+    char path[PATH_MAX];
+    struct stat sb;
+
+    sized_init(&z, 4000, 10000, 48);
+    assert_int_equal(store_upload_create_sized(fx->st, "archive", "cf", NULL, 4000, 10000, &u, &e),
+                     0);
+    for (int k = 2; k <= 3; k++)
+        assert_int_equal(sized_put(fx->st, u.upload_id, &z, k, &m, &e), 0);
+    p = sized_part(&z, 1, &len);
+    assert_int_equal(store_part_writer(fx->st, u.upload_id, 1, 0, &a, &e), 0);
+    assert_int_equal(store_writer_write(a, p, 100, &e), 0);
+    /* a second writer of part 1 is refused while a is open; other parts are fine */
+    assert_int_equal(store_part_writer(fx->st, u.upload_id, 1, 0, &b, &e), -1);
+    expect_msg(&e, ERR_CONFLICT, "part 1 is being uploaded by another request");
+    assert_int_equal(sized_put(fx->st, u.upload_id, &z, 3, &m, &e), 0);
+
+    /* an assembly while a writer is open fails and leaves the upload open */
+    refs = sized_refs(&z);
+    assert_int_equal(store_upload_assemble(fx->st, u.upload_id, refs + 1, 2, 0, &sg, &e), -1);
+    expect_msg(&e, ERR_INVALID, "InvalidPart: part 1 of 3 was not uploaded");
+    assert_int_equal(store_writer_write(a, p + 100, len - 100, &e), 0);
+    assert_int_equal(store_writer_commit(a, NULL, &m, &e), 0);
+
+    assert_int_equal(store_part_writer(fx->st, u.upload_id, 2, 0, &b, &e), 0);
+    assert_int_equal(store_upload_assemble(fx->st, u.upload_id, refs, 3, 0, &sg, &e), -1);
+    expect_msg(&e, ERR_CONFLICT, "part 2 is being uploaded by another request");
+    assert_null(sg);
+    snprintf(path, sizeof(path), "%s/.multipart/%s/sealed", fx->root, u.upload_id);
+    assert_int_equal(stat(path, &sb), -1);
+    store_writer_abort(b);
+    assert_int_equal(count_markers(fx->root, u.upload_id, 2), 1); /* b wrote nothing */
+
+    assert_int_equal(store_upload_assemble(fx->st, u.upload_id, refs, 3, 0, &sg, &e), 0);
+    assert_string_equal(store_staged_meta(sg)->sha256, z.sha);
+    assert_int_equal(stat(path, &sb), 0);
+    /* sealed: no writer can start */
+    assert_int_equal(store_part_writer(fx->st, u.upload_id, 2, 0, &b, &e), -1);
+    assert_int_equal(e.code, ERR_CONFLICT);
+    assert_int_equal(store_staged_commit(sg, "archive", "cf", &m, &e), 0);
+    store_staged_free(sg);
+    assert_object(fx->st, "archive", "cf", z.all, z.total);
+    free(refs);
+    sized_free(&z);
+}
+
+struct racer {
+    struct store *st;
+    const char *id;
+    const struct sized *z;
+    int first;
+    int step;
+    int conflicts;
+    int failures;
+};
+
+static void *racer_main(void *arg)
+{
+    struct racer *r = arg;
+    struct store_meta m;
+    struct err e = {0};
+
+    for (int k = r->first; k <= r->z->count; k += r->step) {
+        /* every racer also writes part 1, so writers of one part collide */
+        for (int pass = 0; pass < 2; pass++) {
+            int number = pass == 0 ? k : 1;
+
+            for (;;) {
+                if (sized_put(r->st, r->id, r->z, number, &m, &e) == 0)
+                    break;
+                if (e.code != ERR_CONFLICT) {
+                    r->failures++;
+                    break;
+                }
+                r->conflicts++;
+            }
+        }
+    }
+    return NULL;
+}
+
+static void test_sized_concurrent(void **state)
+{
+    struct fixture *fx = *state;
+    struct racer r[4];
+    pthread_t th[4];
+    struct sized z;
+    struct store_upload u;
+    struct store_part_ref *refs;
+    struct store_staged *sg;
+    struct store_meta m;
+    struct err e = {0};
+
+    sized_init(&z, 30000, 30000 * 40 - 7, 49);
+    assert_int_equal(store_upload_create_sized(fx->st, "archive", "race-sized", NULL, 30000,
+                                               (int64_t)z.total, &u, &e),
+                     0);
+    for (int i = 0; i < 4; i++) {
+        r[i] = (struct racer){fx->st, u.upload_id, &z, i + 1, 4, 0, 0};
+        assert_int_equal(pthread_create(&th[i], NULL, racer_main, &r[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+        assert_int_equal(r[i].failures, 0);
+    }
+    refs = sized_refs(&z);
+    assert_int_equal(store_upload_assemble(fx->st, u.upload_id, refs, (size_t)z.count, 0, &sg, &e),
+                     0);
+    assert_string_equal(store_staged_meta(sg)->sha256, z.sha);
+    assert_int_equal(store_staged_commit(sg, "archive", "race-sized", &m, &e), 0);
+    store_staged_free(sg);
+    assert_object(fx->st, "archive", "race-sized", z.all, z.total);
+    free(refs);
+    sized_free(&z);
+}
+
+static void test_sized_missing(void **state)
+{
+    struct fixture *fx = *state;
+    struct sized z;
+    struct store_upload u;
+    struct store_part_ref *refs;
+    struct store_part_ref two[2];
+    struct store_meta m;
+    struct err e = {0};
+    char path[PATH_MAX];
+    struct stat sb;
+
+    sized_init(&z, 1000, 2500, 50);
+    assert_int_equal(store_upload_create_sized(fx->st, "archive", "miss", NULL, 1000, 2500, &u, &e),
+                     0);
+    assert_int_equal(sized_put(fx->st, u.upload_id, &z, 1, &m, &e), 0);
+    assert_int_equal(sized_put(fx->st, u.upload_id, &z, 3, &m, &e), 0);
+    refs = sized_refs(&z);
+    two[0] = refs[0];
+    two[1] = refs[2];
+    expect_assemble_error(fx->st, u.upload_id, two, 2, 0, ERR_INVALID,
+                          "InvalidPart: part 2 of 3 was not uploaded");
+    expect_assemble_error(fx->st, u.upload_id, refs, 3, 0, ERR_INVALID, "InvalidPart:");
+    expect_assemble_error(fx->st, u.upload_id, refs, 1, 0, ERR_INVALID,
+                          "InvalidPart: part 2 of 3 was not uploaded");
+    two[0] = refs[2];
+    two[1] = refs[0];
+    expect_assemble_error(fx->st, u.upload_id, two, 2, 0, ERR_INVALID, "InvalidPartOrder:");
+    two[0] = refs[0];
+    two[1] = refs[2];
+    snprintf(two[1].etag, sizeof(two[1].etag), "0123456789abcdef0123456789abcdef");
+    expect_assemble_error(fx->st, u.upload_id, two, 2, 0, ERR_INVALID, "InvalidPart:");
+    assert_int_equal(sized_put(fx->st, u.upload_id, &z, 2, &m, &e), 0);
+    two[1] = refs[2];
+    expect_assemble_error(fx->st, u.upload_id, two, 2, 0, ERR_INVALID,
+                          "InvalidPart: part 2 of 3 is not listed");
+    /* failed assemblies leave the upload unsealed */
+    snprintf(path, sizeof(path), "%s/.multipart/%s/sealed", fx->root, u.upload_id);
+    assert_int_equal(stat(path, &sb), -1);
+    assert_int_equal(sized_put(fx->st, u.upload_id, &z, 2, &m, &e), 0);
+    assert_int_equal(count_tmp_files(fx->root), 0);
+    free(refs);
+    sized_free(&z);
+}
+
+/* a writer that dies mid-part (aborted, as a crash or a hang-up does) */
+static void test_sized_torn_part(void **state)
+{
+    struct fixture *fx = *state;
+    struct sized z;
+    struct store_upload u;
+    struct store_writer *w;
+    struct store_part *parts;
+    struct store_part_ref *refs;
+    struct store_staged *sg;
+    struct store_meta m;
+    struct err e = {0};
+    unsigned char *junk = pattern(FS_WBUF * 2, 77);
+    unsigned char *got;
+    char path[PATH_MAX];
+    size_t n;
+    int fd;
+
+    sized_init(&z, FS_WBUF * 3, FS_WBUF * 9, 51);
+    assert_int_equal(store_upload_create_sized(fx->st, "archive", "torn", NULL,
+                                               (int64_t)z.part_size, (int64_t)z.total, &u, &e),
+                     0);
+    for (int k = 1; k <= 3; k++)
+        assert_int_equal(sized_put(fx->st, u.upload_id, &z, k, &m, &e), 0);
+    assert_int_equal(store_part_writer(fx->st, u.upload_id, 2, 0, &w, &e), 0);
+    assert_int_equal(store_writer_write(w, junk, FS_WBUF * 2, &e), 0);
+    store_writer_abort(w);
+
+    assert_int_equal(store_upload_parts(fx->st, u.upload_id, &parts, &n, &e), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(parts[0].number, 1);
+    assert_int_equal(parts[1].number, 3);
+    free(parts);
+    assert_int_equal(count_markers(fx->root, u.upload_id, 2), 0);
+    /* parts 1 and 3 are intact in the data file */
+    snprintf(path, sizeof(path), "%s/.multipart/%s/data", fx->root, u.upload_id);
+    fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    got = xmalloc(z.part_size);
+    assert_int_equal(pread(fd, got, z.part_size, 0), (ssize_t)z.part_size);
+    assert_memory_equal(got, z.all, z.part_size);
+    assert_int_equal(pread(fd, got, z.part_size, (off_t)(2 * z.part_size)), (ssize_t)z.part_size);
+    assert_memory_equal(got, z.all + 2 * z.part_size, z.part_size);
+    close(fd);
+    free(got);
+
+    refs = sized_refs(&z);
+    expect_assemble_error(fx->st, u.upload_id, refs, 3, 0, ERR_INVALID,
+                          "InvalidPart: part 2 of upload");
+    /* after a restart the state is gone; the part comes again and all is well */
+    store_close(fx->st);
+    assert_int_equal(store_fs_open(&fx->st, fx->root, &e), 0);
+    assert_int_equal(sized_put(fx->st, u.upload_id, &z, 2, &m, &e), 0);
+    assert_int_equal(hashed_next(fx->st, u.upload_id), 4); /* learnt 1 and 3 from disk */
+    assert_int_equal(store_upload_assemble(fx->st, u.upload_id, refs, 3, 0, &sg, &e), 0);
+    assert_string_equal(store_staged_meta(sg)->sha256, z.sha);
+    assert_int_equal(store_staged_commit(sg, "archive", "torn", &m, &e), 0);
+    store_staged_free(sg);
+    assert_object(fx->st, "archive", "torn", z.all, z.total);
+    free(refs);
+    free(junk);
+    sized_free(&z);
+}
+
+static void test_sized_reopen(void **state)
+{
+    struct fixture *fx = *state;
+    struct sized z;
+    struct store_upload u;
+    struct store_part_ref *refs;
+    struct store_staged *sg;
+    struct store_meta m;
+    struct err e = {0};
+
+    sized_init(&z, 70000, 70000 * 6, 52);
+    assert_int_equal(store_upload_create_sized(fx->st, "archive", "reopen", NULL, 70000,
+                                               (int64_t)z.total, &u, &e),
+                     0);
+    for (int k = 1; k <= 6; k++)
+        assert_int_equal(sized_put(fx->st, u.upload_id, &z, k, &m, &e), 0);
+    store_close(fx->st);
+    assert_int_equal(store_fs_open(&fx->st, fx->root, &e), 0);
+    assert_int_equal(hashed_next(fx->st, u.upload_id), 0);
+    refs = sized_refs(&z);
+    assert_int_equal(store_upload_assemble(fx->st, u.upload_id, refs, 6, 0, &sg, &e), 0);
+    assert_string_equal(store_staged_meta(sg)->sha256, z.sha);
+    assert_string_equal(store_staged_meta(sg)->etag, z.etag);
+    assert_int_equal(hashed_next(fx->st, u.upload_id), 7);
+    store_staged_free(sg); /* not committed: the upload is sealed but stays */
+    store_close(fx->st);
+    assert_int_equal(store_fs_open(&fx->st, fx->root, &e), 0);
+    assert_int_equal(store_upload_assemble(fx->st, u.upload_id, refs, 6, 0, &sg, &e), 0);
+    assert_string_equal(store_staged_meta(sg)->sha256, z.sha);
+    assert_int_equal(store_staged_commit(sg, "archive", "reopen", &m, &e), 0);
+    store_staged_free(sg);
+    assert_int_equal(store_upload_abort(fx->st, u.upload_id, &e), 0);
+    assert_object(fx->st, "archive", "reopen", z.all, z.total);
+    free(refs);
+    sized_free(&z);
+}
+
+/* a hashed part that changed behind the state's back (another process) is rehashed */
+static void test_sized_foreign_change(void **state)
+{
+    struct fixture *fx = *state;
+    struct sized z;
+    struct store *other;
+    struct store_upload u;
+    struct store_part_ref *refs;
+    struct store_staged *sg;
+    struct store_meta m;
+    struct err e = {0};
+    unsigned char *alt = pattern(5000, 99);
+
+    sized_init(&z, 5000, 15000, 53);
+    assert_int_equal(
+        store_upload_create_sized(fx->st, "archive", "foreign", NULL, 5000, 15000, &u, &e), 0);
+    for (int k = 1; k <= 3; k++)
+        assert_int_equal(sized_put(fx->st, u.upload_id, &z, k, &m, &e), 0);
+    assert_int_equal(hashed_next(fx->st, u.upload_id), 4);
+    assert_int_equal(store_fs_open(&other, fx->root, &e), 0);
+    assert_int_equal(put_part(other, u.upload_id, 2, alt, 5000, &m, &e), 0);
+    store_close(other);
+    assert_int_equal(hashed_next(fx->st, u.upload_id), 4); /* fx->st did not see it */
+    memcpy(z.all + 5000, alt, 5000);
+    util_sha256_hex(z.all, z.total, z.sha);
+    refs = sized_refs(&z);
+    assert_int_equal(store_upload_assemble(fx->st, u.upload_id, refs, 3, 0, &sg, &e), 0);
+    assert_string_equal(store_staged_meta(sg)->sha256, z.sha);
+    store_staged_free(sg);
+    free(refs);
+    free(alt);
+    sized_free(&z);
+}
+
+struct late_put {
+    struct store *st;
+    const char *id;
+    const struct sized *z;
+    int rc;
+    int64_t waited_ms;
+};
+
+static void *late_put_main(void *arg)
+{
+    struct late_put *lp = arg;
+    struct store_meta m;
+    struct err e = {0};
+    int64_t t0 = util_mono_ms();
+
+    lp->rc = sized_put(lp->st, lp->id, lp->z, 1, &m, &e);
+    lp->waited_ms = util_mono_ms() - t0;
+    return NULL;
+}
+
+/* a writer waits for a reader of its region (hashing, assembly) instead of failing */
+static void test_sized_reader_wait(void **state)
+{
+    struct fixture *fx = *state;
+    struct late_put lp;
+    struct sized z;
+    struct store_upload u;
+    pthread_t th;
+    struct store_meta m;
+    struct err e = {0};
+    char path[PATH_MAX];
+    int fd;
+
+    sized_init(&z, 3000, 6000, 54);
+    assert_int_equal(store_upload_create_sized(fx->st, "archive", "wait", NULL, 3000, 6000, &u, &e),
+                     0);
+    assert_int_equal(sized_put(fx->st, u.upload_id, &z, 1, &m, &e), 0);
+    snprintf(path, sizeof(path), "%s/.multipart/%s/data", fx->root, u.upload_id);
+    fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(fs_range_lock(fd, F_RDLCK, 0, 3000, 0), 0);
+    lp = (struct late_put){fx->st, u.upload_id, &z, -1, 0};
+    assert_int_equal(pthread_create(&th, NULL, late_put_main, &lp), 0);
+    fs_sleep_ms(100);
+    close(fd);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(lp.rc, 0);
+    assert_true(lp.waited_ms >= 90);
+    sized_free(&z);
+}
+
 /* ---- internals ------------------------------------------------------------------------ */
 
 /* the assembly copy: copy_file_range and the read/write fallback give the same bytes */
@@ -991,12 +1753,13 @@ static void test_dent_order(void **state)
 struct outcome {
     int put_ok;
     int commit_ok;
+    int sized_ok;
     int done;
 };
 
 /*
- * A put and a two-part upload through st, stopping (and cleaning up) at the first
- * failure, as a careful caller would.
+ * A put, a two-part upload and a two-part sized upload of the same bytes through st,
+ * stopping (and cleaning up) at the first failure, as a careful caller would.
  */
 static void scenario(struct store *st, const unsigned char *a, size_t alen, const unsigned char *p1,
                      size_t l1, const unsigned char *p2, size_t l2, struct outcome *o)
@@ -1045,6 +1808,29 @@ static void scenario(struct store *st, const unsigned char *a, size_t alen, cons
     store_staged_free(sg);
     if (store_upload_abort(st, u.upload_id, &e) < 0)
         return;
+
+    if (store_upload_create_sized(st, "archive", "obj/c", "video/mp4", (int64_t)l1,
+                                  (int64_t)(l1 + l2), &u, &e) < 0)
+        return;
+    if (put_part(st, u.upload_id, 2, p2, l2, &m, &e) < 0)
+        return;
+    memcpy(refs[1].etag, m.etag, 33);
+    if (put_part(st, u.upload_id, 1, p1, l1, &m, &e) < 0)
+        return;
+    memcpy(refs[0].etag, m.etag, 33);
+    if (store_upload_parts(st, u.upload_id, &parts, &n, &e) < 0)
+        return;
+    free(parts);
+    if (store_upload_assemble(st, u.upload_id, refs, 2, MIN_PART, &sg, &e) < 0)
+        return;
+    if (store_staged_commit(sg, "archive", "obj/c", &m, &e) < 0) {
+        store_staged_free(sg);
+        return;
+    }
+    o->sized_ok = 1;
+    store_staged_free(sg);
+    if (store_upload_abort(st, u.upload_id, &e) < 0)
+        return;
     o->done = 1;
 }
 
@@ -1058,11 +1844,13 @@ static void test_faulty(void **state)
     unsigned char *p2 = pattern(l2, 23);
     unsigned char *b = xmalloc(l1 + l2);
     int fds = count_fds();
+    char sha[65];
     long n;
 
     (void)state;
     memcpy(b, p1, l1);
     memcpy(b + l1, p2, l2);
+    util_sha256_hex(b, l1 + l2, sha);
     for (n = 1; n < 1000; n++) {
         char root[ROOT_MAX];
         char path[PATH_MAX];
@@ -1097,13 +1885,22 @@ static void test_faulty(void **state)
             assert_int_equal(store_object_stat(check, "archive", "obj/b", &m, &e), -1);
             assert_int_equal(e.code, ERR_NOTFOUND);
         }
+        if (o.sized_ok) {
+            assert_object(check, "archive", "obj/c", b, l1 + l2);
+            assert_int_equal(store_object_stat(check, "archive", "obj/c", &m, &e), 0);
+            assert_string_equal(m.sha256, sha);
+            assert_string_equal(m.content_type, "video/mp4");
+        } else {
+            assert_int_equal(store_object_stat(check, "archive", "obj/c", &m, &e), -1);
+            assert_int_equal(e.code, ERR_NOTFOUND);
+        }
         store_close(check);
         rm_tree(root);
         if (o.done)
             break;
     }
-    /* the scenario makes well over a dozen calls, each of which failed once */
-    assert_true(n > 12);
+    /* the scenario makes well over two dozen calls, each of which failed once */
+    assert_true(n > 24);
     assert_true(n < 1000);
 
     /* n == 0 never fails */
@@ -1143,6 +1940,18 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_upload_list_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stale_tmp, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_parts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sized_out_of_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sized_small_parts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sized_validation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sized_reupload, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sized_wrong_size, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sized_conflict, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sized_concurrent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sized_missing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sized_torn_part, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sized_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sized_foreign_change, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sized_reader_wait, setup, teardown),
         cmocka_unit_test(test_copy_part),
         cmocka_unit_test(test_dent_order),
         cmocka_unit_test(test_faulty),
