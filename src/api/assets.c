@@ -1085,6 +1085,16 @@ static const char *content_disposition(struct http_req *req, const char *name)
     return out;
 }
 
+/* does the request's Range start at byte 0 (a player's first request)? */
+static int range_from_start(struct http_req *req, int64_t size)
+{
+    const char *h = http_header(req, "Range");
+    struct http_range r;
+    struct err e;
+
+    return h && http_range_parse(h, size, &r, 1, &e) == 1 && r.start == 0;
+}
+
 void api__assets_download(struct http_req *req, const char *const *params)
 {
     struct api_state *st = api__state(req);
@@ -1129,7 +1139,9 @@ void api__assets_download(struct http_req *req, const char *const *params)
             obj.disposition = content_disposition(req, a.original_filename);
             obj.small_max = cfg->sendfile_threshold;
             http_send_object(req, fd, &obj);
-            if (is_get && (req->status == 200 || req->status == 206))
+            /* one audit row per download, not one per seek of a player */
+            if (is_get &&
+                (req->status == 200 || (req->status == 206 && range_from_start(req, m.size))))
                 api__audit(req, "asset.download", "asset", a.id,
                            json_pack("{s:s,s:i}", "mode", "direct", "status", req->status));
             goto out;

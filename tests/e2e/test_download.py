@@ -294,3 +294,25 @@ def test_non_ascii_filename_is_in_disposition(api, editor, viewer):
     assert disposition.startswith("attachment")
     assert "filename*=UTF-8''a%C3%B1o%20nuevo.mp3" in disposition or \
         "año nuevo.mp3" in disposition.encode("latin-1").decode("utf-8", "replace")
+
+
+# --------------------------------------------------------------------------- audit
+
+
+def download_audits(api, admin_token, asset):
+    items = api("GET", "/api/v1/audit", admin_token,
+                params={"target_id": asset["id"], "limit": 1000}).json()["items"]
+    return sum(1 for i in items if i["action"] == "asset.download")
+
+
+def test_a_download_is_audited_once_not_once_per_seek(api, admin_token, viewer, stored):
+    asset, _ = stored
+    before = download_audits(api, admin_token, asset)
+    assert download(api, viewer.token, asset, headers={"Range": "bytes=0-"}).status_code == 206
+    for start in (1000, 200_000, 3_000_000):
+        r = download(api, viewer.token, asset, headers={"Range": f"bytes={start}-{start + 99}"})
+        assert r.status_code == 206
+    assert download(api, viewer.token, asset, method="HEAD").status_code == 200
+    assert download_audits(api, admin_token, asset) == before + 1
+    assert download(api, viewer.token, asset).status_code == 200
+    assert download_audits(api, admin_token, asset) == before + 2
