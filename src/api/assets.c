@@ -1178,6 +1178,35 @@ struct sweep_ctx {
     int swept;
 };
 
+struct sweep_master_ctx {
+    struct store *store;
+};
+
+static int sweep_master(void *p, const char *key, const struct store_meta *m)
+{
+    struct sweep_master_ctx *c = p;
+    struct err e;
+
+    (void)m;
+    if (store_object_delete(c->store, STORE_BUCKET_ARCHIVE, key, &e) < 0)
+        log_write(LOG_WARN, "api", "sweep: cannot remove unreferenced master %s: %s", key, e.msg);
+    else
+        log_write(LOG_INFO, "api", "sweep: removed unreferenced master %s", key);
+    return 0;
+}
+
+/* removes masters/{asset_id}/... of an asset that no longer exists */
+static void sweep_masters(struct store *store, const char *asset_id)
+{
+    struct sweep_master_ctx c = {store};
+    char prefix[64];
+    struct err e;
+
+    snprintf(prefix, sizeof(prefix), "masters/%s/", asset_id);
+    if (store_object_list(store, STORE_BUCKET_ARCHIVE, prefix, sweep_master, &c, &e) < 0)
+        log_write(LOG_WARN, "api", "sweep: cannot list %s: %s", prefix, e.msg);
+}
+
 static int sweep_one(void *p, const struct cat_upload *u)
 {
     struct sweep_ctx *s = p;
@@ -1199,6 +1228,8 @@ static int sweep_one(void *p, const struct cat_upload *u)
             cat_asset_release(&a);
             return 0;
         }
+        /* a complete that committed the master but never reached the catalog */
+        sweep_masters(s->ctx->store, u->asset_id);
     } else if (cat_upload_delete(cat, u->asset_id, &e) < 0 && e.code != ERR_NOTFOUND) {
         log_write(LOG_WARN, "api", "sweep: cannot remove the upload row of %s: %s", u->asset_id,
                   e.msg);

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import threading
 import time
 import uuid
@@ -388,3 +389,29 @@ def test_fsck_ignores_uploads_in_progress(fresh_server):
     upload(api, editor.token, random_bytes(1000))
     assert srv.stop() == 0
     assert assert_fsck_clean(srv)["checked"] == 1
+
+
+def test_sweep_removes_a_master_the_catalog_never_recorded(fresh_server):
+    """A complete that committed the master but died before the catalog recorded it leaves
+    the asset uploading; when that upload expires, the sweep removes the master too."""
+    srv = fresh_server()
+    api, editor = clients(srv)
+    asset = upload(api, editor.token, random_bytes(PART_SIZE + 99), filename="lost.mp4")
+    assert srv.stop() == 0
+    master = srv.data_dir / "objects" / "archive" / asset["master_storage_key"]
+    assert master.exists()
+    # rewind the catalog to "uploading, upload expired", as if the process died between
+    # the store commit and the catalog transaction
+    db = str(srv.data_dir / "catalog.db")
+    sql = (f"UPDATE assets SET status='uploading', content_hash=NULL, master_storage_key=NULL "
+           f"WHERE id='{asset['id']}'; "
+           f"INSERT INTO uploads VALUES('{asset['id']}', '{'0' * 32}', 'archive', "
+           f"'uploads/{asset['id']}/original.mp4', {PART_SIZE}, 2, NULL, 0, 1);")
+    subprocess.run(["sqlite3", db, sql], check=True)
+    srv.extra_env.update({"ACERVO_SWEEP_INTERVAL": "1s"})
+    srv.start()
+    wait_until(lambda: not master.exists(), 30, 0.25, "the unreferenced master to be swept")
+    assert api("GET", f"/api/v1/assets/{asset['id']}", editor.token).status_code == 404
+    assert srv.stop() == 0
+    report = run_acervod("fsck", "--data-dir", srv.data_dir)
+    assert report.returncode == 0, report.stdout + report.stderr
