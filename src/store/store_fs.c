@@ -40,6 +40,7 @@
 #define FS_XATTR_MAX 512                   /* bytes of the encoded metadata */
 #define FS_WBUF      ((size_t)256 * 1024)  /* writer buffer: no tiny write(2)s */
 #define FS_RBUF      ((size_t)1024 * 1024) /* read buffer of the assembly hash pass */
+#define FS_KICK      ((int64_t)8 << 20)    /* start writeback every this many bytes */
 #define FS_META_MAX  4096                  /* bytes of an upload's meta file */
 #define FS_ROOT_MAX  2048                  /* leaves room for bucket and a 1024-byte key */
 #define FS_PART_NAME 39                    /* "p" 5 digits "." 32 hex */
@@ -125,7 +126,8 @@ struct fs_writer {
     int part;
     int64_t off;       /* FS_W_SIZED: where the part's region starts in the data file */
     int64_t want;      /* FS_W_SIZED: the part's exact size */
-    int64_t written;   /* FS_W_SIZED: bytes written into the region */
+    int64_t written;   /* bytes written (FS_W_SIZED: into the region) */
+    int64_t kicked;    /* bytes of those already handed to writeback */
     int64_t part_size; /* FS_W_SIZED: the upload's layout */
     int64_t total;
     int touched;  /* FS_W_SIZED: the region was written to, the old marker removed */
@@ -1393,6 +1395,13 @@ static int fs_writer_out(struct fs_writer *w, const void *data, size_t n, struct
         return -1;
     }
     w->written += (int64_t)n;
+    /* start writing back as data arrives, so the fdatasync at commit finds little left
+     * and the disk works while the network does (a hint: errors surface at fdatasync) */
+    if (w->written - w->kicked >= FS_KICK) {
+        (void)sync_file_range(w->fd, (off_t)(w->off + w->kicked), (off_t)(w->written - w->kicked),
+                              SYNC_FILE_RANGE_WRITE);
+        w->kicked = w->written;
+    }
     return 0;
 }
 
