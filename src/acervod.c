@@ -302,8 +302,10 @@ static int sweep_store_upload(void *ctx, const struct store_upload *u)
 
     if (u->initiated >= s->cutoff)
         return 0;
-    /* uploads of the REST flow are swept through the catalog; these are plain S3 ones */
-    if (strcmp(u->bucket, STORE_BUCKET_ARCHIVE) == 0 && strncmp(u->key, "uploads/", 8) == 0)
+    /* uploads of the REST flow are swept through the catalog; one still here a day after
+     * its expiry lost its catalog row (a failed abort) and goes now */
+    if (strcmp(u->bucket, STORE_BUCKET_ARCHIVE) == 0 && strncmp(u->key, "uploads/", 8) == 0 &&
+        u->initiated >= s->cutoff - 86400)
         return 0;
     if (store_upload_abort(s->st, u->upload_id, &err) == 0)
         s->swept++;
@@ -422,14 +424,6 @@ out:
 
 /* ---- the supervisor ------------------------------------------------------------------------ */
 
-static volatile sig_atomic_t stop_requested;
-
-static void on_stop(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
-}
-
 /* creates the first admin at first start and says how to reach everything */
 static int first_start(const struct cfg *cfg, struct err *err)
 {
@@ -453,12 +447,13 @@ static int first_start(const struct cfg *cfg, struct err *err)
             goto out;
         o = json_loads(json, 0, NULL);
         snprintf(path, sizeof(path), "%s/admin-credentials.json", cfg->data_dir);
-        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (fd >= 0) {
-            util_write_all(fd, json, strlen(json), NULL);
-            util_write_all(fd, "\n", 1, NULL);
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0 || fchmod(fd, 0600) < 0 || util_write_all(fd, json, strlen(json), err) < 0 ||
+            util_write_all(fd, "\n", 1, err) < 0 || fsync(fd) < 0)
+            log_write(LOG_WARN, "main", "could not save the admin credentials in %s: %s", path,
+                      strerror(errno));
+        if (fd >= 0)
             close(fd);
-        }
         /* a token the operator chose is never echoed into logs */
         fprintf(stderr,
                 "acervo: first start, admin created (also saved, mode 0600, in %s)\n"
@@ -481,20 +476,40 @@ out:
     return rc;
 }
 
+/*
+ * Waits up to wait_ms for a stop signal or the child's exit, with the signals blocked and
+ * taken synchronously, so none can slip between a check and the wait. Returns the signal
+ * (SIGTERM/SIGINT), SIGCHLD, or 0 on timeout.
+ */
+static int supervisor_wait(const sigset_t *set, int64_t wait_ms)
+{
+    struct timespec ts;
+    int sig;
+
+    ts.tv_sec = (time_t)(wait_ms / 1000);
+    ts.tv_nsec = (long)(wait_ms % 1000) * 1000000L;
+    do
+        sig = sigtimedwait(set, NULL, &ts);
+    while (sig < 0 && errno == EINTR);
+    return sig < 0 ? 0 : sig;
+}
+
 static int supervise(const struct cfg *cfg)
 {
-    struct sigaction sa;
+    sigset_t set, old;
     long backoff_ms = 1000;
+    pid_t self = getpid();
 
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_stop;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &set, &old);
     signal(SIGPIPE, SIG_IGN);
 
-    while (!stop_requested) {
+    for (;;) {
         int64_t started = util_mono_ms();
-        int status = 0;
+        int status = 0, stopping = 0;
         pid_t pid = fork();
 
         if (pid < 0) {
@@ -504,25 +519,22 @@ static int supervise(const struct cfg *cfg)
         if (pid == 0) {
             /* the API process never outlives its supervisor */
             prctl(PR_SET_PDEATHSIG, SIGTERM);
-            if (getppid() == 1)
+            if (getppid() != self)
                 _exit(0);
-            signal(SIGTERM, SIG_DFL);
-            signal(SIGINT, SIG_DFL);
+            sigprocmask(SIG_SETMASK, &old, NULL);
             _exit(run_api(cfg));
         }
         log_write(LOG_INFO, "supervisor", "api process %d started", (int)pid);
         for (;;) {
-            pid_t w = waitpid(pid, &status, 0);
-            if (w == pid)
-                break;
-            if (w < 0 && errno == EINTR && stop_requested) {
+            int sig = supervisor_wait(&set, 1000);
+            if ((sig == SIGTERM || sig == SIGINT) && !stopping) {
+                stopping = 1;
                 kill(pid, SIGTERM);
-                continue;
             }
-            if (w < 0 && errno != EINTR)
-                return EXIT_FATAL;
+            if (waitpid(pid, &status, WNOHANG) == pid)
+                break;
         }
-        if (stop_requested)
+        if (stopping)
             return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
         if (WIFEXITED(status) && WEXITSTATUS(status) == EXIT_FATAL) {
             log_write(LOG_ERROR, "supervisor", "api process cannot start; giving up");
@@ -538,13 +550,16 @@ static int supervise(const struct cfg *cfg)
             backoff_ms = 1000;
         log_write(LOG_INFO, "supervisor", "restarting in %ld ms", backoff_ms);
         {
-            struct timespec d = {backoff_ms / 1000, (backoff_ms % 1000) * 1000000L};
-            while (!stop_requested && nanosleep(&d, &d) < 0 && errno == EINTR)
-                ;
+            int64_t until = util_mono_ms() + backoff_ms;
+            int64_t left;
+            while ((left = until - util_mono_ms()) > 0) {
+                int sig = supervisor_wait(&set, left);
+                if (sig == SIGTERM || sig == SIGINT)
+                    return 0;
+            }
         }
         backoff_ms = backoff_ms * 2 > 30000 ? 30000 : backoff_ms * 2;
     }
-    return 0;
 }
 
 int main(int argc, char **argv)

@@ -331,7 +331,7 @@ out_abort_upload:
     if (store_upload_abort(st->ctx->store, u.upload_id, NULL) < 0)
         log_write(LOG_WARN, "api", "could not abort upload %s of asset %s", u.upload_id, a.id);
 out_delete_asset:
-    if (cat_asset_delete(st->ctx->cat, a.id, NULL) < 0)
+    if (cat_asset_delete(st->ctx->cat, a.id, ASSET_UPLOADING, NULL) < 0)
         log_write(LOG_WARN, "api", "could not remove asset %s after a failed create", a.id);
 out_err:
     api__send_err(req, &e);
@@ -403,11 +403,16 @@ void api__assets_upload_abort(struct http_req *req, const char *const *params)
     have_upload = cat_upload_get(st->ctx->cat, a.id, &u, &e) == 0;
     if (!have_upload && e.code != ERR_NOTFOUND)
         goto out_release;
+    /* the catalog decides first: a complete that wins the race keeps its asset (409 here),
+     * and one that loses finds the asset gone and removes the master it committed */
+    if (cat_asset_delete(st->ctx->cat, a.id, ASSET_UPLOADING, &e) < 0)
+        goto out_release;
     if (have_upload && store_upload_abort(st->ctx->store, u.upload_id, &e) < 0 &&
         e.code != ERR_NOTFOUND)
-        goto out_release;
-    if (cat_asset_delete(st->ctx->cat, a.id, &e) < 0)
-        goto out_release;
+        log_write(LOG_WARN, "api",
+                  "asset %s removed but its upload %s remains: %s (the sweep "
+                  "of stale uploads removes it)",
+                  a.id, u.upload_id, e.msg);
     api__audit(req, "asset.abort", "asset", a.id,
                have_upload ? json_pack("{s:s}", "upload_id", u.upload_id) : NULL);
     cat_asset_release(&a);
@@ -433,7 +438,7 @@ static void send_duplicate(struct http_req *req, const struct cat_asset *a,
     json_t *extra;
     struct err e;
 
-    if (cat_asset_delete(st->ctx->cat, a->id, &e) < 0)
+    if (cat_asset_delete(st->ctx->cat, a->id, ASSET_UPLOADING, &e) < 0)
         log_write(LOG_WARN, "api", "could not remove duplicate asset %s: %s", a->id, e.msg);
     if (store_upload_abort(st->ctx->store, u->upload_id, &e) < 0 && e.code != ERR_NOTFOUND)
         log_write(LOG_WARN, "api", "could not abort upload %s: %s", u->upload_id, e.msg);
@@ -455,6 +460,32 @@ static void send_duplicate(struct http_req *req, const struct cat_asset *a,
  * After a failed completion step: if a concurrent request completed, aborted or removed
  * the asset meanwhile (its parts vanish under us), that is what the client should hear.
  */
+/*
+ * Removes the master just committed at key when the catalog did not record it (the asset
+ * was aborted or swept meanwhile, or the catalog failed) — unless a concurrent complete of
+ * the same asset recorded that very key.
+ */
+static void drop_unrecorded_master(struct api_state *st, const char *id, const char *key)
+{
+    struct cat_asset now;
+    struct err e;
+    int keep = 0;
+
+    memset(&now, 0, sizeof(now));
+    if (cat_asset_get(st->ctx->cat, id, &now, &e) == 0) {
+        keep = now.master_storage_key && strcmp(now.master_storage_key, key) == 0;
+        cat_asset_release(&now);
+    } else if (e.code != ERR_NOTFOUND) {
+        keep = 1; /* cannot tell: leave it for fsck to report rather than risk a master */
+    }
+    if (keep)
+        return;
+    if (store_object_delete(st->ctx->store, STORE_BUCKET_ARCHIVE, key, &e) < 0)
+        log_write(LOG_WARN, "api", "could not remove unrecorded master %s: %s", key, e.msg);
+    else
+        log_write(LOG_INFO, "api", "removed master %s: the catalog did not record it", key);
+}
+
 static void race_recheck(struct api_state *st, const char *id, struct err *err)
 {
     struct cat_asset now;
@@ -530,6 +561,7 @@ static int upload_finish(struct http_req *req, const struct cat_asset *a,
             left = 1;
             goto out;
         }
+        drop_unrecorded_master(st, a->id, key);
         goto out_fail;
     }
     left = 1;
@@ -855,7 +887,7 @@ void api__assets_direct_free(struct http_req *req)
         e.code != ERR_NOTFOUND)
         log_write(LOG_WARN, "api", "could not abort direct upload %s: %s", d->upload.upload_id,
                   e.msg);
-    if (d->asset_created && cat_asset_delete(st->ctx->cat, d->asset_id, &e) < 0 &&
+    if (d->asset_created && cat_asset_delete(st->ctx->cat, d->asset_id, ASSET_UPLOADING, &e) < 0 &&
         e.code != ERR_NOTFOUND)
         log_write(LOG_WARN, "api", "could not remove unfinished asset %s: %s", d->asset_id, e.msg);
     if (d->asset_created) {
@@ -1211,30 +1243,32 @@ static int sweep_one(void *p, const struct cat_upload *u)
 {
     struct sweep_ctx *s = p;
     struct catalog *cat = s->ctx->cat;
-    struct cat_asset a;
     struct cat_audit row;
     char *detail;
     struct err e;
 
-    if (store_upload_abort(s->ctx->store, u->upload_id, &e) < 0 && e.code != ERR_NOTFOUND) {
-        log_write(LOG_WARN, "api", "sweep: cannot abort upload %s of asset %s: %s", u->upload_id,
-                  u->asset_id, e.msg);
-        return 0; /* the row stays; the next sweep tries again */
-    }
-    memset(&a, 0, sizeof(a));
-    if (cat_asset_get(cat, u->asset_id, &a, &e) == 0 && strcmp(a.status, ASSET_UPLOADING) == 0) {
-        if (cat_asset_delete(cat, u->asset_id, &e) < 0) {
-            log_write(LOG_WARN, "api", "sweep: cannot remove asset %s: %s", u->asset_id, e.msg);
-            cat_asset_release(&a);
+    /* the catalog decides first, as for an abort: a complete that got there first keeps
+     * its asset, and one that comes later finds it gone and removes its master */
+    if (cat_asset_delete(cat, u->asset_id, ASSET_UPLOADING, &e) < 0) {
+        if (e.code == ERR_CONFLICT) {
+            /* it moved on (completed meanwhile): only the upload row is stale */
+            if (cat_upload_delete(cat, u->asset_id, &e) < 0 && e.code != ERR_NOTFOUND)
+                log_write(LOG_WARN, "api", "sweep: cannot remove the upload row of %s: %s",
+                          u->asset_id, e.msg);
             return 0;
         }
-        /* a complete that committed the master but never reached the catalog */
-        sweep_masters(s->ctx->store, u->asset_id);
-    } else if (cat_upload_delete(cat, u->asset_id, &e) < 0 && e.code != ERR_NOTFOUND) {
-        log_write(LOG_WARN, "api", "sweep: cannot remove the upload row of %s: %s", u->asset_id,
-                  e.msg);
+        if (e.code != ERR_NOTFOUND) {
+            log_write(LOG_WARN, "api", "sweep: cannot remove asset %s: %s", u->asset_id, e.msg);
+            return 0; /* the row stays; the next sweep tries again */
+        }
     }
-    cat_asset_release(&a);
+    if (store_upload_abort(s->ctx->store, u->upload_id, &e) < 0 && e.code != ERR_NOTFOUND)
+        log_write(LOG_WARN, "api",
+                  "sweep: cannot abort upload %s of asset %s: %s (the sweep of "
+                  "stale store uploads retries)",
+                  u->upload_id, u->asset_id, e.msg);
+    /* a complete that committed the master but never reached the catalog */
+    sweep_masters(s->ctx->store, u->asset_id);
     {
         json_t *d = json_pack("{s:s,s:I}", "upload_id", u->upload_id, "expires_at",
                               (json_int_t)u->expires_at);

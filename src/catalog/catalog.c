@@ -170,11 +170,11 @@ int cat_asset_complete(struct catalog *c, const char *id, const char *sha256,
                   err);
 }
 
-int cat_asset_delete(struct catalog *c, const char *id, struct err *err)
+int cat_asset_delete(struct catalog *c, const char *id, const char *status, struct err *err)
 {
     if (check_id("asset", id, err) < 0)
         return -1;
-    return logged("asset_delete", c->ops->asset_delete(c, id, err), err);
+    return logged("asset_delete", c->ops->asset_delete(c, id, status, err), err);
 }
 
 int cat_asset_find_by_hash(struct catalog *c, const char *sha256, struct cat_asset *out,

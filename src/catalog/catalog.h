@@ -28,13 +28,13 @@ int cat_role_parse(const char *s);
 /** An asset row. Strings marked "may be NULL" are heap-allocated; cat_asset_release frees. */
 struct cat_asset {
     char id[37];
-    char type[8];    /* video | audio | image */
-    char status[16]; /* ASSET_* */
-    char *external_id;        /* may be NULL */
-    char *title;              /* may be NULL */
-    char *description;        /* may be NULL */
-    char *original_filename;  /* never NULL once read */
-    char *mime_type;          /* never NULL once read */
+    char type[8];            /* video | audio | image */
+    char status[16];         /* ASSET_* */
+    char *external_id;       /* may be NULL */
+    char *title;             /* may be NULL */
+    char *description;       /* may be NULL */
+    char *original_filename; /* never NULL once read */
+    char *mime_type;         /* never NULL once read */
     int64_t file_size_bytes;
     char content_hash[65];    /* SHA-256 hex, "" until complete */
     char *master_storage_key; /* may be NULL (until complete) */
@@ -54,7 +54,7 @@ struct cat_upload {
     char asset_id[37];
     char upload_id[33];
     char bucket[64];
-    char key[1025];     /* the staging key the parts are uploaded to */
+    char key[1025]; /* the staging key the parts are uploaded to */
     int64_t part_size;
     int part_count;
     char created_by[37];
@@ -99,8 +99,8 @@ struct cat_audit {
     const char *action;        /* "asset.create", "asset.complete", "key.create", ... */
     const char *target_type;   /* "asset", "key", ... */
     const char *target_id;
-    const char *detail_json;   /* may be NULL */
-    const char *request_id;    /* may be NULL */
+    const char *detail_json; /* may be NULL */
+    const char *request_id;  /* may be NULL */
 };
 
 struct catalog;
@@ -114,16 +114,15 @@ struct catalog_ops {
     int (*asset_update_editorial)(struct catalog *c, const char *id, const char *title,
                                   const char *description, const char *editorial_json,
                                   struct cat_asset *out, struct err *err);
-    int (*asset_set_status)(struct catalog *c, const char *id, const char *from,
-                            const char *to, const char *reason, struct err *err);
+    int (*asset_set_status)(struct catalog *c, const char *id, const char *from, const char *to,
+                            const char *reason, struct err *err);
     int (*asset_complete)(struct catalog *c, const char *id, const char *sha256,
                           const char *storage_key, int64_t size, struct err *err);
-    int (*asset_delete)(struct catalog *c, const char *id, struct err *err);
+    int (*asset_delete)(struct catalog *c, const char *id, const char *status, struct err *err);
     int (*asset_find_by_hash)(struct catalog *c, const char *sha256, struct cat_asset *out,
                               struct err *err);
     int (*asset_list)(struct catalog *c, const struct cat_asset_filter *f,
-                      int (*cb)(void *ctx, const struct cat_asset *a), void *ctx,
-                      struct err *err);
+                      int (*cb)(void *ctx, const struct cat_asset *a), void *ctx, struct err *err);
     int (*upload_create)(struct catalog *c, const struct cat_upload *u, struct err *err);
     int (*upload_get)(struct catalog *c, const char *asset_id, struct cat_upload *out,
                       struct err *err);
@@ -198,10 +197,11 @@ int cat_asset_set_status(struct catalog *c, const char *id, const char *from, co
 int cat_asset_complete(struct catalog *c, const char *id, const char *sha256,
                        const char *storage_key, int64_t size, struct err *err);
 /**
- * Deletes an asset row (its upload and renditions go with it). ERR_NOTFOUND if absent,
- * ERR_CONFLICT while distributions still refer to it.
+ * Deletes an asset row (its upload and renditions go with it), only if it is in `status`
+ * (NULL: any), checked in the same transaction. ERR_NOTFOUND if absent, ERR_CONFLICT if
+ * it is in another status or distributions still refer to it.
  */
-int cat_asset_delete(struct catalog *c, const char *id, struct err *err);
+int cat_asset_delete(struct catalog *c, const char *id, const char *status, struct err *err);
 /** The live (not failed) asset holding this master hash; ERR_NOTFOUND if none. */
 int cat_asset_find_by_hash(struct catalog *c, const char *sha256, struct cat_asset *out,
                            struct err *err);
@@ -225,8 +225,8 @@ int cat_upload_list_expired(struct catalog *c, int64_t now_ms,
                             struct err *err);
 
 /** Creates a user with a new id. */
-int cat_user_create(struct catalog *c, const char *name, enum cat_role role,
-                    struct cat_user *out, struct err *err);
+int cat_user_create(struct catalog *c, const char *name, enum cat_role role, struct cat_user *out,
+                    struct err *err);
 /** Reads a user. */
 int cat_user_get(struct catalog *c, const char *id, struct cat_user *out, struct err *err);
 /** Number of users. */

@@ -984,16 +984,29 @@ static int sqlite_asset_complete(struct catalog *c, const char *id, const char *
     return run((struct cat_sqlite *)c, 1, asset_complete_body, &m, err);
 }
 
+struct delete_args {
+    const char *id, *status;
+};
+
 static int asset_delete_body(struct conn *cn, void *arg, struct err *err)
 {
+    struct delete_args *d = arg;
     struct cat_asset a = {0};
     sqlite3_stmt *st;
-    int rc = stmt_get(cn, S_ASSET_DELETE, &st, err);
+    int rc;
 
+    if (d->status) {
+        char status[16], hash[65];
+        if (asset_status(cn, d->id, status, hash, err) < 0)
+            return -1;
+        if (strcmp(status, d->status) != 0)
+            return err_set(err, ERR_CONFLICT, "asset %s is %s, not %s", d->id, status, d->status);
+    }
+    rc = stmt_get(cn, S_ASSET_DELETE, &st, err);
     if (rc < 0)
         return rc;
-    (void)snprintf(a.id, sizeof(a.id), "%s", (const char *)arg);
-    bind_str(cn, st, 1, arg);
+    (void)snprintf(a.id, sizeof(a.id), "%s", d->id);
+    bind_str(cn, st, 1, d->id);
     rc = step(cn, st);
     if (rc == SQLITE_DONE)
         rc = sqlite3_changes(cn->db) ? 0 : err_set(err, ERR_NOTFOUND, "asset %s not found", a.id);
@@ -1003,9 +1016,12 @@ static int asset_delete_body(struct conn *cn, void *arg, struct err *err)
     return rc;
 }
 
-static int sqlite_asset_delete(struct catalog *c, const char *id, struct err *err)
+static int sqlite_asset_delete(struct catalog *c, const char *id, const char *status,
+                               struct err *err)
 {
-    return run((struct cat_sqlite *)c, 1, asset_delete_body, (void *)id, err);
+    struct delete_args d = {id, status};
+
+    return run((struct cat_sqlite *)c, 1, asset_delete_body, &d, err);
 }
 
 /* ---- asset list ------------------------------------------------------------------------ */

@@ -30,6 +30,9 @@ struct http_app {
     /* The request is over (response sent or connection lost): release app state. */
     void (*on_free)(struct http_req *req);
     void *ctx;
+    /* 1: a '+' in the query is a literal plus (S3, whose signatures read it so); 0: a
+     * space, as HTML forms and most HTTP clients send it */
+    int query_plus_literal;
 };
 
 /** A request. Everything hanging off it lives in req->arena until the request ends. */

@@ -8,6 +8,7 @@
 enum http__pct_mode {
     HTTP_PCT_SEGMENT, /* a path segment: a decoded '/' is refused */
     HTTP_PCT_FORM,    /* a query value: '+' is a space */
+    HTTP_PCT_QUERY,   /* a query value: '+' is a plus */
 };
 
 /**

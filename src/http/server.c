@@ -380,6 +380,7 @@ static const char *query_find(struct http_req *req, const char *name, int *found
 {
     const char *p = req->query;
     size_t nlen = strlen(name);
+    enum http__pct_mode mode = req->app->query_plus_literal ? HTTP_PCT_QUERY : HTTP_PCT_FORM;
 
     *found = 0;
     while (*p) {
@@ -387,13 +388,13 @@ static const char *query_find(struct http_req *req, const char *name, int *found
         const char *end = amp ? amp : p + strlen(p);
         const char *eq = memchr(p, '=', (size_t)(end - p));
         const char *kend = eq ? eq : end;
-        char *key = http__pct_decode(&req->arena, p, (size_t)(kend - p), HTTP_PCT_FORM);
+        char *key = http__pct_decode(&req->arena, p, (size_t)(kend - p), mode);
 
         if (key && strlen(key) == nlen && memcmp(key, name, nlen) == 0) {
             *found = 1;
             if (!eq)
                 return "";
-            return http__pct_decode(&req->arena, eq + 1, (size_t)(end - eq - 1), HTTP_PCT_FORM);
+            return http__pct_decode(&req->arena, eq + 1, (size_t)(end - eq - 1), mode);
         }
         p = amp ? amp + 1 : end;
     }
@@ -515,11 +516,15 @@ void http_send_fd(struct http_req *req, int status, const char *content_type, in
 {
     struct MHD_Response *resp;
 
-    if (n < small_max || strcmp(req->method, "HEAD") == 0) {
+    if (strcmp(req->method, "HEAD") == 0) {
+        /* the body is never sent; the response still announces its length */
+        close(fd);
+        resp = MHD_create_response_from_callback((uint64_t)n, 4096, head_body, NULL, NULL);
+    } else if (n < small_max) {
         char *p = xmalloc((size_t)n + 1);
         int64_t got = 0;
 
-        while (got < n && strcmp(req->method, "HEAD") != 0) {
+        while (got < n) {
             ssize_t r = pread(fd, p + got, (size_t)(n - got), offset + got);
             if (r < 0 && errno == EINTR)
                 continue;
@@ -534,15 +539,11 @@ void http_send_fd(struct http_req *req, int status, const char *content_type, in
             got += r;
         }
         close(fd);
-        if (strcmp(req->method, "HEAD") == 0) {
-            /* the body is never sent; the response still announces its length */
-            free(p);
-            resp = MHD_create_response_from_callback((uint64_t)n, 4096, head_body, NULL, NULL);
-        } else {
-            resp = MHD_create_response_from_buffer((size_t)n, p, MHD_RESPMEM_MUST_FREE);
-        }
+        resp = MHD_create_response_from_buffer((size_t)n, p, MHD_RESPMEM_MUST_FREE);
     } else {
         resp = MHD_create_response_from_fd_at_offset64((uint64_t)n, fd, (uint64_t)offset);
+        if (!resp)
+            close(fd);
     }
     if (!resp) {
         struct err e;

@@ -350,11 +350,47 @@ static int writes_allowed(struct s3_req *r, struct err *err)
     return 0;
 }
 
-/* Keys under which acervo itself writes: masters and the staging area of its uploads. */
+/* 1 if key is dir or lies under dir/ */
+static int key_under(const char *key, const char *dir)
+{
+    size_t n = strlen(dir);
+
+    return strncmp(key, dir, n) == 0 && (key[n] == '\0' || key[n] == '/');
+}
+
+/* Keys under which acervo itself writes: masters and the staging area of its uploads
+ * (the bare names too: an object "masters" would block every "masters/..." key). */
 static int reserved_key(const char *bucket, const char *key)
 {
     return strcmp(bucket, STORE_BUCKET_ARCHIVE) == 0 &&
-           (strncmp(key, "masters/", 8) == 0 || strncmp(key, "uploads/", 8) == 0);
+           (key_under(key, "masters") || key_under(key, "uploads"));
+}
+
+/*
+ * A REST upload's parts (archive/uploads/{assetId}/...) may be sent and listed only by
+ * the user who started it (with the presigned URLs the API handed out) or an admin.
+ */
+static int rest_upload_owner(struct http_req *req, struct s3_req *r, struct err *err)
+{
+    char asset_id[37];
+    struct cat_upload u;
+    const char *upload_id = http_query(req, "uploadId");
+    struct err e;
+
+    if (strncmp(r->key, "uploads/", 8) != 0 || strlen(r->key) < 8 + 36 + 1 || r->key[8 + 36] != '/')
+        return err_set(err, ERR_DENIED, "AccessDenied: not an upload acervo started");
+    memcpy(asset_id, r->key + 8, 36);
+    asset_id[36] = '\0';
+    if (!util_uuid_valid(asset_id) || cat_upload_get(r->ctx->cat, asset_id, &u, &e) < 0 ||
+        !upload_id || strcmp(u.upload_id, upload_id) != 0)
+        return err_set(err, ERR_NOTFOUND,
+                       "NoSuchUpload: The specified upload does not exist. The upload ID may "
+                       "be invalid, or the upload may have been aborted or completed.");
+    if (r->principal.role != ROLE_ADMIN && strcmp(u.created_by, r->principal.user_id) != 0)
+        return err_set(err, ERR_DENIED,
+                       "AccessDenied: this upload belongs to another user; use the part URLs "
+                       "its owner was given");
+    return 0;
 }
 
 static enum s3_op classify(struct http_req *req, struct s3_req *r)
@@ -648,6 +684,7 @@ struct uploads_ctx {
     struct buf *b;
     const char *prefix;
     int count;
+    int show_reserved; /* admins see acervo's own uploads too */
 };
 
 static int list_upload_cb(void *ctx, const struct store_upload *u)
@@ -656,6 +693,8 @@ static int list_upload_cb(void *ctx, const struct store_upload *u)
     char ts[32];
 
     if (l->prefix && strncmp(u->key, l->prefix, strlen(l->prefix)) != 0)
+        return 0;
+    if (!l->show_reserved && reserved_key(u->bucket, u->key))
         return 0;
     if (l->count >= 1000)
         return 1;
@@ -673,7 +712,7 @@ static int list_upload_cb(void *ctx, const struct store_upload *u)
 static void op_list_uploads(struct http_req *req, struct s3_req *r)
 {
     struct buf items, b;
-    struct uploads_ctx l = {&items, http_query(req, "prefix"), 0};
+    struct uploads_ctx l = {&items, http_query(req, "prefix"), 0, r->principal.role == ROLE_ADMIN};
     struct err e;
 
     buf_init(&items, 0);
@@ -871,6 +910,33 @@ static int parse_complete(struct http_req *req, struct store_part_ref **out, siz
     return 0;
 }
 
+/* a buffered body against the signed x-amz-content-sha256 and Content-MD5 */
+static int check_body_digests(struct http_req *req, struct s3_req *r, struct err *err)
+{
+    const char *md5_hdr = http_header(req, "Content-MD5");
+
+    if (r->payload_hash && strcmp(r->payload_hash, SIGV4_UNSIGNED_PAYLOAD) != 0) {
+        char hex[65];
+        util_sha256_hex(req->body.buf, req->body.len, hex);
+        if (strcasecmp(hex, r->payload_hash) != 0)
+            return err_set(err, ERR_INVALID,
+                           "XAmzContentSHA256Mismatch: The provided 'x-amz-content-sha256' "
+                           "header does not match what was computed.");
+    }
+    if (md5_hdr) {
+        unsigned char md[16];
+        unsigned int len = 0;
+        char b64[32];
+        EVP_Digest(req->body.buf, req->body.len, md, &len, EVP_md5(), NULL);
+        util_base64(md, 16, b64);
+        if (strcmp(b64, md5_hdr) != 0)
+            return err_set(err, ERR_INVALID,
+                           "BadDigest: The Content-MD5 you specified did not "
+                           "match what we received.");
+    }
+    return 0;
+}
+
 static void op_complete_upload(struct http_req *req, struct s3_req *r)
 {
     struct store_upload u;
@@ -881,7 +947,8 @@ static void op_complete_upload(struct http_req *req, struct s3_req *r)
     struct err e;
     struct buf b;
 
-    if (load_upload(req, r, &u, &e) < 0 || parse_complete(req, &refs, &n, &e) < 0 ||
+    if (check_body_digests(req, r, &e) < 0 || load_upload(req, r, &u, &e) < 0 ||
+        parse_complete(req, &refs, &n, &e) < 0 ||
         store_upload_assemble(r->ctx->store, u.upload_id, refs, n, r->ctx->cfg->min_part_size, &sg,
                               &e) < 0) {
         s3_send_error(req, &e);
@@ -990,6 +1057,17 @@ static void s3_on_headers(struct http_req *req)
     default:
         break;
     }
+    if (r->key && reserved_key(r->bucket, r->key)) {
+        if (r->op == OP_ABORT_UPLOAD) {
+            err_set(&e, ERR_DENIED,
+                    "AccessDenied: an upload acervo started is aborted with DELETE "
+                    "/api/v1/assets/{id}/upload");
+            goto fail;
+        }
+        if ((r->op == OP_UPLOAD_PART || r->op == OP_LIST_PARTS) &&
+            rest_upload_owner(req, r, &e) < 0)
+            goto fail;
+    }
     switch (r->op) {
     case OP_PUT_OBJECT:
     case OP_UPLOAD_PART:
@@ -1095,4 +1173,5 @@ void s3_app_init(struct http_app *app, struct s3_ctx *ctx)
     app->on_error = s3_on_error;
     app->on_free = s3_on_free;
     app->ctx = ctx;
+    app->query_plus_literal = 1;
 }

@@ -415,3 +415,57 @@ def test_sweep_removes_a_master_the_catalog_never_recorded(fresh_server):
     assert srv.stop() == 0
     report = run_acervod("fsck", "--data-dir", srv.data_dir)
     assert report.returncode == 0, report.stdout + report.stderr
+
+
+def test_complete_racing_abort_never_loses_or_orphans(fresh_server):
+    """Complete and abort of the same upload at once: whichever wins, the answers agree with
+    what is left (a completed asset is never deleted under a 202) and no master is
+    orphaned."""
+    srv = fresh_server()
+    api, editor = clients(srv)
+    outcomes = set()
+    for _ in range(25):
+        data = random_bytes(3000)
+        created = create_asset(api, editor.token, data)
+        parts = put_parts(created, data)
+        aid = created["assetId"]
+        out = {}
+        threads = [
+            threading.Thread(target=lambda: out.__setitem__(
+                "complete", complete(api, editor.token, aid, parts).status_code)),
+            threading.Thread(target=lambda: out.__setitem__(
+                "abort", api("DELETE", f"/api/v1/assets/{aid}/upload",
+                             editor.token).status_code)),
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        after = api("GET", f"/api/v1/assets/{aid}", editor.token).status_code
+        outcomes.add((out["complete"], out["abort"], after))
+        if out["complete"] == 202:
+            assert out["abort"] == 409 and after == 200, out
+        else:
+            assert out["abort"] == 204 and after == 404, out
+    assert srv.stop() == 0
+    report = run_acervod("fsck", "--data-dir", srv.data_dir)
+    assert report.returncode == 0, (outcomes, report.stdout)
+
+
+def test_head_of_a_huge_master_reads_nothing(fresh_server):
+    """HEAD announces the length without reading or allocating the object."""
+    srv = fresh_server()
+    api, editor = clients(srv)
+    asset = upload(api, editor.token, random_bytes(PART_SIZE + 5), filename="big.mp4")
+    assert srv.stop() == 0
+    master = srv.data_dir / "objects" / "archive" / asset["master_storage_key"]
+    huge = 1 << 40  # 1 TiB, sparse: far more than this machine's memory
+    os.truncate(master, huge)
+    srv.start()
+    path = f"/api/v1/assets/{asset['id']}/download"
+    r = api("HEAD", path, editor.token)
+    assert r.status_code == 200
+    assert int(r.headers["Content-Length"]) == huge
+    r = api("HEAD", path, editor.token, headers={"Range": f"bytes=0-{huge - 2}"})
+    assert r.status_code == 206
+    assert api("GET", "/healthz", None).status_code == 200

@@ -12,7 +12,8 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 
-from conftest import (MIB, PART_SIZE, random_bytes, raw_request, s3_client, sha256,
+from conftest import (MIB, PART_SIZE, complete, create_asset, put_parts, random_bytes,
+                      raw_request, s3_client, sha256,
                       sigv4_headers)
 
 AWS = "/usr/bin/aws"
@@ -480,3 +481,60 @@ def test_awscli_s3api_head_object(api, s3, aws_env):
     s3.put_object(Bucket="archive", Key=key, Body=data)
     out = aws(aws_env, api, "s3api", "head-object", "--bucket", "archive", "--key", key)
     assert '"ContentLength": 777' in out.stdout
+
+
+# --------------------------------------------------------------------------- acervo's own keys
+
+
+@pytest.mark.parametrize("key", ["masters", "uploads"])
+def test_bare_reserved_names_are_reserved(s3, key):
+    """An object named "masters" would block every masters/... key of the REST flow."""
+    with pytest.raises(ClientError) as e:
+        s3.put_object(Bucket="archive", Key=key, Body=b"x")
+    assert error_code(e) == "AccessDenied"
+
+
+def test_rest_upload_parts_belong_to_their_owner(api, admin_token, editor):
+    """Another editor can neither send parts to, abort, nor see someone's REST upload."""
+    data = random_bytes(1000)
+    created = create_asset(api, editor.token, data)
+    key = f"uploads/{created['assetId']}/original.mp4"
+    other = api.make_key(admin_token, "editor", name=f"other-{secrets.token_hex(3)}")
+    s3_other = api.s3(other)
+    with pytest.raises(ClientError) as e:
+        s3_other.upload_part(Bucket="archive", Key=key, UploadId=created["uploadId"],
+                             PartNumber=1, Body=data)
+    assert error_code(e) == "AccessDenied"
+    with pytest.raises(ClientError) as e:
+        s3_other.abort_multipart_upload(Bucket="archive", Key=key,
+                                        UploadId=created["uploadId"])
+    assert error_code(e) == "AccessDenied"
+    listed = s3_other.list_multipart_uploads(Bucket="archive").get("Uploads", [])
+    assert created["uploadId"] not in {u["UploadId"] for u in listed}
+    # the owner's presigned part URL still works, and the upload completes
+    parts = put_parts(created, data)
+    assert complete(api, editor.token, created["assetId"], parts).status_code == 202
+
+
+def test_complete_body_must_match_its_signed_hash(api, editor, s3):
+    """x-amz-content-sha256 covers the CompleteMultipartUpload body: a different part list
+    than the one signed is refused and the upload stays."""
+    key = new_key("complete-sig")
+    up = s3.create_multipart_upload(Bucket="archive", Key=key)["UploadId"]
+    etags = [s3.upload_part(Bucket="archive", Key=key, UploadId=up, PartNumber=n,
+                            Body=random_bytes(PART_SIZE if n == 1 else 1000))["ETag"]
+             for n in (1, 2)]
+
+    def body(parts):
+        inner = "".join(f"<Part><PartNumber>{n}</PartNumber><ETag>{e}</ETag></Part>"
+                        for n, e in parts)
+        return f"<CompleteMultipartUpload>{inner}</CompleteMultipartUpload>".encode()
+
+    url = f"{api.s3_url}/archive/{key}?uploadId={up}"
+    signed = body([(1, etags[0]), (2, etags[1])])
+    headers = sigv4_headers("POST", url, editor, body=signed)
+    status, _, text = raw_request("POST", url, headers=headers, body=body([(1, etags[0])]))
+    assert status == 400 and b"XAmzContentSHA256Mismatch" in text, text
+    status, _, text = raw_request("POST", url, headers=headers, body=signed)
+    assert status == 200, text
+    assert s3.head_object(Bucket="archive", Key=key)["ContentLength"] == PART_SIZE + 1000

@@ -440,12 +440,22 @@ static void test_delete(void **state)
 
     create_asset(f->c, "image", NULL, a);
     put_upload(f->c, a, util_now_ms() + 1000);
-    assert_int_equal(cat_asset_delete(f->c, a, &e), 0);
+    /* only in the status asked for: checked in the same transaction */
+    assert_int_equal(cat_asset_delete(f->c, a, ASSET_PROCESSING, &e), -1);
+    assert_int_equal(e.code, ERR_CONFLICT);
+    assert_int_equal(cat_asset_get(f->c, a, &got, &e), 0);
+    cat_asset_release(&got);
+    assert_int_equal(cat_asset_delete(f->c, a, ASSET_UPLOADING, &e), 0);
+    assert_int_equal(cat_asset_get(f->c, a, &got, &e), -1);
+    assert_int_equal(e.code, ERR_NOTFOUND);
+    create_asset(f->c, "image", NULL, a);
+    put_upload(f->c, a, util_now_ms() + 1000);
+    assert_int_equal(cat_asset_delete(f->c, a, NULL, &e), 0);
     assert_int_equal(cat_asset_get(f->c, a, &got, &e), -1);
     assert_int_equal(e.code, ERR_NOTFOUND);
     assert_int_equal(cat_upload_get(f->c, a, &up, &e), -1);
     assert_int_equal(e.code, ERR_NOTFOUND);
-    assert_int_equal(cat_asset_delete(f->c, a, &e), -1);
+    assert_int_equal(cat_asset_delete(f->c, a, NULL, &e), -1);
     assert_int_equal(e.code, ERR_NOTFOUND);
 
     /* a distribution keeps its asset */
@@ -456,7 +466,7 @@ static void test_delete(void **state)
              "'k', 'idem-1', 0)",
              a);
     raw_sql(f->path, sql);
-    assert_int_equal(cat_asset_delete(f->c, a, &e), -1);
+    assert_int_equal(cat_asset_delete(f->c, a, NULL, &e), -1);
     assert_int_equal(e.code, ERR_CONFLICT);
     assert_int_equal(cat_asset_get(f->c, a, &got, &e), 0);
     cat_asset_release(&got);
@@ -745,7 +755,7 @@ static void *worker_main(void *arg)
         cat_asset_release(&got);
         note(w, cat_asset_list(w->c, &flt, count_row, &n, &e), &e);
         if (w->ops % 5 == 0)
-            note(w, cat_asset_delete(w->c, a.id, &e), &e);
+            note(w, cat_asset_delete(w->c, a.id, NULL, &e), &e);
     }
     return NULL;
 }

@@ -124,6 +124,8 @@ static void test_pct_decode(void **state)
     arena_init(&a);
     assert_string_equal(http__pct_decode(&a, "a+b%2Fc", 7, HTTP_PCT_FORM), "a b/c");
     assert_string_equal(http__pct_decode(&a, "a+b", 3, HTTP_PCT_SEGMENT), "a+b");
+    /* S3 reads '+' as the signature does: a plus, and a decoded slash is fine in a value */
+    assert_string_equal(http__pct_decode(&a, "a+b%2Fc", 7, HTTP_PCT_QUERY), "a+b/c");
     assert_null(http__pct_decode(&a, "a%2Fc", 5, HTTP_PCT_SEGMENT));
     assert_null(http__pct_decode(&a, "%4", 2, HTTP_PCT_FORM));
     assert_null(http__pct_decode(&a, "%00", 3, HTTP_PCT_FORM));
