@@ -170,6 +170,16 @@ static int hash_fd(int fd, char hex[65], int64_t *size)
     return 0;
 }
 
+/* records a problem; a row jansson cannot build (text that is not UTF-8) still counts */
+static void fsck_note(json_t *list, json_t *row, const char *asset_id)
+{
+    if (!row)
+        row = json_pack("{s:s, s:s}", "asset_id", asset_id, "error", "unprintable detail");
+    if (!row)
+        row = json_string("unprintable problem");
+    json_array_append_new(list, row);
+}
+
 static int fsck_asset(void *ctx, const struct cat_asset *a)
 {
     struct fsck *f = ctx;
@@ -190,24 +200,28 @@ static int fsck_asset(void *ctx, const struct cat_asset *a)
     f->keys[f->nkeys++] = xstrdup(a->master_storage_key);
     f->checked++;
     if (store_object_open(f->st, STORE_BUCKET_ARCHIVE, a->master_storage_key, &fd, &m, &err) < 0) {
-        json_array_append_new(f->missing, json_pack("{s:s, s:s, s:s}", "asset_id", a->id, "key",
-                                                    a->master_storage_key, "error", err.msg));
+        fsck_note(f->missing,
+                  json_pack("{s:s, s:s, s:s}", "asset_id", a->id, "key", a->master_storage_key,
+                            "error", err.msg),
+                  a->id);
         return 0;
     }
     if (hash_fd(fd, hex, &size) < 0) {
-        json_array_append_new(f->missing,
-                              json_pack("{s:s, s:s, s:s}", "asset_id", a->id, "key",
-                                        a->master_storage_key, "error", strerror(errno)));
+        fsck_note(f->missing,
+                  json_pack("{s:s, s:s, s:s}", "asset_id", a->id, "key", a->master_storage_key,
+                            "error", strerror(errno)),
+                  a->id);
         close(fd);
         return 0;
     }
     close(fd);
     if (strcmp(hex, a->content_hash) != 0 || size != a->file_size_bytes) {
-        json_array_append_new(
-            f->mismatches, json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "asset_id", a->id, "key",
-                                     a->master_storage_key, "expected", a->content_hash, "actual",
-                                     hex, "expected_size", (json_int_t)a->file_size_bytes,
-                                     "actual_size", (json_int_t)size));
+        fsck_note(f->mismatches,
+                  json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "asset_id", a->id, "key",
+                            a->master_storage_key, "expected", a->content_hash, "actual", hex,
+                            "expected_size", (json_int_t)a->file_size_bytes, "actual_size",
+                            (json_int_t)size),
+                  a->id);
         return 0;
     }
     f->ok++;
@@ -225,7 +239,7 @@ static int fsck_object(void *ctx, const char *key, const struct store_meta *m)
 
     (void)m;
     if (f->nkeys == 0 || !bsearch(&key, f->keys, f->nkeys, sizeof(char *), cmp_str))
-        json_array_append_new(f->orphans, json_string(key));
+        fsck_note(f->orphans, json_string(key), "");
     return 0;
 }
 
