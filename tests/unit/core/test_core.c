@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -160,6 +161,60 @@ static void test_hash(void **state)
     assert_false(util_streq_ct("abc", "ab"));
 }
 
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* file < environment < flags, and the data dir's own acervo.conf when no file is named */
+static void test_cfg_file_precedence(void **state)
+{
+    char dir[] = "/tmp/acervo-cfg-XXXXXX";
+    char file[128], own[128], a0[] = "acervod", a1[] = "--config", a3[] = "--listen",
+                              a4[] = "127.0.0.1:3";
+    char *argv[] = {a0, a1, file, a3, a4, NULL};
+    char b0[] = "acervod", b1[] = "--data-dir";
+    char *argv2[] = {b0, b1, dir, NULL};
+    struct cfg c;
+    struct err e = {0};
+    int optind = 1;
+
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    snprintf(file, sizeof(file), "%s/explicit.conf", dir);
+    write_file(file, "# comment\nlisten = 127.0.0.1:1\nthreads = 5\nupload_ttl = 2d\n"
+                     "s3_region = eu-south-2\n");
+    setenv("ACERVO_THREADS", "6", 1);
+    assert_int_equal(cfg_load(&c, 5, argv, &optind, &e), 0);
+    assert_string_equal(c.listen, "127.0.0.1:3"); /* flag over file */
+    assert_int_equal(c.threads, 6);               /* environment over file */
+    assert_int_equal(c.upload_ttl, 2 * 86400);    /* file over default */
+    assert_string_equal(c.s3_region, "eu-south-2");
+    unsetenv("ACERVO_THREADS");
+
+    snprintf(own, sizeof(own), "%s/acervo.conf", dir);
+    write_file(own, "presign_ttl = 5m\n");
+    optind = 1;
+    assert_int_equal(cfg_load(&c, 3, argv2, &optind, &e), 0);
+    assert_int_equal(c.presign_ttl, 300);
+
+    write_file(own, "no_such_setting = 1\n");
+    optind = 1;
+    assert_int_equal(cfg_load(&c, 3, argv2, &optind, &e), -1);
+    assert_non_null(strstr(e.msg, "acervo.conf:1"));
+    write_file(own, "threads\n");
+    optind = 1;
+    assert_int_equal(cfg_load(&c, 3, argv2, &optind, &e), -1);
+    assert_non_null(strstr(e.msg, "key = value"));
+    unlink(own);
+    unlink(file);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -167,7 +222,7 @@ int main(void)
         cmocka_unit_test(test_arena),         cmocka_unit_test(test_cfg_parse),
         cmocka_unit_test(test_cfg_flags_env), cmocka_unit_test(test_cfg_bad),
         cmocka_unit_test(test_uuid7),         cmocka_unit_test(test_time),
-        cmocka_unit_test(test_hash),
+        cmocka_unit_test(test_hash),          cmocka_unit_test(test_cfg_file_precedence),
     };
     return cmocka_run_group_tests_name("core", tests, NULL, NULL);
 }
