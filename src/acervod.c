@@ -375,6 +375,8 @@ static int run_api(const struct cfg *cfg)
     s3_app_init(&s3_app, &sctx);
     memset(&lo, 0, sizeof(lo));
     lo.max_header_bytes = cfg->max_header_bytes;
+    lo.connection_limit = cfg->max_connections;
+    lo.timeout_s = cfg->idle_timeout;
     lo.listen = cfg->listen;
     if (http_server_start(&api_srv, &api_app, &lo, &err) < 0) {
         log_write(LOG_ERROR, "main", "cannot start the API listener: %s", err.msg);

@@ -28,7 +28,10 @@ const struct cfg_entry cfg_table[] = {
      "json (one object a line) or text"},
     {"role", "ACERVO_ROLE", CFG_STR, "all", S(role),
      "process role: all (supervisor + api) or api (one API process, no supervisor)"},
-    {"threads", "ACERVO_THREADS", CFG_LONG, "8", L(threads), "HTTP threads per listener"},
+    {"max_connections", "ACERVO_MAX_CONNECTIONS", CFG_LONG, "1024", L(max_connections),
+     "open connections per listener (each has its own thread)"},
+    {"idle_timeout", "ACERVO_IDLE_TIMEOUT", CFG_DURATION, "5m", L(idle_timeout),
+     "time an idle or stalled connection is kept"},
     {"max_json_body", "ACERVO_MAX_JSON_BODY", CFG_SIZE, "1M", L(max_json_body),
      "largest JSON request body accepted"},
     {"max_header_bytes", "ACERVO_MAX_HEADER_BYTES", CFG_SIZE, "24K", L(max_header_bytes),
@@ -347,8 +350,10 @@ int cfg_load(struct cfg *c, int argc, char **argv, int *optind, struct err *err)
         return err_set(err, ERR_INVALID, "log_format: '%s' is not json or text", c->log_format);
     if (strcmp(c->role, "all") != 0 && strcmp(c->role, "api") != 0)
         return err_set(err, ERR_INVALID, "role: '%s' is not all or api", c->role);
-    if (c->threads < 1 || c->threads > 256)
-        return err_set(err, ERR_INVALID, "threads: must be between 1 and 256");
+    if (c->max_connections < 1 || c->max_connections > 65536)
+        return err_set(err, ERR_INVALID, "max_connections: must be between 1 and 65536");
+    if (c->idle_timeout < 1)
+        return err_set(err, ERR_INVALID, "idle_timeout: must be at least 1s");
     if (c->min_part_size < 1)
         return err_set(err, ERR_INVALID, "min_part_size: must be positive");
     if (c->part_size < c->min_part_size)

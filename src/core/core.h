@@ -146,7 +146,8 @@ struct cfg {
     char log_level[16];
     char log_format[16];     /* json | text */
     char role[16];           /* all | api (worker arrives with the workflow engine) */
-    long threads;            /* HTTP worker threads per listener */
+    long max_connections;    /* per listener; one thread each */
+    long idle_timeout;       /* seconds an idle or stalled connection is kept */
     long max_json_body;      /* bytes */
     long max_header_bytes;   /* bytes, per request */
     long max_object_size;    /* bytes, single PUT */

@@ -74,7 +74,6 @@ struct http_header {
 /** Options of one listener. */
 struct http_listen_opts {
     const char *listen; /* "HOST:PORT" */
-    long threads_hint;  /* unused with one thread per connection; kept for pools */
     long max_header_bytes;
     long connection_limit;
     long timeout_s; /* idle connection timeout */

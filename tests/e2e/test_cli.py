@@ -23,6 +23,15 @@ def test_help_lists_every_flag_with_its_env_var():
     assert not undocumented, f"flags without their ACERVO_ variable in --help: {undocumented}"
 
 
+def test_operations_guide_lists_the_configuration_table():
+    """docs/operations.md carries the table --help-markdown generates from the cfg table."""
+    from pathlib import Path
+    table = run_acervod("--help-markdown", check=0).stdout.strip().splitlines()
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
+    missing = [row for row in table if row not in guide]
+    assert not missing, f"docs/operations.md is out of date (acervod --help-markdown): {missing}"
+
+
 def test_version_exits_zero():
     proc = run_acervod("--version", check=0)
     assert re.search(r"\d+\.\d+", proc.stdout), proc.stdout

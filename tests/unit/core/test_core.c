@@ -83,16 +83,16 @@ static void test_cfg_flags_env(void **state)
 
     (void)state;
     setenv("ACERVO_LISTEN", "127.0.0.1:7", 1);
-    setenv("ACERVO_THREADS", "3", 1);
+    setenv("ACERVO_MAX_CONNECTIONS", "3", 1);
     setenv("ACERVO_DATA_DIR", "/nonexistent-acervo-dir", 1);
     assert_int_equal(cfg_load(&c, 5, argv, &optind, &e), 0);
     assert_string_equal(c.listen, "127.0.0.1:9");
-    assert_int_equal(c.threads, 3);
+    assert_int_equal(c.max_connections, 3);
     assert_int_equal(c.min_part_size, 6L << 20);
     assert_int_equal(optind, 4);
     assert_string_equal(c.public_url, "http://127.0.0.1:9");
     unsetenv("ACERVO_LISTEN");
-    unsetenv("ACERVO_THREADS");
+    unsetenv("ACERVO_MAX_CONNECTIONS");
     unsetenv("ACERVO_DATA_DIR");
 }
 
@@ -100,14 +100,14 @@ static void test_cfg_bad(void **state)
 {
     struct cfg c;
     struct err e = {0};
-    char a0[] = "acervod", a1[] = "--threads", a2[] = "lots";
+    char a0[] = "acervod", a1[] = "--max-connections", a2[] = "lots";
     char *argv[] = {a0, a1, a2, NULL};
     int optind = 1;
 
     (void)state;
     assert_int_equal(cfg_load(&c, 3, argv, &optind, &e), -1);
     assert_int_equal(e.code, ERR_INVALID);
-    assert_non_null(strstr(e.msg, "threads"));
+    assert_non_null(strstr(e.msg, "max_connections"));
 }
 
 static void test_uuid7(void **state)
@@ -186,15 +186,15 @@ static void test_cfg_file_precedence(void **state)
     (void)state;
     assert_non_null(mkdtemp(dir));
     snprintf(file, sizeof(file), "%s/explicit.conf", dir);
-    write_file(file, "# comment\nlisten = 127.0.0.1:1\nthreads = 5\nupload_ttl = 2d\n"
+    write_file(file, "# comment\nlisten = 127.0.0.1:1\nmax_connections = 5\nupload_ttl = 2d\n"
                      "s3_region = eu-south-2\n");
-    setenv("ACERVO_THREADS", "6", 1);
+    setenv("ACERVO_MAX_CONNECTIONS", "6", 1);
     assert_int_equal(cfg_load(&c, 5, argv, &optind, &e), 0);
     assert_string_equal(c.listen, "127.0.0.1:3"); /* flag over file */
-    assert_int_equal(c.threads, 6);               /* environment over file */
+    assert_int_equal(c.max_connections, 6);       /* environment over file */
     assert_int_equal(c.upload_ttl, 2 * 86400);    /* file over default */
     assert_string_equal(c.s3_region, "eu-south-2");
-    unsetenv("ACERVO_THREADS");
+    unsetenv("ACERVO_MAX_CONNECTIONS");
 
     snprintf(own, sizeof(own), "%s/acervo.conf", dir);
     write_file(own, "presign_ttl = 5m\n");
@@ -206,7 +206,7 @@ static void test_cfg_file_precedence(void **state)
     optind = 1;
     assert_int_equal(cfg_load(&c, 3, argv2, &optind, &e), -1);
     assert_non_null(strstr(e.msg, "acervo.conf:1"));
-    write_file(own, "threads\n");
+    write_file(own, "max_connections\n");
     optind = 1;
     assert_int_equal(cfg_load(&c, 3, argv2, &optind, &e), -1);
     assert_non_null(strstr(e.msg, "key = value"));
