@@ -101,12 +101,12 @@ def child_pids(pid):
 
 
 def descendant_pids(pid):
-    out, todo = set(), [pid]
-    while todo:
-        for kid in child_pids(todo.pop()):
+    out, pending = set(), [pid]
+    while pending:
+        for kid in child_pids(pending.pop()):
             if kid not in out:
                 out.add(kid)
-                todo.append(kid)
+                pending.append(kid)
     return out
 
 
@@ -547,9 +547,9 @@ def acervo_upload(srv, path, size, digest):
         raise BenchError("partCount does not match the parts list")
     t_created = time.monotonic()
 
-    todo = queue.Queue()
+    pending = queue.Queue()
     for p in parts:
-        todo.put(p)
+        pending.put(p)
     etags, errors, lock = {}, [], threading.Lock()
 
     def worker():
@@ -557,7 +557,7 @@ def acervo_upload(srv, path, size, digest):
         try:
             while not errors:
                 try:
-                    p = todo.get_nowait()
+                    p = pending.get_nowait()
                 except queue.Empty:
                     return
                 n = int(p["partNumber"])

@@ -108,12 +108,12 @@ def child_pids(pid):
 
 
 def descendant_pids(pid):
-    out, todo = set(), [pid]
-    while todo:
-        for kid in child_pids(todo.pop()):
+    out, pending = set(), [pid]
+    while pending:
+        for kid in child_pids(pending.pop()):
             if kid not in out:
                 out.add(kid)
-                todo.append(kid)
+                pending.append(kid)
     return out
 
 
