@@ -62,6 +62,10 @@ struct http_req {
 
     /* response headers accumulated before the response is queued */
     struct http_header *resp_headers;
+
+    /* an answer given before a small body was read, held until it is (see server.c) */
+    void *pending; /* struct MHD_Response */
+    int in_headers;
 };
 
 /** A response header in the arena. */

@@ -23,6 +23,15 @@ struct http_server {
 };
 
 /*
+ * An answer given while the headers are all that arrived (a bad signature, a missing
+ * length) is held until a body of up to this many bytes has been read and thrown away:
+ * a client still sending would otherwise meet a closed connection and never read the
+ * answer. Larger bodies are answered at once and the connection closed after it (clients
+ * that send "Expect: 100-continue" never send the body at all).
+ */
+#define DRAIN_MAX ((int64_t)1 << 20)
+
+/*
  * Per-connection memory: headers must fit in it, and body chunks arrive in pieces of it.
  * Kept small on purpose: libmicrohttpd clears it for every request, so a large pool
  * costs more on small requests than it saves on uploads (whose store writer batches
@@ -130,10 +139,14 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
             struct err e;
             err_set(&e, ERR_HEADERS, "request line and headers take %zu bytes; the limit is %ld",
                     hs.total, s->max_header_bytes);
+            req->in_headers = 1;
             s->app->on_error(req, &e);
+            req->in_headers = 0;
             return MHD_YES;
         }
+        req->in_headers = 1;
         s->app->on_headers(req);
+        req->in_headers = 0;
         return MHD_YES;
     }
 
@@ -143,6 +156,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 
         *upload_data_size = 0;
         req->body_received += (int64_t)n;
+        if (req->pending && req->body_received > DRAIN_MAX)
+            return MHD_NO; /* too much to drain for a held answer: close */
         if (req->status || req->failed)
             return MHD_YES; /* discarding what follows an error */
         if (req->sink) {
@@ -163,6 +178,13 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         return MHD_YES;
     }
 
+    if (req->pending) {
+        if (MHD_queue_response(conn, (unsigned int)req->status, req->pending) != MHD_YES)
+            log_write(LOG_ERROR, req->app->name, "could not queue the %d response", req->status);
+        MHD_destroy_response(req->pending);
+        req->pending = NULL;
+        return MHD_YES;
+    }
     if (!req->status) {
         if (req->failed)
             req->app->on_error(req, &req->err);
@@ -184,6 +206,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!req)
         return;
     log_ctx_set(req->id);
+    if (req->pending)
+        MHD_destroy_response(req->pending);
     if (req->app->on_free)
         req->app->on_free(req);
     if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
@@ -444,6 +468,17 @@ void http_resp_header(struct http_req *req, const char *name, const char *value)
     req->resp_headers = h;
 }
 
+/* does an early answer wait for the body (a small one the client is about to send)? */
+static int body_to_drain(struct http_req *req)
+{
+    const char *expect = http_header(req, "Expect");
+    int chunked = req->content_length < 0 && http_header(req, "Transfer-Encoding") != NULL;
+
+    if (expect && strcasecmp(expect, "100-continue") == 0)
+        return 0;
+    return (req->content_length > 0 && req->content_length <= DRAIN_MAX) || chunked;
+}
+
 static void queue(struct http_req *req, int status, struct MHD_Response *resp,
                   const char *content_type, int64_t n)
 {
@@ -462,6 +497,12 @@ static void queue(struct http_req *req, int status, struct MHD_Response *resp,
     MHD_add_response_header(resp, "X-Request-Id", req->id);
     if (req->failed || (req->content_length > req->body_received && status >= 400))
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    if (req->in_headers && body_to_drain(req)) {
+        req->pending = resp;
+        req->status = status;
+        req->resp_bytes = n;
+        return;
+    }
     if (MHD_queue_response(req->conn, (unsigned int)status, resp) != MHD_YES)
         log_write(LOG_ERROR, req->app->name, "could not queue the %d response", status);
     MHD_destroy_response(resp);

@@ -463,3 +463,51 @@ def test_content_length_larger_than_body_does_not_hang_the_server(api, editor):
 def test_api_path_traversal_is_not_served(api, viewer):
     r = api("GET", "/api/v1/assets/..%2f..%2fme", viewer.token)
     assert r.status_code in (400, 404)
+
+
+# --------------------------------------------------------------------------- early answers
+
+
+def slow_client(base_url, head, body, pause):
+    """Sends the request head, waits, sends the body, then reads the answer: a client that
+    was still writing when the server decided."""
+    u = urlsplit(base_url)
+    with socket.create_connection((u.hostname, u.port), timeout=30) as sock:
+        sock.sendall(head)
+        try:
+            step = len(body) // 4 + 1
+            for i in range(0, len(body), step):
+                time.sleep(pause)
+                sock.sendall(body[i:i + step])
+        except OSError as e:
+            return None, f"sending the body failed: {e!r}"
+        data = b""
+        try:
+            while b"\r\n\r\n" not in data or len(data) < 12:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        except OSError as e:
+            return None, f"reading the answer failed: {e!r}"
+        return data, ""
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_an_early_answer_reaches_a_client_still_sending(api, chunked):
+    """The server refuses at the headers (no token), but the client only reads after it has
+    sent its body: it must still get the 401 problem, not a reset connection."""
+    body = json.dumps({"filename": "x.mp4", "size": 10, "mime_type": "video/mp4",
+                       "description": "y" * 200_000}).encode()
+    host = urlsplit(api.base_url).netloc
+    if chunked:
+        head = (f"POST /api/v1/assets HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json"
+                f"\r\nTransfer-Encoding: chunked\r\n\r\n").encode()
+        body = f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n"
+    else:
+        head = (f"POST /api/v1/assets HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json"
+                f"\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+    data, why = slow_client(api.base_url, head, body, pause=0.1)
+    assert data is not None, why
+    assert data.startswith(b"HTTP/1.1 401"), data[:200]
+    assert b"application/problem+json" in data
