@@ -443,6 +443,7 @@ out:
 /* creates the first admin at first start and says how to reach everything */
 static int first_start(const struct cfg *cfg, struct err *err)
 {
+    int json_logs = strcmp(cfg->log_format, "json") == 0;
     struct catalog *cat = NULL;
     int64_t users = 0;
     char *json = NULL;
@@ -470,21 +471,31 @@ static int first_start(const struct cfg *cfg, struct err *err)
                       strerror(errno));
         if (fd >= 0)
             close(fd);
-        /* a token the operator chose is never echoed into logs */
-        fprintf(stderr,
-                "acervo: first start, admin created (also saved, mode 0600, in %s)\n"
-                "  API token:      %s\n  S3 access key:  %s\n  S3 secret key:  %s\n",
-                path,
-                token && *token ? "(the one in ACERVO_ADMIN_TOKEN)"
-                                : json_string_value(json_object_get(o, "token")),
-                json_string_value(json_object_get(o, "s3_access_key")),
-                json_string_value(json_object_get(o, "s3_secret_key")));
+        if (json_logs) {
+            /* a log collector keeps lines forever: point at the file, never show secrets */
+            log_write(LOG_INFO, "main", "first start: admin created; credentials in %s", path);
+        } else {
+            /* a person at a terminal (make run); a token they chose is never echoed */
+            fprintf(stderr,
+                    "acervo: first start, admin created (also saved, mode 0600, in %s)\n"
+                    "  API token:      %s\n  S3 access key:  %s\n  S3 secret key:  %s\n",
+                    path,
+                    token && *token ? "(the one in ACERVO_ADMIN_TOKEN)"
+                                    : json_string_value(json_object_get(o, "token")),
+                    json_string_value(json_object_get(o, "s3_access_key")),
+                    json_string_value(json_object_get(o, "s3_secret_key")));
+        }
         json_decref(o);
     }
-    fprintf(stderr,
-            "acervo %s\n  API:      %s/api/v1  (OpenAPI: %s/api/v1/openapi.json)\n"
-            "  S3:       %s  (buckets archive, proxies, delivery)\n  data dir: %s\n",
-            ACERVO_VERSION, cfg->public_url, cfg->public_url, cfg->s3_public_url, cfg->data_dir);
+    if (json_logs)
+        log_write(LOG_INFO, "main", "acervo %s: api %s/api/v1, s3 %s, data dir %s", ACERVO_VERSION,
+                  cfg->public_url, cfg->s3_public_url, cfg->data_dir);
+    else
+        fprintf(stderr,
+                "acervo %s\n  API:      %s/api/v1  (OpenAPI: %s/api/v1/openapi.json)\n"
+                "  S3:       %s  (buckets archive, proxies, delivery)\n  data dir: %s\n",
+                ACERVO_VERSION, cfg->public_url, cfg->public_url, cfg->s3_public_url,
+                cfg->data_dir);
     rc = 0;
 out:
     free(json);

@@ -141,3 +141,23 @@ def test_fsck_on_fresh_data_dir_is_clean(fresh_server):
     report = json.loads(proc.stdout)
     assert report["checked"] == 0
     assert report["mismatches"] == report["missing"] == report["orphans"] == []
+
+
+def test_json_logs_are_json_lines_with_request_ids(fresh_server):
+    """With the default JSON format every line of the log is one JSON object, the access
+    line of a request carries the id the response returned, and no secret is logged."""
+    import requests
+    srv = fresh_server(via_env=True, env={"ACERVO_LOG_FORMAT": "json"})
+    r = requests.get(srv.base_url + "/api/v1/me",
+                     headers={"Authorization": f"Bearer {srv.admin_token}"}, timeout=30)
+    assert r.status_code == 200
+    rid = r.headers["X-Request-Id"]
+    assert srv.stop() == 0
+    lines = [line for line in srv.log_text().splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]  # fails on any line that is not JSON
+    assert all({"ts", "level", "pid", "module", "msg"} <= rec.keys() for rec in records)
+    access = [rec for rec in records if rec.get("id") == rid]
+    assert access and "/api/v1/me" in access[-1]["msg"] and " 200 " in access[-1]["msg"]
+    creds = json.loads((srv.data_dir / "admin-credentials.json").read_text())
+    log = srv.log_text()
+    assert srv.admin_token not in log and creds["s3_secret_key"] not in log
