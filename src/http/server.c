@@ -82,9 +82,23 @@ static enum MHD_Result header_size(void *cls, enum MHD_ValueKind kind, const cha
     return MHD_YES;
 }
 
+/*
+ * Request ids: 64 bits from a per-thread xorshift generator seeded from the kernel once,
+ * so the hot path makes no getrandom(2) call. Ids are for tracing, not secrets.
+ */
 static void req_new_id(struct http_req *req)
 {
-    util_token_hex(req->id, 8);
+    static _Thread_local uint64_t state;
+    unsigned char b[8];
+
+    while (state == 0)
+        util_random(&state, sizeof(state));
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    for (int i = 0; i < 8; i++)
+        b[i] = (unsigned char)(state >> (8 * i));
+    util_hex(b, sizeof(b), req->id);
 }
 
 static void send_internal(struct http_req *req)
