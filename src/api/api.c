@@ -31,6 +31,7 @@ static const struct http_route api_routes[] = {
     {"PUT", "/api/v1/assets/{id}/complete", api__assets_complete, ROLE_EDITOR, API_BODY_JSON},
     {"GET", "/api/v1/assets/{id}/download", api__assets_download, ROLE_VIEWER, 0},
     {"POST", "/api/v1/keys", api__keys_create, ROLE_ADMIN, API_BODY_JSON},
+    {"DELETE", "/api/v1/keys/{id}", api__keys_revoke, ROLE_ADMIN, 0},
     {"GET", "/api/v1/me", api__me, ROLE_VIEWER, 0},
     {"GET", "/api/v1/audit", api__audit_list, ROLE_ADMIN, 0},
 };

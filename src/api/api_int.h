@@ -113,6 +113,7 @@ void api__assets_direct_free(struct http_req *req);
 
 void api__keys_create(struct http_req *req, const char *const *params);
 void api__me(struct http_req *req, const char *const *params);
+void api__keys_revoke(struct http_req *req, const char *const *params);
 void api__audit_list(struct http_req *req, const char *const *params);
 
 #endif

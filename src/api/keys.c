@@ -183,6 +183,33 @@ void api__keys_create(struct http_req *req, const char *const *params)
     memset(&k, 0, sizeof(k));
 }
 
+/* ---- DELETE /api/v1/keys/{id} ---------------------------------------------------------------- */
+
+void api__keys_revoke(struct http_req *req, const char *const *params)
+{
+    struct api_state *st = api__state(req);
+    struct err e;
+
+    if (!util_uuid_valid(params[0])) {
+        api__fail(req, ERR_NOTFOUND, "no key %s", params[0]);
+        return;
+    }
+    /* an admin revoking the key in use would lock everyone out of an install with one
+     * admin key; revoke it from another admin key */
+    if (strcmp(params[0], st->who.key_id) == 0) {
+        api__fail(req, ERR_CONFLICT, "a key cannot revoke itself; use another admin key");
+        return;
+    }
+    if (cat_key_revoke(st->ctx->cat, params[0], &e) < 0) {
+        if (e.code == ERR_NOTFOUND)
+            err_set(&e, ERR_NOTFOUND, "no live key %s (unknown or already revoked)", params[0]);
+        api__send_err(req, &e);
+        return;
+    }
+    api__audit(req, "key.revoke", "key", params[0], NULL);
+    http_send_empty(req, 204);
+}
+
 /* ---- GET /api/v1/me ------------------------------------------------------------------------- */
 
 void api__me(struct http_req *req, const char *const *params)

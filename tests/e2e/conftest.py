@@ -289,6 +289,7 @@ class Key:
     s3_access_key: str
     s3_secret_key: str
     role: str
+    key_id: str = ""
 
 
 class Api:
@@ -311,7 +312,8 @@ class Api:
                  json={"role": role, "name": name or f"e2e-{role}-{secrets.token_hex(3)}"})
         assert r.status_code == 201, r.text
         body = r.json()
-        return Key(body["token"], body["s3_access_key"], body["s3_secret_key"], body["role"])
+        return Key(body["token"], body["s3_access_key"], body["s3_secret_key"], body["role"],
+                   body["key_id"])
 
     def s3(self, key, **config):
         return s3_client(self.s3_url, key.s3_access_key, key.s3_secret_key, **config)

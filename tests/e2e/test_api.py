@@ -542,3 +542,44 @@ def test_server_answers_keep_alive_requests(api, viewer):
         s.headers["Authorization"] = f"Bearer {viewer.token}"
         codes = [s.get(api.base_url + "/api/v1/me", timeout=30).status_code for _ in range(5)]
     assert codes == [200] * 5
+
+
+# --------------------------------------------------------------------------- key revocation
+
+
+def test_revoked_key_stops_working(api, admin_token):
+    key = api.make_key(admin_token, "editor")
+    assert api("GET", "/api/v1/me", key.token).status_code == 200
+    r = api("DELETE", f"/api/v1/keys/{key.key_id}", admin_token)
+    assert r.status_code == 204, r.text
+    assert_problem(api("GET", "/api/v1/me", key.token), 401)
+    assert_problem(api("DELETE", f"/api/v1/keys/{key.key_id}", admin_token), 404)
+    items = api("GET", "/api/v1/audit", admin_token,
+                params={"target_id": key.key_id}).json()["items"]
+    assert "key.revoke" in {i["action"] for i in items}
+
+
+def test_revoked_key_loses_s3_access_within_the_cache_time(api, admin_token):
+    from botocore.exceptions import ClientError
+    key = api.make_key(admin_token, "editor")
+    s3 = api.s3(key)
+    s3.head_bucket(Bucket="archive")
+    assert api("DELETE", f"/api/v1/keys/{key.key_id}", admin_token).status_code == 204
+    deadline = time.monotonic() + 15  # the S3 endpoint trusts a looked-up key for 10 s
+    while True:
+        try:
+            s3.list_objects_v2(Bucket="archive", Prefix="tests/", MaxKeys=1)
+        except ClientError as e:
+            assert e.response["Error"]["Code"] == "InvalidAccessKeyId"
+            break
+        assert time.monotonic() < deadline, "the revoked key still works over S3"
+        time.sleep(0.5)
+
+
+def test_only_admins_revoke_and_not_their_own_key(api, admin_token, editor):
+    victim = api.make_key(admin_token, "viewer")
+    assert_problem(api("DELETE", f"/api/v1/keys/{victim.key_id}", editor.token), 403)
+    me = api("GET", "/api/v1/me", admin_token).json()
+    assert_problem(api("DELETE", f"/api/v1/keys/{me['key_id']}", admin_token), 409)
+    assert_problem(api("DELETE", "/api/v1/keys/not-a-key", admin_token), 404)
+    assert api("GET", "/api/v1/me", victim.token).status_code == 200
