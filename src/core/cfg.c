@@ -66,11 +66,28 @@ static const struct cfg_entry *cfg_find(const char *name)
     return NULL;
 }
 
-int cfg_parse_size(const char *s, long *out)
+/* a unit a number may carry, and what it multiplies by */
+struct cfg_unit {
+    const char *suffix;
+    long mult;
+};
+
+static const struct cfg_unit size_units[] = {
+    {"", 1},           {"K", 1L << 10},   {"KB", 1L << 10},  {"KiB", 1L << 10}, {"k", 1L << 10},
+    {"M", 1L << 20},   {"MB", 1L << 20},  {"MiB", 1L << 20}, {"m", 1L << 20},   {"G", 1L << 30},
+    {"GB", 1L << 30},  {"GiB", 1L << 30}, {"g", 1L << 30},   {"T", 1L << 40},   {"TB", 1L << 40},
+    {"TiB", 1L << 40}, {"t", 1L << 40},   {NULL, 0},
+};
+
+static const struct cfg_unit duration_units[] = {
+    {"", 1}, {"s", 1}, {"m", 60}, {"h", 3600}, {"d", 86400}, {NULL, 0},
+};
+
+/* a non-negative decimal number followed by one of units; -1 if malformed or too big */
+static int parse_scaled(const char *s, const struct cfg_unit *units, long *out)
 {
     char *end;
     long v;
-    long mult = 1;
 
     errno = 0;
     if (!*s || !isdigit((unsigned char)*s))
@@ -78,73 +95,25 @@ int cfg_parse_size(const char *s, long *out)
     v = strtol(s, &end, 10);
     if (errno)
         return -1;
-    if (*end) {
-        switch (toupper((unsigned char)*end)) {
-        case 'K':
-            mult = 1L << 10;
-            break;
-        case 'M':
-            mult = 1L << 20;
-            break;
-        case 'G':
-            mult = 1L << 30;
-            break;
-        case 'T':
-            mult = 1L << 40;
-            break;
-        default:
+    for (const struct cfg_unit *u = units; u->suffix; u++) {
+        if (strcmp(end, u->suffix) != 0)
+            continue;
+        if (v > LONG_MAX / u->mult)
             return -1;
-        }
-        end++;
-        if (*end == 'i' || *end == 'I')
-            end++;
-        if (*end == 'B' || *end == 'b')
-            end++;
-        if (*end)
-            return -1;
+        *out = v * u->mult;
+        return 0;
     }
-    if (v > LONG_MAX / mult)
-        return -1;
-    *out = v * mult;
-    return 0;
+    return -1;
+}
+
+int cfg_parse_size(const char *s, long *out)
+{
+    return parse_scaled(s, size_units, out);
 }
 
 int cfg_parse_duration(const char *s, long *out)
 {
-    char *end;
-    long v;
-    long mult = 1;
-
-    errno = 0;
-    if (!*s || !isdigit((unsigned char)*s))
-        return -1;
-    v = strtol(s, &end, 10);
-    if (errno)
-        return -1;
-    if (*end) {
-        switch (*end) {
-        case 's':
-            mult = 1;
-            break;
-        case 'm':
-            mult = 60;
-            break;
-        case 'h':
-            mult = 3600;
-            break;
-        case 'd':
-            mult = 86400;
-            break;
-        default:
-            return -1;
-        }
-        if (end[1])
-            return -1;
-    }
-    if (v > LONG_MAX / mult)
-        return -1;
-    *out = v * mult;
-    return 0;
+    return parse_scaled(s, duration_units, out);
 }
 
 static int cfg_apply(struct cfg *c, const struct cfg_entry *e, const char *value, struct err *err)
