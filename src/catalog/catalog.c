@@ -3,6 +3,7 @@
  * alike, dispatch through c->ops, and log backend failures once.
  */
 #include "catalog/catalog.h"
+#include "catalog/catalog_int.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -295,4 +296,381 @@ int cat_audit_list(struct catalog *c, const char *target_id, int limit,
                    int (*cb)(void *ctx, const char *json_row), void *ctx, struct err *err)
 {
     return logged("audit_list", c->ops->audit_list(c, target_id, limit, cb, ctx, err), err);
+}
+
+/* ---- workflow engine ----------------------------------------------------------------------- */
+
+static const char *const wf_statuses[] = {WF_RUNNING, WF_COMPLETED, WF_FAILED, WF_CANCELLING,
+                                          WF_CANCELLED};
+static const char *const job_statuses[] = {JOB_READY, JOB_LEASED, JOB_COMPLETED, JOB_FAILED,
+                                           JOB_CANCELLED};
+/* a job attempt ends in one of these (cat_tx_job_finish) */
+static const char *const job_ends[] = {JOB_COMPLETED, JOB_FAILED, JOB_CANCELLED};
+/* a started step is in one of these */
+static const char *const step_statuses[] = {"running", "completed", "failed", "cancelled"};
+
+void cat_workflow_release(struct cat_workflow *w)
+{
+    if (!w)
+        return;
+    free(w->input);
+    free(w->error);
+    w->input = NULL;
+    w->error = NULL;
+}
+
+void cat_job_release(struct cat_job *j)
+{
+    if (!j)
+        return;
+    free(j->input);
+    free(j->output);
+    free(j->progress_detail);
+    free(j->error);
+    j->input = NULL;
+    j->output = NULL;
+    j->progress_detail = NULL;
+    j->error = NULL;
+}
+
+static int check_in(const char *what, const char *s, const char *const *set, size_t n,
+                    struct err *err)
+{
+    if (!s || !in_set(s, set, n))
+        return err_set(err, ERR_INVALID, "unknown %s '%s'", what, s ? s : "");
+    return 0;
+}
+
+static int check_str(const char *what, const char *s, struct err *err)
+{
+    if (!s || !*s)
+        return err_set(err, ERR_INVALID, "%s is required", what);
+    return 0;
+}
+
+int cat_tx_run(struct catalog *c, cat_tx_fn fn, void *ctx, struct err *err)
+{
+    if (!c->ops->wf)
+        return err_set(err, ERR_UNSUPPORTED, "catalog backend %s has no workflow engine",
+                       c->ops->name);
+    return logged("tx_run", c->ops->wf->tx_run(c, fn, ctx, err), err);
+}
+
+int cat_tx_wf_insert(struct cat_tx *tx, const struct cat_workflow *w, struct err *err)
+{
+    if (check_id("workflow", w->id, err) < 0 || check_str("workflow type", w->type, err) < 0 ||
+        check_in("workflow status", w->status, wf_statuses, ARRAY_LEN(wf_statuses), err) < 0)
+        return -1;
+    return logged("wf_insert", tx->ops->wf_insert(tx, w, err), err);
+}
+
+int cat_tx_wf_get(struct cat_tx *tx, const char *id, struct cat_workflow *out, struct err *err)
+{
+    if (check_id("workflow", id, err) < 0)
+        return -1;
+    return logged("wf_get", tx->ops->wf_get(tx, id, out, err), err);
+}
+
+int cat_tx_wf_by_idem(struct cat_tx *tx, const char *key, struct cat_workflow *out, struct err *err)
+{
+    if (check_str("idempotency key", key, err) < 0)
+        return -1;
+    return logged("wf_by_idem", tx->ops->wf_by_idem(tx, key, out, err), err);
+}
+
+int cat_tx_wf_update(struct cat_tx *tx, const char *wf_id, const char *status, const char *error,
+                     int64_t finished_at, struct err *err)
+{
+    if (check_id("workflow", wf_id, err) < 0 ||
+        check_in("workflow status", status, wf_statuses, ARRAY_LEN(wf_statuses), err) < 0)
+        return -1;
+    return logged("wf_update", tx->ops->wf_update(tx, wf_id, status, error, finished_at, err), err);
+}
+
+int cat_tx_step_insert(struct cat_tx *tx, const char *wf_id, const char *step, int total,
+                       struct err *err)
+{
+    if (check_id("workflow", wf_id, err) < 0 || check_str("step", step, err) < 0)
+        return -1;
+    if (total < 0)
+        return err_set(err, ERR_INVALID, "step %s has a negative job count", step);
+    return logged("step_insert", tx->ops->step_insert(tx, wf_id, step, total, err), err);
+}
+
+int cat_tx_step_get(struct cat_tx *tx, const char *wf_id, const char *step, struct cat_step *out,
+                    struct err *err)
+{
+    if (check_id("workflow", wf_id, err) < 0 || check_str("step", step, err) < 0)
+        return -1;
+    return logged("step_get", tx->ops->step_get(tx, wf_id, step, out, err), err);
+}
+
+int cat_tx_step_add_done(struct cat_tx *tx, const char *wf_id, const char *step,
+                         struct cat_step *out, struct err *err)
+{
+    if (check_id("workflow", wf_id, err) < 0 || check_str("step", step, err) < 0)
+        return -1;
+    return logged("step_add_done", tx->ops->step_add_done(tx, wf_id, step, out, err), err);
+}
+
+int cat_tx_step_set_status(struct cat_tx *tx, const char *wf_id, const char *step,
+                           const char *status, struct err *err)
+{
+    if (check_id("workflow", wf_id, err) < 0 || check_str("step", step, err) < 0 ||
+        check_in("step status", status, step_statuses, ARRAY_LEN(step_statuses), err) < 0)
+        return -1;
+    return logged("step_set_status", tx->ops->step_set_status(tx, wf_id, step, status, err), err);
+}
+
+int cat_tx_job_insert(struct cat_tx *tx, struct cat_job *j, struct err *err)
+{
+    if (check_id("workflow", j->workflow_id, err) < 0 || check_str("job step", j->step, err) < 0 ||
+        check_str("job activity", j->activity, err) < 0 ||
+        check_str("job queue", j->queue, err) < 0 ||
+        check_str("job idempotency key", j->idempotency_key, err) < 0 ||
+        check_in("job status", j->status, job_statuses, ARRAY_LEN(job_statuses), err) < 0)
+        return -1;
+    return logged("job_insert", tx->ops->job_insert(tx, j, err), err);
+}
+
+int cat_tx_job_get(struct cat_tx *tx, int64_t id, struct cat_job *out, struct err *err)
+{
+    return logged("job_get", tx->ops->job_get(tx, id, out, err), err);
+}
+
+int cat_tx_job_finish(struct cat_tx *tx, int64_t id, const char *owner, int attempt,
+                      const char *status, const char *output, const char *error,
+                      const char *error_class, struct err *err)
+{
+    if (check_in("job end status", status, job_ends, ARRAY_LEN(job_ends), err) < 0)
+        return -1;
+    return logged(
+        "job_finish",
+        tx->ops->job_finish(tx, id, owner, attempt, status, output, error, error_class, err), err);
+}
+
+int cat_tx_job_requeue(struct cat_tx *tx, int64_t id, const char *owner, int attempt,
+                       int64_t run_after, const char *error, const char *error_class,
+                       struct err *err)
+{
+    return logged("job_requeue",
+                  tx->ops->job_requeue(tx, id, owner, attempt, run_after, error, error_class, err),
+                  err);
+}
+
+int cat_tx_jobs_lease(struct cat_tx *tx, const char *queue, int limit, const char *owner,
+                      int64_t lease_until, int (*cb)(void *ctx, const struct cat_job *j), void *ctx,
+                      struct err *err)
+{
+    if (check_str("queue", queue, err) < 0 || check_str("lease owner", owner, err) < 0)
+        return -1;
+    if (limit <= 0)
+        return 0;
+    return logged("jobs_lease",
+                  tx->ops->jobs_lease(tx, queue, limit, owner, lease_until, cb, ctx, err), err);
+}
+
+int cat_tx_jobs_expired(struct cat_tx *tx, int limit, int (*cb)(void *ctx, const struct cat_job *j),
+                        void *ctx, struct err *err)
+{
+    if (limit <= 0)
+        return 0;
+    return logged("jobs_expired", tx->ops->jobs_expired(tx, limit, cb, ctx, err), err);
+}
+
+int cat_tx_jobs_heartbeat(struct cat_tx *tx, int64_t id, const char *owner, int attempt,
+                          int64_t lease_until, double progress, const char *detail, struct err *err)
+{
+    if (check_str("lease owner", owner, err) < 0)
+        return -1;
+    return logged(
+        "jobs_heartbeat",
+        tx->ops->jobs_heartbeat(tx, id, owner, attempt, lease_until, progress, detail, err), err);
+}
+
+int cat_tx_jobs_cancel(struct cat_tx *tx, const char *wf_id, int64_t *leased, struct err *err)
+{
+    if (check_id("workflow", wf_id, err) < 0)
+        return -1;
+    return logged("jobs_cancel", tx->ops->jobs_cancel(tx, wf_id, leased, err), err);
+}
+
+int cat_tx_jobs_count(struct cat_tx *tx, const char *wf_id, const char *status, int64_t *out,
+                      struct err *err)
+{
+    if (check_id("workflow", wf_id, err) < 0)
+        return -1;
+    return logged("jobs_count", tx->ops->jobs_count(tx, wf_id, status, out, err), err);
+}
+
+int cat_tx_jobs_retry(struct cat_tx *tx, const char *wf_id, struct err *err)
+{
+    if (check_id("workflow", wf_id, err) < 0)
+        return -1;
+    return logged("jobs_retry", tx->ops->jobs_retry(tx, wf_id, err), err);
+}
+
+int cat_tx_job_outputs(struct cat_tx *tx, const char *wf_id,
+                       int (*cb)(void *ctx, const char *step, int item, const char *output),
+                       void *ctx, struct err *err)
+{
+    if (check_id("workflow", wf_id, err) < 0)
+        return -1;
+    return logged("job_outputs", tx->ops->job_outputs(tx, wf_id, cb, ctx, err), err);
+}
+
+int cat_tx_event_append(struct cat_tx *tx, const struct cat_event *ev, struct err *err)
+{
+    if (check_id("workflow", ev->workflow_id, err) < 0 ||
+        check_str("event type", ev->type, err) < 0)
+        return -1;
+    return logged("event_append", tx->ops->event_append(tx, ev, err), err);
+}
+
+int cat_tx_asset_set_status(struct cat_tx *tx, const char *id, const char *from, const char *to,
+                            const char *reason, struct err *err)
+{
+    if (check_id("asset", id, err) < 0 || check_status(to, err) < 0)
+        return -1;
+    if (from && check_status(from, err) < 0)
+        return -1;
+    return logged("tx_asset_set_status", tx->ops->asset_set_status(tx, id, from, to, reason, err),
+                  err);
+}
+
+int cat_wf_get(struct catalog *c, const char *id, struct cat_workflow *out, struct err *err)
+{
+    if (check_id("workflow", id, err) < 0)
+        return -1;
+    return logged("wf_get", c->ops->wf->wf_get_ro(c, id, out, err), err);
+}
+
+int cat_wf_list(struct catalog *c, const struct cat_workflow_filter *f,
+                int (*cb)(void *ctx, const struct cat_workflow *w), void *ctx, struct err *err)
+{
+    if (f->status && *f->status &&
+        check_in("workflow status", f->status, wf_statuses, ARRAY_LEN(wf_statuses), err) < 0)
+        return -1;
+    return logged("wf_list", c->ops->wf->wf_list(c, f, cb, ctx, err), err);
+}
+
+int cat_wf_steps(struct catalog *c, const char *wf_id,
+                 int (*cb)(void *ctx, const struct cat_step *s), void *ctx, struct err *err)
+{
+    if (check_id("workflow", wf_id, err) < 0)
+        return -1;
+    return logged("wf_steps", c->ops->wf->wf_steps(c, wf_id, cb, ctx, err), err);
+}
+
+int cat_wf_jobs(struct catalog *c, const char *wf_id, int (*cb)(void *ctx, const struct cat_job *j),
+                void *ctx, struct err *err)
+{
+    if (check_id("workflow", wf_id, err) < 0)
+        return -1;
+    return logged("wf_jobs", c->ops->wf->wf_jobs(c, wf_id, cb, ctx, err), err);
+}
+
+int cat_wf_events(struct catalog *c, const char *wf_id, int64_t after_id, int limit,
+                  int (*cb)(void *ctx, const char *json_row), void *ctx, struct err *err)
+{
+    if (check_id("workflow", wf_id, err) < 0)
+        return -1;
+    return logged("wf_events", c->ops->wf->wf_events(c, wf_id, after_id, limit, cb, ctx, err), err);
+}
+
+int cat_jobs_cancel_requested(struct catalog *c, const char *owner,
+                              int (*cb)(void *ctx, int64_t id, int attempt), void *ctx,
+                              struct err *err)
+{
+    if (check_str("lease owner", owner, err) < 0)
+        return -1;
+    return logged("jobs_cancel_requested",
+                  c->ops->wf->jobs_cancel_requested(c, owner, cb, ctx, err), err);
+}
+
+int cat_jobs_next_due(struct catalog *c, const char *const *queues, size_t n, int64_t *next_run,
+                      int64_t *next_expiry, struct err *err)
+{
+    for (size_t i = 0; i < n; i++)
+        if (check_str("queue", queues[i], err) < 0)
+            return -1;
+    return logged("jobs_next_due",
+                  c->ops->wf->jobs_next_due(c, queues, n, next_run, next_expiry, err), err);
+}
+
+int cat_queue_depths(struct catalog *c, int64_t now,
+                     int (*cb)(void *ctx, const struct cat_queue_depth *d), void *ctx,
+                     struct err *err)
+{
+    return logged("queue_depths", c->ops->wf->queue_depths(c, now, cb, ctx, err), err);
+}
+
+int cat_effect_get(struct catalog *c, const char *key, char **result, struct err *err)
+{
+    if (check_str("effect key", key, err) < 0)
+        return -1;
+    return logged("effect_get", c->ops->wf->effect_get(c, key, result, err), err);
+}
+
+int cat_effect_put(struct catalog *c, const char *key, int64_t job_id, const char *result,
+                   struct err *err)
+{
+    if (check_str("effect key", key, err) < 0)
+        return -1;
+    return logged("effect_put", c->ops->wf->effect_put(c, key, job_id, result, err), err);
+}
+
+int cat_worker_put(struct catalog *c, const struct cat_worker *w, struct err *err)
+{
+    if (check_str("worker id", w->id, err) < 0)
+        return -1;
+    return logged("worker_put", c->ops->wf->worker_put(c, w, err), err);
+}
+
+int cat_worker_delete(struct catalog *c, const char *id, struct err *err)
+{
+    if (check_str("worker id", id, err) < 0)
+        return -1;
+    return logged("worker_delete", c->ops->wf->worker_delete(c, id, err), err);
+}
+
+int cat_workers_expire(struct catalog *c, int64_t before, struct err *err)
+{
+    return logged("workers_expire", c->ops->wf->workers_expire(c, before, err), err);
+}
+
+int cat_asset_set_technical(struct catalog *c, const char *id, const char *type,
+                            const char *mime_type, const char *technical_json, struct err *err)
+{
+    if (check_id("asset", id, err) < 0)
+        return -1;
+    if (type && check_type(type, err) < 0)
+        return -1;
+    return logged("asset_set_technical",
+                  c->ops->wf->asset_set_technical(c, id, type, mime_type, technical_json, err),
+                  err);
+}
+
+int cat_asset_set_master(struct catalog *c, const char *id, const char *sha256, const char *key,
+                         int64_t size, struct err *err)
+{
+    if (check_id("asset", id, err) < 0)
+        return -1;
+    if (!sha256 || strlen(sha256) != 64 || strspn(sha256, "0123456789abcdef") != 64)
+        return err_set(err, ERR_INVALID, "content hash is not 64 lowercase hex digits");
+    if (!key || !*key)
+        return err_set(err, ERR_INVALID, "master storage key is required");
+    if (size < 0)
+        return err_set(err, ERR_INVALID, "master size is negative");
+    return logged("asset_set_master", c->ops->wf->asset_set_master(c, id, sha256, key, size, err),
+                  err);
+}
+
+int cat_asset_mark_duplicate(struct catalog *c, const char *id, const char *duplicate_of,
+                             const char *reason, struct err *err)
+{
+    if (check_id("asset", id, err) < 0 || check_id("duplicate asset", duplicate_of, err) < 0)
+        return -1;
+    return logged("asset_mark_duplicate",
+                  c->ops->wf->asset_mark_duplicate(c, id, duplicate_of, reason, err), err);
 }

@@ -44,6 +44,17 @@ struct cat_asset {
     char created_by[37];      /* user id, "" if none */
     int64_t created_at;       /* ms since epoch */
     int64_t updated_at;       /* ms since epoch */
+    /* technical columns, filled by the ingest from technical_metadata (-1 / "" if unknown) */
+    int64_t duration_ms;
+    int64_t width;
+    int64_t height;
+    int64_t bitrate_kbps;
+    double frame_rate;
+    char video_codec[32];
+    char audio_codec[32];
+    char container[64];
+    char captured_at[40];
+    char duplicate_of[37]; /* the asset this one duplicates, "" if none */
 };
 
 /** Frees the heap strings of a (not the struct). */
@@ -103,6 +114,207 @@ struct cat_audit {
     const char *request_id;  /* may be NULL */
 };
 
+/* ---- the workflow engine's tables (used through src/jobs; see docs/internals/jobs.md) ---- */
+
+/** Workflow states. */
+#define WF_RUNNING    "running"
+#define WF_COMPLETED  "completed"
+#define WF_FAILED     "failed"
+#define WF_CANCELLING "cancelling"
+#define WF_CANCELLED  "cancelled"
+
+/** Job states. */
+#define JOB_READY     "ready"
+#define JOB_LEASED    "leased"
+#define JOB_COMPLETED "completed"
+#define JOB_FAILED    "failed"
+#define JOB_CANCELLED "cancelled"
+
+/** A workflow row. input and error are heap strings (cat_workflow_release frees). */
+struct cat_workflow {
+    char id[37];
+    char type[32];
+    char status[16];
+    char asset_id[37];         /* "" if none */
+    char created_by[37];       /* "" if none (system) */
+    char *input;               /* JSON object text; never NULL once read */
+    char *error;               /* may be NULL */
+    char idempotency_key[129]; /* "" if none */
+    int64_t created_at;
+    int64_t updated_at;
+    int64_t finished_at; /* 0 while not finished */
+};
+
+/** Frees the heap strings of w. */
+void cat_workflow_release(struct cat_workflow *w);
+
+/** A job row. Heap strings may be NULL; cat_job_release frees them. */
+struct cat_job {
+    int64_t id;
+    char workflow_id[37];
+    char step[32];
+    int item;
+    char activity[32];
+    char queue[32];
+    char status[12];
+    int priority;
+    int64_t run_after;
+    int attempt; /* attempts started so far */
+    int max_attempts;
+    char lease_owner[96];
+    int64_t lease_until;
+    char *input;
+    char *output;
+    char *progress_detail;
+    char *error;
+    double progress; /* 0..100, or -1 if never reported */
+    char error_class[24];
+    char idempotency_key[192];
+    int cancel_requested;
+    int64_t created_at;
+    int64_t started_at;
+    int64_t heartbeat_at;
+    int64_t finished_at;
+};
+
+/** Frees the heap strings of j. */
+void cat_job_release(struct cat_job *j);
+
+/** A started step of a workflow. */
+struct cat_step {
+    char step[32];
+    char status[12];
+    int jobs_total;
+    int jobs_done;
+    int64_t started_at;
+    int64_t finished_at;
+};
+
+/** One history row to append. */
+struct cat_event {
+    const char *workflow_id;
+    int64_t job_id; /* 0 if none */
+    const char *type;
+    const char *step;        /* may be NULL */
+    int attempt;             /* 0 if none */
+    const char *worker;      /* may be NULL */
+    const char *detail_json; /* may be NULL */
+};
+
+/** Filters and cursor of cat_workflow_list. NULL or "" means "any". */
+struct cat_workflow_filter {
+    const char *asset_id;
+    const char *type;
+    const char *status;
+    const char *created_by;
+    const char *queue;    /* workflows with a job on this queue */
+    const char *after_id; /* keyset cursor: workflows older than this id */
+    int limit;            /* 1..1000 */
+};
+
+/** Depth of one queue. */
+struct cat_queue_depth {
+    char queue[32];
+    int64_t ready;           /* runnable now */
+    int64_t delayed;         /* ready but with run_after in the future */
+    int64_t leased;          /* running */
+    int64_t oldest_ready_ms; /* age of the oldest runnable job, 0 if none */
+    int64_t worker_slots;    /* slots of live workers serving the queue */
+};
+
+/** A live worker process. */
+struct cat_worker {
+    char id[96];
+    char host[64];
+    int pid;
+    const char *queues_json; /* {"ingest":8,...} */
+    int64_t started_at;
+    int64_t heartbeat_at;
+};
+
+struct catalog;
+
+/** An open write transaction; only valid inside a cat_tx_run callback. */
+struct cat_tx;
+
+/** A transaction body: 0, or -1 with err set (the transaction rolls back). */
+typedef int (*cat_tx_fn)(struct cat_tx *tx, void *ctx, struct err *err);
+
+/** Workflow-engine operations of a backend; see the cat_tx_* and cat_wf* wrappers. */
+struct catalog_wf_ops {
+    int (*tx_run)(struct catalog *c, cat_tx_fn fn, void *ctx, struct err *err);
+    int (*wf_insert)(struct cat_tx *tx, const struct cat_workflow *w, struct err *err);
+    int (*wf_get)(struct cat_tx *tx, const char *id, struct cat_workflow *out, struct err *err);
+    int (*wf_by_idem)(struct cat_tx *tx, const char *key, struct cat_workflow *out,
+                      struct err *err);
+    int (*wf_update)(struct cat_tx *tx, const char *id, const char *status, const char *error,
+                     int64_t finished_at, struct err *err);
+    int (*step_insert)(struct cat_tx *tx, const char *wf_id, const char *step, int total,
+                       struct err *err);
+    int (*step_get)(struct cat_tx *tx, const char *wf_id, const char *step, struct cat_step *out,
+                    struct err *err);
+    int (*step_add_done)(struct cat_tx *tx, const char *wf_id, const char *step,
+                         struct cat_step *out, struct err *err);
+    int (*step_set_status)(struct cat_tx *tx, const char *wf_id, const char *step,
+                           const char *status, struct err *err);
+    int (*job_insert)(struct cat_tx *tx, struct cat_job *j, struct err *err);
+    int (*job_get)(struct cat_tx *tx, int64_t id, struct cat_job *out, struct err *err);
+    int (*job_finish)(struct cat_tx *tx, int64_t id, const char *owner, int attempt,
+                      const char *status, const char *output, const char *error,
+                      const char *error_class, struct err *err);
+    int (*job_requeue)(struct cat_tx *tx, int64_t id, const char *owner, int attempt,
+                       int64_t run_after, const char *error, const char *error_class,
+                       struct err *err);
+    int (*jobs_lease)(struct cat_tx *tx, const char *queue, int limit, const char *owner,
+                      int64_t lease_until, int (*cb)(void *ctx, const struct cat_job *j), void *ctx,
+                      struct err *err);
+    int (*jobs_expired)(struct cat_tx *tx, int limit, int (*cb)(void *ctx, const struct cat_job *j),
+                        void *ctx, struct err *err);
+    int (*jobs_heartbeat)(struct cat_tx *tx, int64_t id, const char *owner, int attempt,
+                          int64_t lease_until, double progress, const char *detail,
+                          struct err *err);
+    int (*jobs_cancel)(struct cat_tx *tx, const char *wf_id, int64_t *leased, struct err *err);
+    int (*jobs_count)(struct cat_tx *tx, const char *wf_id, const char *status, int64_t *out,
+                      struct err *err);
+    int (*jobs_retry)(struct cat_tx *tx, const char *wf_id, struct err *err);
+    int (*job_outputs)(struct cat_tx *tx, const char *wf_id,
+                       int (*cb)(void *ctx, const char *step, int item, const char *output),
+                       void *ctx, struct err *err);
+    int (*event_append)(struct cat_tx *tx, const struct cat_event *ev, struct err *err);
+    int (*asset_set_status)(struct cat_tx *tx, const char *id, const char *from, const char *to,
+                            const char *reason, struct err *err);
+    /* outside transactions */
+    int (*wf_get_ro)(struct catalog *c, const char *id, struct cat_workflow *out, struct err *err);
+    int (*wf_list)(struct catalog *c, const struct cat_workflow_filter *f,
+                   int (*cb)(void *ctx, const struct cat_workflow *w), void *ctx, struct err *err);
+    int (*wf_steps)(struct catalog *c, const char *wf_id,
+                    int (*cb)(void *ctx, const struct cat_step *s), void *ctx, struct err *err);
+    int (*wf_jobs)(struct catalog *c, const char *wf_id,
+                   int (*cb)(void *ctx, const struct cat_job *j), void *ctx, struct err *err);
+    int (*wf_events)(struct catalog *c, const char *wf_id, int64_t after_id, int limit,
+                     int (*cb)(void *ctx, const char *json_row), void *ctx, struct err *err);
+    int (*jobs_cancel_requested)(struct catalog *c, const char *owner,
+                                 int (*cb)(void *ctx, int64_t id, int attempt), void *ctx,
+                                 struct err *err);
+    int (*jobs_next_due)(struct catalog *c, const char *const *queues, size_t n, int64_t *next_run,
+                         int64_t *next_expiry, struct err *err);
+    int (*queue_depths)(struct catalog *c, int64_t now,
+                        int (*cb)(void *ctx, const struct cat_queue_depth *d), void *ctx,
+                        struct err *err);
+    int (*effect_get)(struct catalog *c, const char *key, char **result, struct err *err);
+    int (*effect_put)(struct catalog *c, const char *key, int64_t job_id, const char *result,
+                      struct err *err);
+    int (*worker_put)(struct catalog *c, const struct cat_worker *w, struct err *err);
+    int (*worker_delete)(struct catalog *c, const char *id, struct err *err);
+    int (*workers_expire)(struct catalog *c, int64_t before, struct err *err);
+    int (*asset_set_technical)(struct catalog *c, const char *id, const char *type,
+                               const char *mime_type, const char *technical_json, struct err *err);
+    int (*asset_set_master)(struct catalog *c, const char *id, const char *sha256, const char *key,
+                            int64_t size, struct err *err);
+    int (*asset_mark_duplicate)(struct catalog *c, const char *id, const char *duplicate_of,
+                                const char *reason, struct err *err);
+};
+
 struct catalog;
 
 /** A backend; each backend's struct begins with struct catalog. */
@@ -144,6 +356,7 @@ struct catalog_ops {
                       int (*cb)(void *ctx, const char *json_row), void *ctx, struct err *err);
     int (*schema_version)(struct catalog *c);
     int (*key_revoke)(struct catalog *c, const char *id, struct err *err);
+    const struct catalog_wf_ops *wf;
 };
 
 /** The handle; each backend's struct embeds it first. */
@@ -249,5 +462,155 @@ int cat_audit_append(struct catalog *c, const struct cat_audit *a, struct err *e
  * newest first, at most limit. */
 int cat_audit_list(struct catalog *c, const char *target_id, int limit,
                    int (*cb)(void *ctx, const char *json_row), void *ctx, struct err *err);
+
+/* ---- workflow engine: transactions ------------------------------------------------------ */
+
+/*
+ * cat_tx_run runs fn inside one write transaction and commits it if fn returns 0. The
+ * backend may run fn more than once (a busy database is retried), so fn must reset any
+ * state it keeps outside the database at its start. The cat_tx_* calls are valid only
+ * inside fn, on its tx. Times are milliseconds since the epoch (util_now_ms()).
+ */
+int cat_tx_run(struct catalog *c, cat_tx_fn fn, void *ctx, struct err *err);
+/** Inserts a workflow. ERR_CONFLICT if its id or idempotency key exists. */
+int cat_tx_wf_insert(struct cat_tx *tx, const struct cat_workflow *w, struct err *err);
+/** Reads a workflow (release with cat_workflow_release). ERR_NOTFOUND if absent. */
+int cat_tx_wf_get(struct cat_tx *tx, const char *id, struct cat_workflow *out, struct err *err);
+/** The workflow with this idempotency key; ERR_NOTFOUND if none. */
+int cat_tx_wf_by_idem(struct cat_tx *tx, const char *key, struct cat_workflow *out,
+                      struct err *err);
+/** Sets status, error (NULL clears it) and finished_at (0 clears it); bumps updated_at. */
+int cat_tx_wf_update(struct cat_tx *tx, const char *wf_id, const char *status, const char *error,
+                     int64_t finished_at, struct err *err);
+/** Records that step started with total jobs (status running). */
+int cat_tx_step_insert(struct cat_tx *tx, const char *wf_id, const char *step, int total,
+                       struct err *err);
+/** Reads a step; ERR_NOTFOUND if it has not started. */
+int cat_tx_step_get(struct cat_tx *tx, const char *wf_id, const char *step, struct cat_step *out,
+                    struct err *err);
+/** Counts one more job of the step done and reads the step back into out. */
+int cat_tx_step_add_done(struct cat_tx *tx, const char *wf_id, const char *step,
+                         struct cat_step *out, struct err *err);
+/** Sets a step's status (finished_at is set for every status but running). */
+int cat_tx_step_set_status(struct cat_tx *tx, const char *wf_id, const char *step,
+                           const char *status, struct err *err);
+/** Inserts a job (j->id receives its id). ERR_CONFLICT on a duplicate idempotency key. */
+int cat_tx_job_insert(struct cat_tx *tx, struct cat_job *j, struct err *err);
+/** Reads a job (release with cat_job_release). ERR_NOTFOUND if absent. */
+int cat_tx_job_get(struct cat_tx *tx, int64_t id, struct cat_job *out, struct err *err);
+/**
+ * Ends the attempt of a job that owner holds in its attempt-th attempt: status
+ * completed, failed or cancelled, with output/error (may be NULL). Returns 1 if done, 0 if
+ * the job is no longer that lease (it expired and moved on): the result is not recorded.
+ */
+int cat_tx_job_finish(struct cat_tx *tx, int64_t id, const char *owner, int attempt,
+                      const char *status, const char *output, const char *error,
+                      const char *error_class, struct err *err);
+/**
+ * Puts a leased job back to ready at run_after, with the error of the attempt that ended.
+ * owner NULL: whoever holds it (the reaper, for an expired lease). 1 if done, 0 if the job
+ * is no longer that lease.
+ */
+int cat_tx_job_requeue(struct cat_tx *tx, int64_t id, const char *owner, int attempt,
+                       int64_t run_after, const char *error, const char *error_class,
+                       struct err *err);
+/**
+ * Leases up to limit ready jobs of queue whose run_after has come, highest priority then
+ * oldest first, for owner until lease_until (attempt + 1, started_at and heartbeat_at
+ * now); cb sees each leased job (valid during the call).
+ */
+int cat_tx_jobs_lease(struct cat_tx *tx, const char *queue, int limit, const char *owner,
+                      int64_t lease_until, int (*cb)(void *ctx, const struct cat_job *j), void *ctx,
+                      struct err *err);
+/** Calls cb for up to limit leased jobs whose lease has expired. */
+int cat_tx_jobs_expired(struct cat_tx *tx, int limit, int (*cb)(void *ctx, const struct cat_job *j),
+                        void *ctx, struct err *err);
+/**
+ * Extends owner's lease of a job and records progress (-1: unchanged) and detail (NULL:
+ * unchanged). Returns 1 if extended, 2 if extended but cancellation was requested, 0 if
+ * the lease was lost.
+ */
+int cat_tx_jobs_heartbeat(struct cat_tx *tx, int64_t id, const char *owner, int attempt,
+                          int64_t lease_until, double progress, const char *detail,
+                          struct err *err);
+/**
+ * Cancels a workflow's jobs: ready ones become cancelled, leased ones get
+ * cancel_requested; *leased receives how many are still running.
+ */
+int cat_tx_jobs_cancel(struct cat_tx *tx, const char *wf_id, int64_t *leased, struct err *err);
+/** Number of a workflow's jobs in status (NULL: any). */
+int cat_tx_jobs_count(struct cat_tx *tx, const char *wf_id, const char *status, int64_t *out,
+                      struct err *err);
+/**
+ * Makes a failed or cancelled workflow's failed and cancelled jobs ready again with their
+ * attempts reset, and its failed or cancelled steps running.
+ */
+int cat_tx_jobs_retry(struct cat_tx *tx, const char *wf_id, struct err *err);
+/** Calls cb with each completed job's output (non-NULL) of a workflow. */
+int cat_tx_job_outputs(struct cat_tx *tx, const char *wf_id,
+                       int (*cb)(void *ctx, const char *step, int item, const char *output),
+                       void *ctx, struct err *err);
+/** Appends a history row. */
+int cat_tx_event_append(struct cat_tx *tx, const struct cat_event *ev, struct err *err);
+/** cat_asset_set_status inside a transaction. */
+int cat_tx_asset_set_status(struct cat_tx *tx, const char *id, const char *from, const char *to,
+                            const char *reason, struct err *err);
+
+/* ---- workflow engine: reads and single statements ----------------------------------------- */
+
+/** Reads a workflow; ERR_NOTFOUND if absent. */
+int cat_wf_get(struct catalog *c, const char *id, struct cat_workflow *out, struct err *err);
+/** Calls cb for each workflow matching f, newest first, at most f->limit. */
+int cat_wf_list(struct catalog *c, const struct cat_workflow_filter *f,
+                int (*cb)(void *ctx, const struct cat_workflow *w), void *ctx, struct err *err);
+/** Calls cb for each started step of a workflow, in start order. */
+int cat_wf_steps(struct catalog *c, const char *wf_id,
+                 int (*cb)(void *ctx, const struct cat_step *s), void *ctx, struct err *err);
+/** Calls cb for each job of a workflow, in creation order. */
+int cat_wf_jobs(struct catalog *c, const char *wf_id, int (*cb)(void *ctx, const struct cat_job *j),
+                void *ctx, struct err *err);
+/** Calls cb with each history row (JSON object text) with id > after_id, oldest first. */
+int cat_wf_events(struct catalog *c, const char *wf_id, int64_t after_id, int limit,
+                  int (*cb)(void *ctx, const char *json_row), void *ctx, struct err *err);
+/** Calls cb for each job owner holds whose cancellation was requested. */
+int cat_jobs_cancel_requested(struct catalog *c, const char *owner,
+                              int (*cb)(void *ctx, int64_t id, int attempt), void *ctx,
+                              struct err *err);
+/**
+ * The earliest run_after of a ready job on one of queues (INT64_MAX if none) and the
+ * earliest lease expiry of any leased job (INT64_MAX if none).
+ */
+int cat_jobs_next_due(struct catalog *c, const char *const *queues, size_t n, int64_t *next_run,
+                      int64_t *next_expiry, struct err *err);
+/** Calls cb with the depth of every queue that has jobs or workers. */
+int cat_queue_depths(struct catalog *c, int64_t now,
+                     int (*cb)(void *ctx, const struct cat_queue_depth *d), void *ctx,
+                     struct err *err);
+/** The recorded result (heap, may be NULL) of the effect with this key; ERR_NOTFOUND if none. */
+int cat_effect_get(struct catalog *c, const char *key, char **result, struct err *err);
+/** Records an effect as done. ERR_CONFLICT if the key is already recorded. */
+int cat_effect_put(struct catalog *c, const char *key, int64_t job_id, const char *result,
+                   struct err *err);
+/** Inserts or refreshes a worker row. */
+int cat_worker_put(struct catalog *c, const struct cat_worker *w, struct err *err);
+/** Removes a worker row (a clean stop). */
+int cat_worker_delete(struct catalog *c, const char *id, struct err *err);
+/** Removes worker rows whose heartbeat is older than before. */
+int cat_workers_expire(struct catalog *c, int64_t before, struct err *err);
+/**
+ * Records an asset's detected type and media type and its technical metadata (JSON with
+ * a "summary" object whose fields fill the technical columns).
+ */
+int cat_asset_set_technical(struct catalog *c, const char *id, const char *type,
+                            const char *mime_type, const char *technical_json, struct err *err);
+/**
+ * Records the master of a processing asset: hash, key and size. ERR_CONFLICT if another
+ * live asset has this hash; ERR_NOTFOUND if absent.
+ */
+int cat_asset_set_master(struct catalog *c, const char *id, const char *sha256, const char *key,
+                         int64_t size, struct err *err);
+/** Marks a processing asset failed as a duplicate of another, with reason. */
+int cat_asset_mark_duplicate(struct catalog *c, const char *id, const char *duplicate_of,
+                             const char *reason, struct err *err);
 
 #endif

@@ -7,12 +7,10 @@
  * by a mutex, and retried with backoff when another process holds the database, so
  * SQLITE_BUSY never reaches a caller. See docs/internals/catalog.md.
  */
-#include "catalog/catalog.h"
+#include "catalog/catalog_sqlite_int.h"
 
 #include <errno.h>
 #include <jansson.h>
-#include <pthread.h>
-#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -20,6 +18,7 @@
 /* ---- migrations (embedded by src/catalog/meson.build) ------------------------------ */
 
 extern const char cat_migration_0001[];
+extern const char cat_migration_0002[];
 
 /** One schema step; applied in version order, each in its own transaction. */
 struct migration {
@@ -29,27 +28,30 @@ struct migration {
 
 static const struct migration migrations[] = {
     {1, cat_migration_0001},
+    {2, cat_migration_0002},
 };
 
 /* ---- tuning ------------------------------------------------------------------------ */
 
-#define POOL_MAX        8     /* connections per catalog */
-#define POOL_WAIT_MS    30000 /* longest wait for a free connection */
-#define BUSY_TIMEOUT_MS 10000 /* SQLite's own busy handler, per statement */
-#define BUSY_BOUND_MS   30000 /* longest we keep retrying a busy operation */
-#define BACKOFF_MAX_MS  100
-#define LIST_MAX        1000 /* cap on cat_asset_list and cat_audit_list */
-#define SWEEP_BATCH     256  /* expired uploads read per connection checkout */
-
-/* Internal result of a body: the database was busy or locked; run() retries. */
-#define RC_BUSY (-2)
+#define POOL_MAX          8     /* connections per catalog */
+#define POOL_WAIT_MS      30000 /* longest wait for a free connection */
+#define BUSY_TIMEOUT_MS   10000 /* the busy handler's wait for a lock, per statement */
+#define BUSY_BOUND_MS     30000 /* longest we keep retrying a busy operation */
+#define BACKOFF_MAX_MS    100
+#define BUSY_SLEEP_MIN_US 50   /* first sleep of the busy handler */
+#define BUSY_SLEEP_MAX_US 2000 /* its longest sleep */
+#define SWEEP_BATCH       256  /* expired uploads read per connection checkout */
 
 /* ---- prepared statements ------------------------------------------------------------ */
 
-#define ASSET_COLS                                                                                 \
+/* the columns an insert sets; the technical columns are filled later (asset_set_technical) */
+#define ASSET_INSERT_COLS                                                                          \
     "id, type, status, external_id, title, description, original_filename, mime_type, "            \
     "file_size_bytes, content_hash, master_storage_key, technical_metadata, "                      \
     "editorial_metadata, failure_reason, created_by, created_at, updated_at"
+#define ASSET_COLS                                                                                 \
+    ASSET_INSERT_COLS ", duration_ms, width, height, bitrate_kbps, frame_rate, video_codec, "      \
+                      "audio_codec, container, captured_at, duplicate_of"
 #define UPLOAD_COLS                                                                                \
     "asset_id, upload_id, bucket, key, part_size, part_count, created_by, created_at, "            \
     "expires_at"
@@ -60,44 +62,13 @@ static const struct migration migrations[] = {
 /* the partial unique index's predicate, spelled so the planner can use that index */
 #define LIVE_HASH "content_hash = ?1 AND status NOT IN ('failed') AND content_hash IS NOT NULL"
 
-enum stmt_id {
-    S_BEGIN,
-    S_COMMIT,
-    S_ROLLBACK,
-    S_ASSET_INSERT,
-    S_ASSET_GET,
-    S_ASSET_STATUS,
-    S_ASSET_EDITORIAL,
-    S_ASSET_SET_STATUS,
-    S_ASSET_COMPLETE,
-    S_ASSET_DELETE,
-    S_ASSET_BY_HASH,
-    S_ASSET_HASH_OWNER,
-    S_ASSET_EXISTS,
-    S_UPLOAD_INSERT,
-    S_UPLOAD_GET,
-    S_UPLOAD_DELETE,
-    S_UPLOAD_EXPIRED,
-    S_USER_INSERT,
-    S_USER_GET,
-    S_USER_COUNT,
-    S_USER_EXISTS,
-    S_KEY_INSERT,
-    S_KEY_BY_TOKEN,
-    S_KEY_BY_ACCESS,
-    S_KEY_REVOKE,
-    S_AUDIT_INSERT,
-    S_AUDIT_ALL,
-    S_AUDIT_TARGET,
-    S_COUNT
-};
-
 static const char *const stmt_sql[S_COUNT] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
-    [S_ASSET_INSERT] = "INSERT INTO assets (" ASSET_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
-                       "?8, ?9, ?10, ?11, ?12, coalesce(?13, '{}'), ?14, ?15, ?16, ?17)",
+    [S_ASSET_INSERT] =
+        "INSERT INTO assets (" ASSET_INSERT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
+        "?8, ?9, ?10, ?11, ?12, coalesce(?13, '{}'), ?14, ?15, ?16, ?17)",
     [S_ASSET_GET] = "SELECT " ASSET_COLS " FROM assets WHERE id = ?1",
     [S_ASSET_STATUS] = "SELECT status, content_hash FROM assets WHERE id = ?1",
     [S_ASSET_EDITORIAL] = "UPDATE assets SET title = coalesce(?2, title), "
@@ -139,41 +110,9 @@ static const char *const stmt_sql[S_COUNT] = {
                        "ORDER BY id DESC LIMIT ?1",
 };
 
-/* asset_list filters, one bit each; each combination is its own cached statement */
-enum { LF_TYPE = 1, LF_STATUS = 2, LF_CREATED_BY = 4, LF_AFTER = 8, LF_COUNT = 16 };
-
-/** One pooled connection; used by one thread at a time. */
-struct conn {
-    sqlite3 *db;
-    sqlite3_stmt *st[S_COUNT];
-    sqlite3_stmt *list[LF_COUNT];
-    int bind_rc; /* first failed bind since the last step */
-    struct conn *next;
-};
-
-/** The SQLite catalog. */
-struct cat_sqlite {
-    struct catalog base;
-    char *path;
-    int version;
-    int pool_max;
-    int busy_timeout_ms;
-    int busy_bound_ms;
-    pthread_mutex_t mu; /* guards idle and nopen */
-    pthread_cond_t cv;  /* signalled when a connection is returned */
-    struct conn *idle;
-    int nopen;
-    pthread_mutex_t write_mu; /* one write transaction at a time in this process */
-};
-
 /* ---- errors -------------------------------------------------------------------------- */
 
-/*
- * Maps a failed SQLite result to the caller's error: busy/locked -> RC_BUSY (retried),
- * CHECK/NOT NULL -> ERR_INVALID, other constraints -> ERR_CONFLICT, else ERR_BACKEND.
- * The message is copied at once: sqlite3_errmsg's buffer belongs to the connection.
- */
-static int db_fail(struct conn *cn, int rc, struct err *err, const char *what)
+int cat__db_fail(struct conn *cn, int rc, struct err *err, const char *what)
 {
     int prim = rc & 0xff;
 
@@ -188,12 +127,12 @@ static int db_fail(struct conn *cn, int rc, struct err *err, const char *what)
 
 /* ---- statements, binding, columns ---------------------------------------------------- */
 
-static int prepare(struct conn *cn, const char *sql, sqlite3_stmt **out, struct err *err)
+int cat__prepare(struct conn *cn, const char *sql, sqlite3_stmt **out, struct err *err)
 {
     int rc = sqlite3_prepare_v3(cn->db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL);
 
     if (rc != SQLITE_OK)
-        return db_fail(cn, rc, err, "prepare");
+        return cat__db_fail(cn, rc, err, "prepare");
     return 0;
 }
 
@@ -201,47 +140,14 @@ static int prepare(struct conn *cn, const char *sql, sqlite3_stmt **out, struct 
 static int stmt_get(struct conn *cn, enum stmt_id id, sqlite3_stmt **out, struct err *err)
 {
     if (!cn->st[id]) {
-        int rc = prepare(cn, stmt_sql[id], &cn->st[id], err);
+        int rc = cat__prepare(cn, stmt_sql[id], &cn->st[id], err);
 
         if (rc < 0)
             return rc;
     }
-    sqlite3_reset(cn->st[id]);
-    sqlite3_clear_bindings(cn->st[id]);
-    cn->bind_rc = SQLITE_OK;
+    stmt_ready(cn, cn->st[id]);
     *out = cn->st[id];
     return 0;
-}
-
-static void bind_rc(struct conn *cn, int rc)
-{
-    if (rc != SQLITE_OK && cn->bind_rc == SQLITE_OK)
-        cn->bind_rc = rc;
-}
-
-/* Binds s as text; NULL binds NULL. */
-static void bind_str(struct conn *cn, sqlite3_stmt *st, int i, const char *s)
-{
-    bind_rc(cn, s ? sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(st, i));
-}
-
-/* Binds s as text; NULL and "" bind NULL. */
-static void bind_opt(struct conn *cn, sqlite3_stmt *st, int i, const char *s)
-{
-    bind_str(cn, st, i, s && *s ? s : NULL);
-}
-
-static void bind_i64(struct conn *cn, sqlite3_stmt *st, int i, int64_t v)
-{
-    bind_rc(cn, sqlite3_bind_int64(st, i, v));
-}
-
-/* Steps st, reporting a failed bind first. */
-static int step(struct conn *cn, sqlite3_stmt *st)
-{
-    if (cn->bind_rc != SQLITE_OK)
-        return cn->bind_rc;
-    return sqlite3_step(st);
 }
 
 /* Runs a cached statement returning no rows. */
@@ -254,7 +160,7 @@ static int exec_stmt(struct conn *cn, enum stmt_id id, struct err *err, const ch
         return rc;
     rc = step(cn, st);
     if (rc != SQLITE_DONE)
-        rc = db_fail(cn, rc, err, what);
+        rc = cat__db_fail(cn, rc, err, what);
     else
         rc = 0;
     sqlite3_reset(st);
@@ -276,33 +182,9 @@ static int row_exists(struct conn *cn, enum stmt_id id, const char *key, struct 
     else if (rc == SQLITE_DONE)
         rc = 0;
     else
-        rc = db_fail(cn, rc, err, "lookup");
+        rc = cat__db_fail(cn, rc, err, "lookup");
     sqlite3_reset(st);
     return rc;
-}
-
-/* A heap copy of column i; NULL stays NULL. */
-static char *col_dup(sqlite3_stmt *st, int i)
-{
-    const unsigned char *s = sqlite3_column_text(st, i);
-
-    return s ? xstrdup((const char *)s) : NULL;
-}
-
-/* A heap copy of a NOT NULL column ("" should SQLite fail to produce it). */
-static char *col_dup_nn(sqlite3_stmt *st, int i)
-{
-    char *s = col_dup(st, i);
-
-    return s ? s : xstrdup("");
-}
-
-/* Copies column i into dst[n] ("" for NULL). */
-static void col_copy(char *dst, size_t n, sqlite3_stmt *st, int i)
-{
-    const unsigned char *s = sqlite3_column_text(st, i);
-
-    (void)snprintf(dst, n, "%s", s ? (const char *)s : "");
 }
 
 /* Fills a (zeroed or released) from a row of ASSET_COLS. */
@@ -326,6 +208,16 @@ static void asset_read(sqlite3_stmt *st, struct cat_asset *a)
     col_copy(a->created_by, sizeof(a->created_by), st, 14);
     a->created_at = sqlite3_column_int64(st, 15);
     a->updated_at = sqlite3_column_int64(st, 16);
+    a->duration_ms = col_i64_or(st, 17, -1);
+    a->width = col_i64_or(st, 18, -1);
+    a->height = col_i64_or(st, 19, -1);
+    a->bitrate_kbps = col_i64_or(st, 20, -1);
+    a->frame_rate = col_double_or(st, 21, -1);
+    col_copy(a->video_codec, sizeof(a->video_codec), st, 22);
+    col_copy(a->audio_codec, sizeof(a->audio_codec), st, 23);
+    col_copy(a->container, sizeof(a->container), st, 24);
+    col_copy(a->captured_at, sizeof(a->captured_at), st, 25);
+    col_copy(a->duplicate_of, sizeof(a->duplicate_of), st, 26);
 }
 
 static void upload_read(sqlite3_stmt *st, struct cat_upload *u)
@@ -373,6 +265,10 @@ static void conn_close(struct conn *cn)
         sqlite3_finalize(cn->st[i]);
     for (size_t i = 0; i < ARRAY_LEN(cn->list); i++)
         sqlite3_finalize(cn->list[i]);
+    for (size_t i = 0; i < ARRAY_LEN(cn->wst); i++)
+        sqlite3_finalize(cn->wst[i]);
+    for (size_t i = 0; i < ARRAY_LEN(cn->wlist); i++)
+        sqlite3_finalize(cn->wlist[i]);
     sqlite3_close(cn->db);
     free(cn);
 }
@@ -397,6 +293,52 @@ static void backoff(int attempt)
     sleep_ms(1 + cap / 2 + (int)r % (cap / 2 + 1));
 }
 
+/* A monotonic clock in microseconds. */
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void sleep_us(int64_t us)
+{
+    struct timespec ts = {.tv_sec = us / 1000000, .tv_nsec = (long)(us % 1000000) * 1000L};
+
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+/*
+ * SQLite's busy handler for our connections. The default one (sqlite3_busy_timeout)
+ * sleeps 1, 2, 5, 10 ... 100 ms, so a lock another process holds for a millisecond costs
+ * a waiter several; this one polls in short jittered sleeps (BUSY_SLEEP_MIN_US doubling
+ * to BUSY_SLEEP_MAX_US), so contending processes take the lock within a fraction of a
+ * millisecond of its release. Gives up (SQLITE_BUSY, retried by run()) after
+ * busy_timeout_ms.
+ */
+static int busy_wait(void *arg, int count)
+{
+    struct conn *cn = arg;
+    int64_t now = mono_us();
+    int64_t cap = BUSY_SLEEP_MAX_US;
+    uint64_t x = cn->rng;
+
+    if (count == 0)
+        cn->busy_since_us = now;
+    else if (now - cn->busy_since_us >= (int64_t)cn->busy_timeout_ms * 1000)
+        return 0;
+    if (count < 8 && ((int64_t)BUSY_SLEEP_MIN_US << count) < cap)
+        cap = (int64_t)BUSY_SLEEP_MIN_US << count;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    cn->rng = x;
+    sleep_us(cap / 2 + (int64_t)(x % (uint64_t)(cap / 2 + 1)));
+    return 1;
+}
+
 /* Runs a one-row PRAGMA and copies its text result into out[n]; retries while busy. */
 static int pragma_text(struct cat_sqlite *c, struct conn *cn, const char *sql, char *out, size_t n,
                        struct err *err)
@@ -407,14 +349,14 @@ static int pragma_text(struct cat_sqlite *c, struct conn *cn, const char *sql, c
     for (int attempt = 0;; attempt++) {
         sqlite3_stmt *st = NULL;
 
-        rc = prepare(cn, sql, &st, err);
+        rc = cat__prepare(cn, sql, &st, err);
         if (rc == 0) {
             rc = sqlite3_step(st);
             if (rc == SQLITE_ROW) {
                 col_copy(out, n, st, 0);
                 rc = 0;
             } else {
-                rc = db_fail(cn, rc, err, sql);
+                rc = cat__db_fail(cn, rc, err, sql);
             }
         }
         sqlite3_finalize(st);
@@ -445,7 +387,10 @@ static int conn_open(struct cat_sqlite *c, struct conn **out, struct err *err)
         goto out_close;
     }
     sqlite3_extended_result_codes(cn->db, 1);
-    sqlite3_busy_timeout(cn->db, c->busy_timeout_ms);
+    cn->busy_timeout_ms = c->busy_timeout_ms;
+    util_random(&cn->rng, sizeof(cn->rng));
+    cn->rng |= 1; /* xorshift state must not be 0 */
+    sqlite3_busy_handler(cn->db, busy_wait, cn);
     sqlite3_db_config(cn->db, SQLITE_DBCONFIG_DEFENSIVE, 1, (int *)NULL);
     if (pragma_text(c, cn, "PRAGMA journal_mode = WAL", mode, sizeof(mode), err) < 0)
         goto out_close;
@@ -525,18 +470,7 @@ static void pool_put(struct cat_sqlite *c, struct conn *cn)
 
 /* ---- running bodies ------------------------------------------------------------------- */
 
-/**
- * A unit of work on one connection: 0, -1 with err set, or RC_BUSY. A body may run
- * more than once (after a busy retry), so it must not keep effects outside the database
- * from an earlier run.
- */
-typedef int (*body_fn)(struct conn *cn, void *arg, struct err *err);
-
-/*
- * Runs fn on a pooled connection; write bodies run inside BEGIN IMMEDIATE ... COMMIT.
- * Busy results roll back and retry with backoff for up to busy_bound_ms.
- */
-static int run(struct cat_sqlite *c, int write, body_fn fn, void *arg, struct err *err)
+int cat__run(struct cat_sqlite *c, int write, body_fn fn, void *arg, struct err *err)
 {
     struct conn *cn = pool_get(c, err);
     int64_t deadline;
@@ -584,7 +518,7 @@ static int migrations_table_body(struct conn *cn, void *arg, struct err *err)
                       "version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL) STRICT",
                       NULL, NULL, NULL);
     if (rc != SQLITE_OK)
-        return db_fail(cn, rc, err, "create schema_migrations");
+        return cat__db_fail(cn, rc, err, "create schema_migrations");
     return 0;
 }
 
@@ -592,7 +526,7 @@ static int schema_version_body(struct conn *cn, void *arg, struct err *err)
 {
     sqlite3_stmt *st = NULL;
     int *version = arg;
-    int rc = prepare(cn, "SELECT coalesce(max(version), 0) FROM schema_migrations", &st, err);
+    int rc = cat__prepare(cn, "SELECT coalesce(max(version), 0) FROM schema_migrations", &st, err);
 
     if (rc < 0)
         return rc;
@@ -601,7 +535,7 @@ static int schema_version_body(struct conn *cn, void *arg, struct err *err)
         *version = sqlite3_column_int(st, 0);
         rc = 0;
     } else {
-        rc = db_fail(cn, rc, err, "read schema version");
+        rc = cat__db_fail(cn, rc, err, "read schema version");
     }
     sqlite3_finalize(st);
     return rc;
@@ -611,7 +545,7 @@ static int migration_body(struct conn *cn, void *arg, struct err *err)
 {
     const struct migration *m = arg;
     sqlite3_stmt *st = NULL;
-    int rc = prepare(cn, "SELECT 1 FROM schema_migrations WHERE version = ?1", &st, err);
+    int rc = cat__prepare(cn, "SELECT 1 FROM schema_migrations WHERE version = ?1", &st, err);
 
     if (rc < 0)
         return rc;
@@ -622,7 +556,7 @@ static int migration_body(struct conn *cn, void *arg, struct err *err)
     if (rc == SQLITE_ROW)
         return 0; /* applied meanwhile by another process */
     if (rc != SQLITE_DONE)
-        return db_fail(cn, rc, err, "read schema_migrations");
+        return cat__db_fail(cn, rc, err, "read schema_migrations");
     rc = sqlite3_exec(cn->db, m->sql, NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
         if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
@@ -630,14 +564,14 @@ static int migration_body(struct conn *cn, void *arg, struct err *err)
         return err_set(err, ERR_BACKEND, "catalog migration %04d failed: %s", m->version,
                        sqlite3_errmsg(cn->db));
     }
-    rc = prepare(cn, "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)", &st,
-                 err);
+    rc = cat__prepare(cn, "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
+                      &st, err);
     if (rc < 0)
         return rc;
     sqlite3_bind_int(st, 1, m->version);
     sqlite3_bind_int64(st, 2, util_now_ms());
     rc = sqlite3_step(st);
-    rc = rc == SQLITE_DONE ? 0 : db_fail(cn, rc, err, "record migration");
+    rc = rc == SQLITE_DONE ? 0 : cat__db_fail(cn, rc, err, "record migration");
     sqlite3_finalize(st);
     return rc;
 }
@@ -648,9 +582,9 @@ static int migrate(struct cat_sqlite *c, struct err *err)
     int known = migrations[ARRAY_LEN(migrations) - 1].version;
     int version = 0;
 
-    if (run(c, 1, migrations_table_body, NULL, err) < 0)
+    if (cat__run(c, 1, migrations_table_body, NULL, err) < 0)
         return -1;
-    if (run(c, 0, schema_version_body, &version, err) < 0)
+    if (cat__run(c, 0, schema_version_body, &version, err) < 0)
         return -1;
     if (version > known)
         return err_set(err, ERR_BACKEND,
@@ -659,11 +593,11 @@ static int migrate(struct cat_sqlite *c, struct err *err)
     for (size_t i = 0; i < ARRAY_LEN(migrations); i++) {
         if (migrations[i].version <= version)
             continue;
-        if (run(c, 1, migration_body, (void *)&migrations[i], err) < 0)
+        if (cat__run(c, 1, migration_body, (void *)&migrations[i], err) < 0)
             return -1;
         log_write(LOG_INFO, "catalog", "applied migration %04d", migrations[i].version);
     }
-    if (run(c, 0, schema_version_body, &c->version, err) < 0)
+    if (cat__run(c, 0, schema_version_body, &c->version, err) < 0)
         return -1;
     return 0;
 }
@@ -696,7 +630,7 @@ static int asset_fail(struct conn *cn, int rc, const struct cat_asset *a, const 
     const char *msg = sqlite3_errmsg(cn->db);
 
     if ((rc & 0xff) != SQLITE_CONSTRAINT)
-        return db_fail(cn, rc, err, "write asset");
+        return cat__db_fail(cn, rc, err, "write asset");
     if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || strstr(msg, "assets.id"))
         return err_set(err, ERR_CONFLICT, "asset %s already exists", a->id);
     if (strstr(msg, "assets.external_id"))
@@ -706,7 +640,7 @@ static int asset_fail(struct conn *cn, int rc, const struct cat_asset *a, const 
         return hash_conflict(cn, a->id, hash, err);
     if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
         return err_set(err, ERR_CONFLICT, "asset %s is still referenced (distributions)", a->id);
-    return db_fail(cn, rc, err, "write asset");
+    return cat__db_fail(cn, rc, err, "write asset");
 }
 
 static int asset_create_body(struct conn *cn, void *arg, struct err *err)
@@ -751,7 +685,7 @@ static int asset_create_body(struct conn *cn, void *arg, struct err *err)
 
 static int sqlite_asset_create(struct catalog *c, const struct cat_asset *a, struct err *err)
 {
-    return run((struct cat_sqlite *)c, 1, asset_create_body, (void *)a, err);
+    return cat__run((struct cat_sqlite *)c, 1, asset_create_body, (void *)a, err);
 }
 
 /* Reads asset id into out (released first) using statement sid bound with key. */
@@ -774,7 +708,7 @@ static int asset_fetch(struct conn *cn, enum stmt_id sid, const char *key, struc
                  ? err_set(err, ERR_NOTFOUND, "no live asset has content hash %s", key)
                  : err_set(err, ERR_NOTFOUND, "asset %s not found", key);
     } else {
-        rc = db_fail(cn, rc, err, "read asset");
+        rc = cat__db_fail(cn, rc, err, "read asset");
     }
     sqlite3_reset(st);
     return rc;
@@ -807,7 +741,7 @@ static int sqlite_asset_get(struct catalog *c, const char *id, struct cat_asset 
     int rc;
 
     memset(out, 0, sizeof(*out));
-    rc = run((struct cat_sqlite *)c, 0, asset_get_body, &g, err);
+    rc = cat__run((struct cat_sqlite *)c, 0, asset_get_body, &g, err);
     free((char *)g.key);
     return rc;
 }
@@ -820,7 +754,7 @@ static int sqlite_asset_find_by_hash(struct catalog *c, const char *sha256, stru
     int rc;
 
     memset(out, 0, sizeof(*out));
-    rc = run((struct cat_sqlite *)c, 0, asset_by_hash_body, &g, err);
+    rc = cat__run((struct cat_sqlite *)c, 0, asset_by_hash_body, &g, err);
     free((char *)g.key);
     return rc;
 }
@@ -849,7 +783,7 @@ static int asset_editorial_body(struct conn *cn, void *arg, struct err *err)
     else if (rc == SQLITE_CONSTRAINT_CHECK)
         rc = err_set(err, ERR_INVALID, "editorial metadata of asset %s is not valid JSON", e->id);
     else
-        rc = db_fail(cn, rc, err, "update asset");
+        rc = cat__db_fail(cn, rc, err, "update asset");
     sqlite3_reset(st);
     if (rc == 0 && e->out)
         rc = asset_fetch(cn, S_ASSET_GET, e->id, e->out, err);
@@ -866,7 +800,7 @@ static int sqlite_asset_update_editorial(struct catalog *c, const char *id, cons
 
     if (out)
         memset(out, 0, sizeof(*out));
-    rc = run((struct cat_sqlite *)c, 1, asset_editorial_body, &e, err);
+    rc = cat__run((struct cat_sqlite *)c, 1, asset_editorial_body, &e, err);
     if (rc < 0)
         cat_asset_release(out);
     free((char *)e.id);
@@ -874,8 +808,8 @@ static int sqlite_asset_update_editorial(struct catalog *c, const char *id, cons
 }
 
 /* Reads the status and content hash of asset id; ERR_NOTFOUND if absent. */
-static int asset_status(struct conn *cn, const char *id, char status[16], char hash[65],
-                        struct err *err)
+int cat__asset_status(struct conn *cn, const char *id, char status[16], char hash[65],
+                      struct err *err)
 {
     sqlite3_stmt *st;
     int rc = stmt_get(cn, S_ASSET_STATUS, &st, err);
@@ -891,7 +825,7 @@ static int asset_status(struct conn *cn, const char *id, char status[16], char h
     } else if (rc == SQLITE_DONE) {
         rc = err_set(err, ERR_NOTFOUND, "asset %s not found", id);
     } else {
-        rc = db_fail(cn, rc, err, "read asset status");
+        rc = cat__db_fail(cn, rc, err, "read asset status");
     }
     sqlite3_reset(st);
     return rc;
@@ -901,30 +835,37 @@ struct status_args {
     const char *id, *from, *to, *reason;
 };
 
-static int asset_set_status_body(struct conn *cn, void *arg, struct err *err)
+int cat__asset_set_status(struct conn *cn, const char *id, const char *from, const char *to,
+                          const char *reason, struct err *err)
 {
-    struct status_args *s = arg;
     struct cat_asset a = {0};
     char status[16], hash[65];
     sqlite3_stmt *st;
-    int rc = asset_status(cn, s->id, status, hash, err);
+    int rc = cat__asset_status(cn, id, status, hash, err);
 
     if (rc < 0)
         return rc;
-    if (s->from && strcmp(status, s->from) != 0)
-        return err_set(err, ERR_CONFLICT, "asset %s is %s, not %s", s->id, status, s->from);
+    if (from && strcmp(status, from) != 0)
+        return err_set(err, ERR_CONFLICT, "asset %s is %s, not %s", id, status, from);
     rc = stmt_get(cn, S_ASSET_SET_STATUS, &st, err);
     if (rc < 0)
         return rc;
-    bind_str(cn, st, 1, s->id);
-    bind_str(cn, st, 2, s->to);
-    bind_str(cn, st, 3, s->reason);
+    bind_str(cn, st, 1, id);
+    bind_str(cn, st, 2, to);
+    bind_str(cn, st, 3, reason);
     bind_i64(cn, st, 4, util_now_ms());
     rc = step(cn, st);
-    (void)snprintf(a.id, sizeof(a.id), "%s", s->id);
+    (void)snprintf(a.id, sizeof(a.id), "%s", id);
     rc = rc == SQLITE_DONE ? 0 : asset_fail(cn, rc, &a, hash, err);
     sqlite3_reset(st);
     return rc;
+}
+
+static int asset_set_status_body(struct conn *cn, void *arg, struct err *err)
+{
+    struct status_args *s = arg;
+
+    return cat__asset_set_status(cn, s->id, s->from, s->to, s->reason, err);
 }
 
 static int sqlite_asset_set_status(struct catalog *c, const char *id, const char *from,
@@ -932,7 +873,7 @@ static int sqlite_asset_set_status(struct catalog *c, const char *id, const char
 {
     struct status_args s = {id, from, to, reason};
 
-    return run((struct cat_sqlite *)c, 1, asset_set_status_body, &s, err);
+    return cat__run((struct cat_sqlite *)c, 1, asset_set_status_body, &s, err);
 }
 
 struct complete_args {
@@ -946,7 +887,7 @@ static int asset_complete_body(struct conn *cn, void *arg, struct err *err)
     struct cat_asset a = {0};
     char status[16], hash[65];
     sqlite3_stmt *st;
-    int rc = asset_status(cn, m->id, status, hash, err);
+    int rc = cat__asset_status(cn, m->id, status, hash, err);
 
     if (rc < 0)
         return rc;
@@ -971,7 +912,7 @@ static int asset_complete_body(struct conn *cn, void *arg, struct err *err)
         return rc;
     bind_str(cn, st, 1, m->id);
     rc = step(cn, st);
-    rc = rc == SQLITE_DONE ? 0 : db_fail(cn, rc, err, "delete upload");
+    rc = rc == SQLITE_DONE ? 0 : cat__db_fail(cn, rc, err, "delete upload");
     sqlite3_reset(st);
     return rc;
 }
@@ -981,7 +922,7 @@ static int sqlite_asset_complete(struct catalog *c, const char *id, const char *
 {
     struct complete_args m = {id, sha256, storage_key, size};
 
-    return run((struct cat_sqlite *)c, 1, asset_complete_body, &m, err);
+    return cat__run((struct cat_sqlite *)c, 1, asset_complete_body, &m, err);
 }
 
 struct delete_args {
@@ -997,7 +938,7 @@ static int asset_delete_body(struct conn *cn, void *arg, struct err *err)
 
     if (d->status) {
         char status[16], hash[65];
-        if (asset_status(cn, d->id, status, hash, err) < 0)
+        if (cat__asset_status(cn, d->id, status, hash, err) < 0)
             return -1;
         if (strcmp(status, d->status) != 0)
             return err_set(err, ERR_CONFLICT, "asset %s is %s, not %s", d->id, status, d->status);
@@ -1021,7 +962,7 @@ static int sqlite_asset_delete(struct catalog *c, const char *id, const char *st
 {
     struct delete_args d = {id, status};
 
-    return run((struct cat_sqlite *)c, 1, asset_delete_body, &d, err);
+    return cat__run((struct cat_sqlite *)c, 1, asset_delete_body, &d, err);
 }
 
 /* ---- asset list ------------------------------------------------------------------------ */
@@ -1059,14 +1000,12 @@ static int list_stmt(struct conn *cn, unsigned mask, sqlite3_stmt **out, struct 
         if (mask & LF_AFTER)
             buf_adds(&sql, " AND id < ?4", NULL);
         buf_adds(&sql, " ORDER BY id DESC LIMIT ?5", NULL);
-        rc = prepare(cn, sql.buf, &cn->list[mask], err);
+        rc = cat__prepare(cn, sql.buf, &cn->list[mask], err);
         buf_release(&sql);
         if (rc < 0)
             return rc;
     }
-    sqlite3_reset(cn->list[mask]);
-    sqlite3_clear_bindings(cn->list[mask]);
-    cn->bind_rc = SQLITE_OK;
+    stmt_ready(cn, cn->list[mask]);
     *out = cn->list[mask];
     return 0;
 }
@@ -1099,7 +1038,7 @@ static int asset_list_body(struct conn *cn, void *arg, struct err *err)
         }
         asset_read(st, &l->rows[l->n++]);
     }
-    rc = rc == SQLITE_DONE ? 0 : db_fail(cn, rc, err, "list assets");
+    rc = rc == SQLITE_DONE ? 0 : cat__db_fail(cn, rc, err, "list assets");
     sqlite3_reset(st);
     return rc;
 }
@@ -1115,7 +1054,7 @@ static int sqlite_asset_list(struct catalog *c, const struct cat_asset_filter *f
     l.mask = (f->type && *f->type ? LF_TYPE : 0) | (f->status && *f->status ? LF_STATUS : 0) |
              (f->created_by && *f->created_by ? LF_CREATED_BY : 0) |
              (f->after_id && *f->after_id ? LF_AFTER : 0);
-    rc = run((struct cat_sqlite *)c, 0, asset_list_body, &l, err);
+    rc = cat__run((struct cat_sqlite *)c, 0, asset_list_body, &l, err);
     for (size_t i = 0; rc == 0 && i < l.n; i++)
         rc = cb(ctx, &l.rows[i]);
     asset_rows_release(&l);
@@ -1160,14 +1099,14 @@ static int upload_create_body(struct conn *cn, void *arg, struct err *err)
     else if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
         rc = err_set(err, ERR_NOTFOUND, "user %s not found", u->created_by);
     else
-        rc = db_fail(cn, rc, err, "create upload");
+        rc = cat__db_fail(cn, rc, err, "create upload");
     sqlite3_reset(st);
     return rc;
 }
 
 static int sqlite_upload_create(struct catalog *c, const struct cat_upload *u, struct err *err)
 {
-    return run((struct cat_sqlite *)c, 1, upload_create_body, (void *)u, err);
+    return cat__run((struct cat_sqlite *)c, 1, upload_create_body, (void *)u, err);
 }
 
 struct upload_get_args {
@@ -1191,7 +1130,7 @@ static int upload_get_body(struct conn *cn, void *arg, struct err *err)
     } else if (rc == SQLITE_DONE) {
         rc = err_set(err, ERR_NOTFOUND, "asset %s has no upload", g->asset_id);
     } else {
-        rc = db_fail(cn, rc, err, "read upload");
+        rc = cat__db_fail(cn, rc, err, "read upload");
     }
     sqlite3_reset(st);
     return rc;
@@ -1202,7 +1141,7 @@ static int sqlite_upload_get(struct catalog *c, const char *asset_id, struct cat
 {
     struct upload_get_args g = {asset_id, out};
 
-    return run((struct cat_sqlite *)c, 0, upload_get_body, &g, err);
+    return cat__run((struct cat_sqlite *)c, 0, upload_get_body, &g, err);
 }
 
 static int upload_delete_body(struct conn *cn, void *arg, struct err *err)
@@ -1220,14 +1159,14 @@ static int upload_delete_body(struct conn *cn, void *arg, struct err *err)
                  ? 0
                  : err_set(err, ERR_NOTFOUND, "asset %s has no upload", asset_id);
     else
-        rc = db_fail(cn, rc, err, "delete upload");
+        rc = cat__db_fail(cn, rc, err, "delete upload");
     sqlite3_reset(st);
     return rc;
 }
 
 static int sqlite_upload_delete(struct catalog *c, const char *asset_id, struct err *err)
 {
-    return run((struct cat_sqlite *)c, 1, upload_delete_body, (void *)asset_id, err);
+    return cat__run((struct cat_sqlite *)c, 1, upload_delete_body, (void *)asset_id, err);
 }
 
 struct expired_args {
@@ -1257,7 +1196,7 @@ static int upload_expired_body(struct conn *cn, void *arg, struct err *err)
             break;
         upload_read(st, &x->rows[x->n++]);
     }
-    rc = rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : db_fail(cn, rc, err, "list uploads");
+    rc = rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : cat__db_fail(cn, rc, err, "list uploads");
     sqlite3_reset(st);
     return rc;
 }
@@ -1272,7 +1211,7 @@ static int sqlite_upload_list_expired(struct catalog *c, int64_t now_ms,
     x->now = now_ms;
     x->after_expires = INT64_MIN;
     do {
-        rc = run((struct cat_sqlite *)c, 0, upload_expired_body, x, err);
+        rc = cat__run((struct cat_sqlite *)c, 0, upload_expired_body, x, err);
         for (int i = 0; rc == 0 && i < x->n; i++)
             rc = cb(ctx, &x->rows[i]);
         if (rc == 0 && x->n > 0) {
@@ -1304,7 +1243,7 @@ static int user_create_body(struct conn *cn, void *arg, struct err *err)
     else if (rc == SQLITE_CONSTRAINT_UNIQUE && strstr(sqlite3_errmsg(cn->db), "users.name"))
         rc = err_set(err, ERR_CONFLICT, "user name %s is already taken", u->name);
     else
-        rc = db_fail(cn, rc, err, "create user");
+        rc = cat__db_fail(cn, rc, err, "create user");
     sqlite3_reset(st);
     return rc;
 }
@@ -1317,7 +1256,7 @@ static int sqlite_user_create(struct catalog *c, const char *name, enum cat_role
 
     util_uuid7(u.id);
     (void)snprintf(u.name, sizeof(u.name), "%s", name);
-    rc = run((struct cat_sqlite *)c, 1, user_create_body, &u, err);
+    rc = cat__run((struct cat_sqlite *)c, 1, user_create_body, &u, err);
     if (rc == 0 && out)
         *out = u;
     return rc;
@@ -1348,7 +1287,7 @@ static int user_get_body(struct conn *cn, void *arg, struct err *err)
     } else if (rc == SQLITE_DONE) {
         rc = err_set(err, ERR_NOTFOUND, "user %s not found", g->id);
     } else {
-        rc = db_fail(cn, rc, err, "read user");
+        rc = cat__db_fail(cn, rc, err, "read user");
     }
     sqlite3_reset(st);
     return rc;
@@ -1358,7 +1297,7 @@ static int sqlite_user_get(struct catalog *c, const char *id, struct cat_user *o
 {
     struct user_get_args g = {id, out};
 
-    return run((struct cat_sqlite *)c, 0, user_get_body, &g, err);
+    return cat__run((struct cat_sqlite *)c, 0, user_get_body, &g, err);
 }
 
 static int user_count_body(struct conn *cn, void *arg, struct err *err)
@@ -1373,7 +1312,7 @@ static int user_count_body(struct conn *cn, void *arg, struct err *err)
         *(int64_t *)arg = sqlite3_column_int64(st, 0);
         rc = 0;
     } else {
-        rc = db_fail(cn, rc, err, "count users");
+        rc = cat__db_fail(cn, rc, err, "count users");
     }
     sqlite3_reset(st);
     return rc;
@@ -1381,7 +1320,7 @@ static int user_count_body(struct conn *cn, void *arg, struct err *err)
 
 static int sqlite_user_count(struct catalog *c, int64_t *out, struct err *err)
 {
-    return run((struct cat_sqlite *)c, 0, user_count_body, out, err);
+    return cat__run((struct cat_sqlite *)c, 0, user_count_body, out, err);
 }
 
 static int key_create_body(struct conn *cn, void *arg, struct err *err)
@@ -1419,14 +1358,14 @@ static int key_create_body(struct conn *cn, void *arg, struct err *err)
     else if (rc == SQLITE_CONSTRAINT_UNIQUE && strstr(msg, "api_keys.s3_access_key"))
         rc = err_set(err, ERR_CONFLICT, "access key %s is already in use", k->s3_access_key);
     else
-        rc = db_fail(cn, rc, err, "create key");
+        rc = cat__db_fail(cn, rc, err, "create key");
     sqlite3_reset(st);
     return rc;
 }
 
 static int sqlite_key_create(struct catalog *c, const struct cat_key *k, struct err *err)
 {
-    return run((struct cat_sqlite *)c, 1, key_create_body, (void *)k, err);
+    return cat__run((struct cat_sqlite *)c, 1, key_create_body, (void *)k, err);
 }
 
 struct key_get_args {
@@ -1452,7 +1391,7 @@ static int key_get_body(struct conn *cn, void *arg, struct err *err)
         /* never echo a token hash or access key: the message may reach a client */
         rc = err_set(err, ERR_NOTFOUND, "no live key matches");
     } else {
-        rc = db_fail(cn, rc, err, "read key");
+        rc = cat__db_fail(cn, rc, err, "read key");
     }
     sqlite3_reset(st);
     return rc;
@@ -1463,7 +1402,7 @@ static int sqlite_key_by_token_hash(struct catalog *c, const char *token_hash, s
 {
     struct key_get_args g = {S_KEY_BY_TOKEN, token_hash, out};
 
-    return run((struct cat_sqlite *)c, 0, key_get_body, &g, err);
+    return cat__run((struct cat_sqlite *)c, 0, key_get_body, &g, err);
 }
 
 static int sqlite_key_by_access_key(struct catalog *c, const char *access_key, struct cat_key *out,
@@ -1471,7 +1410,7 @@ static int sqlite_key_by_access_key(struct catalog *c, const char *access_key, s
 {
     struct key_get_args g = {S_KEY_BY_ACCESS, access_key, out};
 
-    return run((struct cat_sqlite *)c, 0, key_get_body, &g, err);
+    return cat__run((struct cat_sqlite *)c, 0, key_get_body, &g, err);
 }
 
 static int key_revoke_body(struct conn *cn, void *arg, struct err *err)
@@ -1490,14 +1429,14 @@ static int key_revoke_body(struct conn *cn, void *arg, struct err *err)
                  ? 0
                  : err_set(err, ERR_NOTFOUND, "key %s not found or already revoked", id);
     else
-        rc = db_fail(cn, rc, err, "revoke key");
+        rc = cat__db_fail(cn, rc, err, "revoke key");
     sqlite3_reset(st);
     return rc;
 }
 
 static int sqlite_key_revoke(struct catalog *c, const char *id, struct err *err)
 {
-    return run((struct cat_sqlite *)c, 1, key_revoke_body, (void *)id, err);
+    return cat__run((struct cat_sqlite *)c, 1, key_revoke_body, (void *)id, err);
 }
 
 /* ---- audit log ------------------------------------------------------------------------- */
@@ -1524,14 +1463,14 @@ static int audit_append_body(struct conn *cn, void *arg, struct err *err)
     else if (rc == SQLITE_CONSTRAINT_CHECK)
         rc = err_set(err, ERR_INVALID, "audit detail is not valid JSON");
     else
-        rc = db_fail(cn, rc, err, "append audit");
+        rc = cat__db_fail(cn, rc, err, "append audit");
     sqlite3_reset(st);
     return rc;
 }
 
 static int sqlite_audit_append(struct catalog *c, const struct cat_audit *a, struct err *err)
 {
-    return run((struct cat_sqlite *)c, 1, audit_append_body, (void *)a, err);
+    return cat__run((struct cat_sqlite *)c, 1, audit_append_body, (void *)a, err);
 }
 
 /* A JSON string of column i, or null (also for text that is not UTF-8). */
@@ -1602,7 +1541,7 @@ static int audit_list_body(struct conn *cn, void *arg, struct err *err)
             break;
         l->rows[l->n++] = audit_row_json(st);
     }
-    rc = rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : db_fail(cn, rc, err, "list audit");
+    rc = rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : cat__db_fail(cn, rc, err, "list audit");
     sqlite3_reset(st);
     return rc;
 }
@@ -1615,7 +1554,7 @@ static int sqlite_audit_list(struct catalog *c, const char *target_id, int limit
 
     l.limit = limit < 1 ? 1 : limit > LIST_MAX ? LIST_MAX : limit;
     l.rows = xcalloc((size_t)l.limit, sizeof(*l.rows));
-    rc = run((struct cat_sqlite *)c, 0, audit_list_body, &l, err);
+    rc = cat__run((struct cat_sqlite *)c, 0, audit_list_body, &l, err);
     for (int i = 0; rc == 0 && i < l.n; i++)
         rc = cb(ctx, l.rows[i]);
     audit_rows_release(&l);
@@ -1673,6 +1612,7 @@ static const struct catalog_ops sqlite_ops = {
     .audit_list = sqlite_audit_list,
     .schema_version = sqlite_schema_version,
     .key_revoke = sqlite_key_revoke,
+    .wf = &cat__sqlite_wf_ops,
 };
 
 /* cat_sqlite_open with explicit busy limits (tests shorten them). */

@@ -7,8 +7,10 @@
 
 #include <cmocka.h>
 
-/* static functions (sqlite_open_tuned) are reached by including the backend */
+/* static functions (sqlite_open_tuned, the statement tables) are reached by including the
+ * backend */
 #include "catalog/catalog_sqlite.c"
+#include "catalog/catalog_sqlite_wf.c"
 
 #include <pthread.h>
 #include <unistd.h>
@@ -108,12 +110,12 @@ static void test_migrations(void **state)
     struct fixture *f = *state;
     struct err e = {0};
 
-    assert_int_equal(cat_schema_version(f->c), 1);
+    assert_int_equal(cat_schema_version(f->c), 2);
     cat_close(f->c);
     f->c = NULL;
     assert_int_equal(cat_sqlite_open(&f->c, f->path, &e), 0);
-    assert_int_equal(cat_schema_version(f->c), 1);
-    assert_int_equal(raw_sql(f->path, "SELECT count(*) FROM schema_migrations"), 1);
+    assert_int_equal(cat_schema_version(f->c), 2);
+    assert_int_equal(raw_sql(f->path, "SELECT count(*) FROM schema_migrations"), 2);
     assert_int_equal(raw_sql(f->path, "SELECT count(*) FROM sqlite_master WHERE name = "
                                       "'ux_assets_live_content_hash'"),
                      1);
@@ -853,6 +855,1588 @@ static void test_busy(void **state)
     cat_close(tuned);
 }
 
+/* ---- workflow engine ------------------------------------------------------------------ */
+
+/*
+ * A write transaction opened by hand, so a test can step through cat_tx_* calls in line
+ * (cat_tx_run itself is exercised in test_tx_run and test_lease_contention).
+ */
+struct open_tx {
+    struct sqlite_tx tx; /* first: &tx.base is the struct cat_tx handed out */
+    struct cat_sqlite *c;
+};
+
+static struct cat_tx *tx_open(struct catalog *c)
+{
+    struct open_tx *o = xcalloc(1, sizeof(*o));
+    struct err e = {0};
+
+    o->c = (struct cat_sqlite *)c;
+    o->tx.base.ops = &cat__sqlite_wf_ops;
+    o->tx.cn = pool_get(o->c, &e);
+    assert_non_null(o->tx.cn);
+    pthread_mutex_lock(&o->c->write_mu);
+    assert_int_equal(exec_stmt(o->tx.cn, S_BEGIN, &e, "begin"), 0);
+    return &o->tx.base;
+}
+
+static void tx_commit(struct cat_tx *tx)
+{
+    struct open_tx *o = (struct open_tx *)tx;
+    struct err e = {0};
+
+    assert_int_equal(o->tx.busy, 0);
+    assert_int_equal(exec_stmt(o->tx.cn, S_COMMIT, &e, "commit"), 0);
+    pthread_mutex_unlock(&o->c->write_mu);
+    pool_put(o->c, o->tx.cn);
+    free(o);
+}
+
+/* Inserts a running workflow; id receives its id. */
+static void wf_make(struct cat_tx *tx, const char *type, const char *asset_id, const char *idem,
+                    char id[37])
+{
+    struct cat_workflow w = {0};
+    struct err e = {0};
+
+    util_uuid7(w.id);
+    snprintf(w.type, sizeof(w.type), "%s", type);
+    snprintf(w.status, sizeof(w.status), "%s", WF_RUNNING);
+    if (asset_id)
+        snprintf(w.asset_id, sizeof(w.asset_id), "%s", asset_id);
+    if (idem)
+        snprintf(w.idempotency_key, sizeof(w.idempotency_key), "%s", idem);
+    w.input = (char *)"{\"k\":1}";
+    assert_int_equal(cat_tx_wf_insert(tx, &w, &e), 0);
+    memcpy(id, w.id, 37);
+}
+
+/* Fills j as a ready job of wf on queue; the caller adjusts and inserts it. */
+static void job_fill(struct cat_job *j, const char *wf, const char *step, int item,
+                     const char *queue, int priority, int64_t run_after)
+{
+    memset(j, 0, sizeof(*j));
+    snprintf(j->workflow_id, sizeof(j->workflow_id), "%s", wf);
+    snprintf(j->step, sizeof(j->step), "%s", step);
+    j->item = item;
+    snprintf(j->activity, sizeof(j->activity), "act_%s", step);
+    snprintf(j->queue, sizeof(j->queue), "%s", queue);
+    snprintf(j->status, sizeof(j->status), "%s", JOB_READY);
+    j->priority = priority;
+    j->run_after = run_after;
+    j->max_attempts = 5;
+    j->progress = -1;
+    snprintf(j->idempotency_key, sizeof(j->idempotency_key), "%s/%s/%d", wf, step, item);
+}
+
+/* Inserts a ready job; returns its id. */
+static int64_t job_make(struct cat_tx *tx, const char *wf, const char *step, int item,
+                        const char *queue, int priority, int64_t run_after)
+{
+    struct cat_job j;
+    struct err e = {0};
+
+    job_fill(&j, wf, step, item, queue, priority, run_after);
+    assert_int_equal(cat_tx_job_insert(tx, &j, &e), 0);
+    assert_true(j.id > 0);
+    return j.id;
+}
+
+/* What a lease or expiry callback saw, in order. */
+struct seen_jobs {
+    int n;
+    int64_t id[32];
+    int attempt[32];
+    int priority[32];
+    char owner[32][96];
+    char status[32][12];
+    int64_t lease_until[32];
+    int64_t started_at[32];
+};
+
+static int seen_job(void *ctx, const struct cat_job *j)
+{
+    struct seen_jobs *s = ctx;
+
+    assert_true(s->n < 32);
+    s->id[s->n] = j->id;
+    s->attempt[s->n] = j->attempt;
+    s->priority[s->n] = j->priority;
+    memcpy(s->owner[s->n], j->lease_owner, sizeof(j->lease_owner));
+    memcpy(s->status[s->n], j->status, sizeof(j->status));
+    s->lease_until[s->n] = j->lease_until;
+    s->started_at[s->n] = j->started_at;
+    s->n++;
+    return 0;
+}
+
+static int lease(struct cat_tx *tx, const char *queue, int limit, const char *owner, int64_t until,
+                 struct seen_jobs *s)
+{
+    struct err e = {0};
+
+    memset(s, 0, sizeof(*s));
+    assert_int_equal(cat_tx_jobs_lease(tx, queue, limit, owner, until, seen_job, s, &e), 0);
+    return s->n;
+}
+
+/* A database with only migration 0001 applied (as acervod before 0002 left it) opens
+ * and is upgraded to 2, its rows intact. */
+static void test_wf_upgrade(void **state)
+{
+    struct fixture *f = *state;
+    char dir[64], path[128], p[160];
+    struct catalog *c = NULL;
+    struct cat_asset got;
+    struct err e = {0};
+    sqlite3 *db;
+
+    (void)f;
+    snprintf(dir, sizeof(dir), "/tmp/acervo-catalog-v1-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/catalog.db", dir);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA journal_mode = WAL", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, cat_migration_0001, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
+                                  "applied_at INTEGER NOT NULL) STRICT;"
+                                  "INSERT INTO schema_migrations VALUES (1, 0);"
+                                  "INSERT INTO assets (id, type, status, original_filename, "
+                                  "mime_type, file_size_bytes, created_at, updated_at) VALUES "
+                                  "('0190aaaa-0000-7000-8000-000000000001', 'audio', 'ready', "
+                                  "'old.wav', 'audio/wav', 77, 1, 2)",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(raw_sql(path, "SELECT count(*) FROM sqlite_master WHERE name = 'jobs'"), 0);
+
+    assert_int_equal(cat_sqlite_open(&c, path, &e), 0);
+    assert_int_equal(cat_schema_version(c), 2);
+    assert_int_equal(raw_sql(path, "SELECT count(*) FROM schema_migrations"), 2);
+    assert_int_equal(raw_sql(path, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
+                                   "name IN ('workflows', 'workflow_steps', 'jobs', "
+                                   "'workflow_events', 'activity_effects', 'workers')"),
+                     6);
+    assert_int_equal(raw_sql(path, "SELECT count(*) FROM pragma_table_info('assets') WHERE name "
+                                   "IN ('duration_ms', 'frame_rate', 'duplicate_of')"),
+                     3);
+    assert_int_equal(cat_asset_get(c, "0190aaaa-0000-7000-8000-000000000001", &got, &e), 0);
+    assert_string_equal(got.original_filename, "old.wav");
+    assert_int_equal(got.file_size_bytes, 77);
+    assert_int_equal(got.duration_ms, -1);
+    assert_int_equal(got.width, -1);
+    assert_true(got.frame_rate < 0);
+    assert_string_equal(got.video_codec, "");
+    assert_string_equal(got.duplicate_of, "");
+    cat_asset_release(&got);
+    cat_close(c);
+    /* and re-opening changes nothing */
+    assert_int_equal(cat_sqlite_open(&c, path, &e), 0);
+    assert_int_equal(cat_schema_version(c), 2);
+    cat_close(c);
+
+    unlink(path);
+    snprintf(p, sizeof(p), "%s-wal", path);
+    unlink(p);
+    snprintf(p, sizeof(p), "%s-shm", path);
+    unlink(p);
+    rmdir(dir);
+}
+
+static void test_wf_rows(void **state)
+{
+    struct fixture *f = *state;
+    struct cat_tx *tx = tx_open(f->c);
+    struct cat_workflow w = {0}, got;
+    struct cat_step s;
+    struct err e = {0};
+    char id[37], id2[37];
+
+    /* insert: input NULL -> {}, "" -> NULL, times filled */
+    util_uuid7(w.id);
+    snprintf(w.type, sizeof(w.type), "ingest");
+    snprintf(w.status, sizeof(w.status), "%s", WF_RUNNING);
+    snprintf(w.idempotency_key, sizeof(w.idempotency_key), "idem-1");
+    assert_int_equal(cat_tx_wf_insert(tx, &w, &e), 0);
+    memcpy(id, w.id, 37);
+    assert_int_equal(cat_tx_wf_get(tx, id, &got, &e), 0);
+    assert_string_equal(got.type, "ingest");
+    assert_string_equal(got.status, WF_RUNNING);
+    assert_string_equal(got.input, "{}");
+    assert_null(got.error);
+    assert_string_equal(got.asset_id, "");
+    assert_string_equal(got.created_by, "");
+    assert_string_equal(got.idempotency_key, "idem-1");
+    assert_true(got.created_at > 0);
+    assert_int_equal(got.updated_at, got.created_at);
+    assert_int_equal(got.finished_at, 0);
+    cat_workflow_release(&got);
+    assert_null(got.input);
+
+    assert_int_equal(cat_tx_wf_by_idem(tx, "idem-1", &got, &e), 0);
+    assert_string_equal(got.id, id);
+    cat_workflow_release(&got);
+    assert_int_equal(cat_tx_wf_by_idem(tx, "idem-2", &got, &e), -1);
+    assert_int_equal(e.code, ERR_NOTFOUND);
+
+    /* duplicates */
+    assert_int_equal(cat_tx_wf_insert(tx, &w, &e), -1);
+    assert_int_equal(e.code, ERR_CONFLICT);
+    util_uuid7(w.id);
+    assert_int_equal(cat_tx_wf_insert(tx, &w, &e), -1);
+    assert_int_equal(e.code, ERR_CONFLICT);
+    assert_non_null(strstr(e.msg, "idem-1"));
+    w.idempotency_key[0] = '\0';
+    w.input = (char *)"[not json";
+    assert_int_equal(cat_tx_wf_insert(tx, &w, &e), -1);
+    assert_int_equal(e.code, ERR_INVALID);
+    /* "" idempotency keys are NULL: two workflows without one do not collide */
+    wf_make(tx, "ingest", NULL, NULL, id2);
+    wf_make(tx, "ingest", NULL, NULL, id2);
+
+    /* update */
+    assert_int_equal(cat_tx_wf_update(tx, id, WF_FAILED, "boom", 12345, &e), 0);
+    assert_int_equal(cat_tx_wf_get(tx, id, &got, &e), 0);
+    assert_string_equal(got.status, WF_FAILED);
+    assert_string_equal(got.error, "boom");
+    assert_int_equal(got.finished_at, 12345);
+    assert_true(got.updated_at >= got.created_at);
+    cat_workflow_release(&got);
+    assert_int_equal(cat_tx_wf_update(tx, id, WF_RUNNING, NULL, 0, &e), 0);
+    assert_int_equal(cat_tx_wf_get(tx, id, &got, &e), 0);
+    assert_string_equal(got.status, WF_RUNNING);
+    assert_null(got.error);
+    assert_int_equal(got.finished_at, 0);
+    cat_workflow_release(&got);
+    assert_int_equal(
+        cat_tx_wf_update(tx, "00000000-0000-7000-8000-000000000000", WF_FAILED, NULL, 0, &e), -1);
+    assert_int_equal(e.code, ERR_NOTFOUND);
+    assert_int_equal(cat_tx_wf_update(tx, id, "sleeping", NULL, 0, &e), -1);
+    assert_int_equal(e.code, ERR_INVALID);
+    assert_int_equal(cat_tx_wf_get(tx, "00000000-0000-7000-8000-000000000000", &got, &e), -1);
+    assert_int_equal(e.code, ERR_NOTFOUND);
+
+    /* steps */
+    assert_int_equal(cat_tx_step_insert(tx, id, "probe", 3, &e), 0);
+    assert_int_equal(cat_tx_step_insert(tx, id, "probe", 3, &e), -1);
+    assert_int_equal(e.code, ERR_CONFLICT);
+    assert_int_equal(cat_tx_step_insert(tx, "00000000-0000-7000-8000-000000000000", "x", 1, &e),
+                     -1);
+    assert_int_equal(e.code, ERR_NOTFOUND);
+    assert_int_equal(cat_tx_step_get(tx, id, "probe", &s, &e), 0);
+    assert_string_equal(s.status, "running");
+    assert_int_equal(s.jobs_total, 3);
+    assert_int_equal(s.jobs_done, 0);
+    assert_true(s.started_at > 0);
+    assert_int_equal(s.finished_at, 0);
+    assert_int_equal(cat_tx_step_add_done(tx, id, "probe", &s, &e), 0);
+    assert_int_equal(s.jobs_done, 1);
+    assert_int_equal(cat_tx_step_add_done(tx, id, "probe", &s, &e), 0);
+    assert_int_equal(s.jobs_done, 2);
+    assert_int_equal(s.jobs_total, 3);
+    assert_int_equal(cat_tx_step_get(tx, id, "probe", &s, &e), 0);
+    assert_int_equal(s.jobs_done, 2);
+    assert_int_equal(cat_tx_step_add_done(tx, id, "nope", &s, &e), -1);
+    assert_int_equal(e.code, ERR_NOTFOUND);
+    assert_int_equal(cat_tx_step_get(tx, id, "nope", &s, &e), -1);
+    assert_int_equal(e.code, ERR_NOTFOUND);
+    assert_int_equal(cat_tx_step_set_status(tx, id, "probe", "completed", &e), 0);
+    assert_int_equal(cat_tx_step_get(tx, id, "probe", &s, &e), 0);
+    assert_string_equal(s.status, "completed");
+    assert_true(s.finished_at >= s.started_at);
+    assert_true(s.finished_at > 0);
+    assert_int_equal(cat_tx_step_set_status(tx, id, "probe", "running", &e), 0);
+    assert_int_equal(cat_tx_step_get(tx, id, "probe", &s, &e), 0);
+    assert_int_equal(s.finished_at, 0);
+    assert_int_equal(cat_tx_step_set_status(tx, id, "nope", "failed", &e), -1);
+    assert_int_equal(e.code, ERR_NOTFOUND);
+    tx_commit(tx);
+
+    /* outside a transaction */
+    assert_int_equal(cat_wf_get(f->c, id, &got, &e), 0);
+    assert_string_equal(got.id, id);
+    assert_string_equal(got.type, "ingest");
+    /* the id may point into out */
+    cat_workflow_release(&got);
+    assert_int_equal(cat_wf_get(f->c, got.id, &got, &e), 0);
+    assert_string_equal(got.id, id);
+    cat_workflow_release(&got);
+    assert_int_equal(cat_wf_get(f->c, "00000000-0000-7000-8000-000000000000", &got, &e), -1);
+    assert_int_equal(e.code, ERR_NOTFOUND);
+}
+
+static void test_lease_finish(void **state)
+{
+    struct fixture *f = *state;
+    struct cat_tx *tx = tx_open(f->c);
+    int64_t now = util_now_ms(), a, b, c, d, other, until = now + 30000;
+    struct seen_jobs s;
+    struct cat_job j, got;
+    struct err e = {0};
+    char wf[37];
+
+    wf_make(tx, "ingest", NULL, NULL, wf);
+    a = job_make(tx, wf, "s", 0, "q", 0, now - 1000);
+    b = job_make(tx, wf, "s", 1, "q", 5, now - 10);
+    c = job_make(tx, wf, "s", 2, "q", 5, now - 2000);
+    d = job_make(tx, wf, "s", 3, "q", 9, now + 60000); /* not yet due */
+    other = job_make(tx, wf, "s", 4, "other", 7, now - 1000);
+    assert_true(a < b && b < c && c < d);
+
+    /* duplicates: (workflow, step, item) and idempotency key */
+    job_fill(&j, wf, "s", 1, "q", 0, now);
+    snprintf(j.idempotency_key, sizeof(j.idempotency_key), "fresh-key");
+    assert_int_equal(cat_tx_job_insert(tx, &j, &e), -1);
+    assert_int_equal(e.code, ERR_CONFLICT);
+    job_fill(&j, wf, "s", 99, "q", 0, now);
+    snprintf(j.idempotency_key, sizeof(j.idempotency_key), "%s/s/1", wf);
+    assert_int_equal(cat_tx_job_insert(tx, &j, &e), -1);
+    assert_int_equal(e.code, ERR_CONFLICT);
+    assert_non_null(strstr(e.msg, "idempotency"));
+
+    /* highest priority first, then oldest; not-due and other queues left alone; limit */
+    assert_int_equal(lease(tx, "q", 2, "w1", until, &s), 2);
+    assert_int_equal(s.id[0], b);
+    assert_int_equal(s.id[1], c);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(s.attempt[i], 1);
+        assert_string_equal(s.owner[i], "w1");
+        assert_string_equal(s.status[i], JOB_LEASED);
+        assert_int_equal(s.lease_until[i], until);
+        assert_true(s.started_at[i] >= now);
+    }
+    assert_int_equal(lease(tx, "q", 10, "w1", until, &s), 1);
+    assert_int_equal(s.id[0], a);
+    /* in one lease, the callback sees them in that order too */
+    {
+        int64_t low = job_make(tx, wf, "p", 0, "p", 1, now - 3000);
+        int64_t high1 = job_make(tx, wf, "p", 1, "p", 3, now - 10);
+        int64_t high2 = job_make(tx, wf, "p", 2, "p", 3, now - 20);
+        int64_t mid = job_make(tx, wf, "p", 3, "p", 2, now - 10);
+
+        assert_int_equal(lease(tx, "p", 10, "w1", until, &s), 4);
+        assert_int_equal(s.id[0], high1);
+        assert_int_equal(s.id[1], high2);
+        assert_int_equal(s.id[2], mid);
+        assert_int_equal(s.id[3], low);
+        assert_int_equal(s.priority[0], 3);
+    }
+    /* a second lease gets nothing */
+    assert_int_equal(lease(tx, "q", 10, "w2", until, &s), 0);
+    assert_int_equal(cat_tx_job_get(tx, d, &got, &e), 0);
+    assert_string_equal(got.status, JOB_READY);
+    assert_int_equal(got.attempt, 0);
+    assert_true(got.progress < 0);
+    cat_job_release(&got);
+    assert_int_equal(cat_tx_job_get(tx, other, &got, &e), 0);
+    assert_string_equal(got.status, JOB_READY);
+    cat_job_release(&got);
+
+    /* finish: wrong owner and stale attempt lose; the holder wins once */
+    assert_int_equal(cat_tx_job_finish(tx, b, "w2", 1, JOB_COMPLETED, NULL, NULL, NULL, &e), 0);
+    assert_int_equal(cat_tx_job_finish(tx, b, "w1", 2, JOB_COMPLETED, NULL, NULL, NULL, &e), 0);
+    assert_int_equal(cat_tx_job_finish(tx, b, "w1", 1, "ready", NULL, NULL, NULL, &e), -1);
+    assert_int_equal(e.code, ERR_INVALID);
+    assert_int_equal(cat_tx_job_finish(tx, b, "w1", 1, JOB_COMPLETED, "{bad", NULL, NULL, &e), -1);
+    assert_int_equal(e.code, ERR_INVALID);
+    assert_int_equal(cat_tx_job_finish(tx, b, "w1", 1, JOB_COMPLETED, "{\"x\":1}", NULL, NULL, &e),
+                     1);
+    assert_int_equal(cat_tx_job_finish(tx, b, "w1", 1, JOB_COMPLETED, NULL, NULL, NULL, &e), 0);
+    assert_int_equal(cat_tx_job_get(tx, b, &got, &e), 0);
+    assert_string_equal(got.status, JOB_COMPLETED);
+    assert_string_equal(got.output, "{\"x\":1}");
+    assert_string_equal(got.lease_owner, "w1");
+    assert_int_equal(got.lease_until, 0);
+    assert_true(got.finished_at >= now);
+    assert_true(got.progress == 100);
+    assert_int_equal(got.attempt, 1);
+    cat_job_release(&got);
+    assert_null(got.output);
+    /* owner NULL: whoever holds it */
+    assert_int_equal(
+        cat_tx_job_finish(tx, a, NULL, 1, JOB_FAILED, NULL, "bad input", "invalid", &e), 1);
+    assert_int_equal(cat_tx_job_get(tx, a, &got, &e), 0);
+    assert_string_equal(got.status, JOB_FAILED);
+    assert_string_equal(got.error, "bad input");
+    assert_string_equal(got.error_class, "invalid");
+    assert_true(got.progress < 0);
+    cat_job_release(&got);
+
+    /* requeue, then the next lease bumps the attempt */
+    assert_int_equal(cat_tx_job_requeue(tx, c, "w2", 1, now - 1, "lost", "io", &e), 0);
+    assert_int_equal(cat_tx_job_requeue(tx, c, "w1", 1, now - 1, "timeout", "transient", &e), 1);
+    assert_int_equal(cat_tx_job_get(tx, c, &got, &e), 0);
+    assert_string_equal(got.status, JOB_READY);
+    assert_string_equal(got.lease_owner, "");
+    assert_int_equal(got.lease_until, 0);
+    assert_int_equal(got.run_after, now - 1);
+    assert_string_equal(got.error, "timeout");
+    assert_string_equal(got.error_class, "transient");
+    assert_int_equal(got.attempt, 1);
+    cat_job_release(&got);
+    assert_int_equal(lease(tx, "q", 10, "w2", until, &s), 1);
+    assert_int_equal(s.id[0], c);
+    assert_int_equal(s.attempt[0], 2);
+    assert_string_equal(s.owner[0], "w2");
+    assert_int_equal(cat_tx_job_requeue(tx, c, NULL, 1, now, NULL, NULL, &e), 0);
+    assert_int_equal(cat_tx_job_requeue(tx, c, NULL, 2, now + 60000, NULL, NULL, &e), 1);
+    assert_int_equal(lease(tx, "q", 10, "w2", until, &s), 0); /* not due yet */
+    assert_int_equal(cat_tx_job_get(tx, 999999, &got, &e), -1);
+    assert_int_equal(e.code, ERR_NOTFOUND);
+    tx_commit(tx);
+}
+
+struct cancel_seen {
+    int n;
+    int64_t id;
+    int attempt;
+};
+
+static int cancel_collect(void *ctx, int64_t id, int attempt)
+{
+    struct cancel_seen *cs = ctx;
+
+    cs->n++;
+    cs->id = id;
+    cs->attempt = attempt;
+    return 0;
+}
+
+static void test_heartbeat_cancel_retry(void **state)
+{
+    struct fixture *f = *state;
+    struct cat_tx *tx = tx_open(f->c);
+    int64_t now = util_now_ms(), run, queued, done, leased = -1, n = -1;
+    struct seen_jobs s;
+    struct cat_job got;
+    struct cat_step st;
+    struct err e = {0};
+    char wf[37];
+
+    wf_make(tx, "ingest", NULL, NULL, wf);
+    assert_int_equal(cat_tx_step_insert(tx, wf, "s", 3, &e), 0);
+    run = job_make(tx, wf, "s", 0, "q", 0, now - 1);
+    assert_int_equal(lease(tx, "q", 1, "w1", now + 1000, &s), 1);
+    assert_int_equal(s.id[0], run);
+    queued = job_make(tx, wf, "s", 1, "q", 0, now + 60000);
+    done = job_make(tx, wf, "s", 2, "q", 0, now - 1);
+    assert_int_equal(lease(tx, "q", 1, "w1", now + 1000, &s), 1);
+    assert_int_equal(cat_tx_job_finish(tx, done, "w1", 1, JOB_COMPLETED, NULL, NULL, NULL, &e), 1);
+
+    /* extended, with progress; -1 and NULL leave them */
+    assert_int_equal(cat_tx_jobs_heartbeat(tx, run, "w1", 1, now + 5000, 42.5, "half", &e), 1);
+    assert_int_equal(cat_tx_job_get(tx, run, &got, &e), 0);
+    assert_int_equal(got.lease_until, now + 5000);
+    assert_true(got.progress == 42.5);
+    assert_string_equal(got.progress_detail, "half");
+    assert_true(got.heartbeat_at >= now);
+    cat_job_release(&got);
+    assert_int_equal(cat_tx_jobs_heartbeat(tx, run, "w1", 1, now + 6000, -1, NULL, &e), 1);
+    assert_int_equal(cat_tx_job_get(tx, run, &got, &e), 0);
+    assert_int_equal(got.lease_until, now + 6000);
+    assert_true(got.progress == 42.5);
+    assert_string_equal(got.progress_detail, "half");
+    cat_job_release(&got);
+    assert_int_equal(cat_tx_jobs_heartbeat(tx, run, "w2", 1, now + 7000, -1, NULL, &e), 0);
+    assert_int_equal(cat_tx_jobs_heartbeat(tx, run, "w1", 2, now + 7000, -1, NULL, &e), 0);
+
+    /* cancel: the queued job ends, the running one is asked to stop */
+    assert_int_equal(cat_tx_jobs_cancel(tx, wf, &leased, &e), 0);
+    assert_int_equal(leased, 1);
+    assert_int_equal(cat_tx_job_get(tx, queued, &got, &e), 0);
+    assert_string_equal(got.status, JOB_CANCELLED);
+    assert_true(got.finished_at >= now);
+    cat_job_release(&got);
+    assert_int_equal(cat_tx_job_get(tx, done, &got, &e), 0);
+    assert_string_equal(got.status, JOB_COMPLETED);
+    cat_job_release(&got);
+    assert_int_equal(cat_tx_jobs_heartbeat(tx, run, "w1", 1, now + 8000, 50, NULL, &e), 2);
+    assert_int_equal(cat_tx_jobs_heartbeat(tx, run, "w9", 1, now + 8000, 50, NULL, &e), 0);
+    assert_int_equal(cat_tx_jobs_count(tx, wf, NULL, &n, &e), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(cat_tx_jobs_count(tx, wf, JOB_CANCELLED, &n, &e), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(cat_tx_jobs_count(tx, wf, JOB_LEASED, &n, &e), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(cat_tx_jobs_count(tx, wf, JOB_FAILED, &n, &e), 0);
+    assert_int_equal(n, 0);
+    tx_commit(tx);
+    {
+        struct cancel_seen cs = {0};
+
+        assert_int_equal(cat_jobs_cancel_requested(f->c, "w1", cancel_collect, &cs, &e), 0);
+        assert_int_equal(cs.n, 1);
+        assert_int_equal(cs.id, run);
+        assert_int_equal(cs.attempt, 1);
+        cs.n = 0;
+        assert_int_equal(cat_jobs_cancel_requested(f->c, "w2", cancel_collect, &cs, &e), 0);
+        assert_int_equal(cs.n, 0);
+    }
+
+    /* the running job stops as cancelled; retry makes both cancelled jobs ready again */
+    tx = tx_open(f->c);
+    assert_int_equal(
+        cat_tx_job_finish(tx, run, "w1", 1, JOB_CANCELLED, NULL, "cancelled", "cancelled", &e), 1);
+    assert_int_equal(cat_tx_step_set_status(tx, wf, "s", "cancelled", &e), 0);
+    assert_int_equal(cat_tx_jobs_cancel(tx, wf, &leased, &e), 0);
+    assert_int_equal(leased, 0);
+    assert_int_equal(cat_tx_jobs_retry(tx, wf, &e), 0);
+    assert_int_equal(cat_tx_jobs_count(tx, wf, JOB_READY, &n, &e), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(cat_tx_job_get(tx, run, &got, &e), 0);
+    assert_string_equal(got.status, JOB_READY);
+    assert_int_equal(got.attempt, 0);
+    assert_int_equal(got.cancel_requested, 0);
+    assert_null(got.error);
+    assert_string_equal(got.error_class, "");
+    assert_string_equal(got.lease_owner, "");
+    assert_int_equal(got.finished_at, 0);
+    assert_true(got.progress < 0);
+    assert_true(got.run_after >= now);
+    cat_job_release(&got);
+    assert_int_equal(cat_tx_job_get(tx, done, &got, &e), 0);
+    assert_string_equal(got.status, JOB_COMPLETED); /* untouched */
+    cat_job_release(&got);
+    assert_int_equal(cat_tx_step_get(tx, wf, "s", &st, &e), 0);
+    assert_string_equal(st.status, "running");
+    assert_int_equal(st.finished_at, 0);
+    assert_int_equal(lease(tx, "q", 10, "w3", now + 1000, &s), 2);
+    assert_int_equal(s.attempt[0], 1);
+    tx_commit(tx);
+}
+
+static void test_expired_next_due(void **state)
+{
+    struct fixture *f = *state;
+    const char *const queues[] = {"q", "r"};
+    const char *const other[] = {"zzz"};
+    int64_t now = util_now_ms(), j1, j2, j3, j4, run = 0, exp = 0;
+    struct seen_jobs s;
+    struct cat_tx *tx;
+    struct err e = {0};
+    char wf[37];
+
+    /* nothing at all */
+    assert_int_equal(cat_jobs_next_due(f->c, queues, 2, &run, &exp, &e), 0);
+    assert_true(run == INT64_MAX);
+    assert_true(exp == INT64_MAX);
+
+    tx = tx_open(f->c);
+    wf_make(tx, "ingest", NULL, NULL, wf);
+    j1 = job_make(tx, wf, "s", 0, "q", 0, now - 10);
+    j2 = job_make(tx, wf, "s", 1, "q", 0, now - 10);
+    j3 = job_make(tx, wf, "s", 2, "q", 0, now - 10);
+    /* leases ending at now-10, now-1000 and in the future */
+    assert_int_equal(lease(tx, "q", 1, "w1", now - 10, &s), 1);
+    assert_int_equal(s.id[0], j1);
+    assert_int_equal(lease(tx, "q", 1, "w1", now - 1000, &s), 1);
+    assert_int_equal(s.id[0], j2);
+    assert_int_equal(lease(tx, "q", 1, "w1", now + 60000, &s), 1);
+    assert_int_equal(s.id[0], j3);
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(cat_tx_jobs_expired(tx, 10, seen_job, &s, &e), 0);
+    assert_int_equal(s.n, 2);
+    assert_int_equal(s.id[0], j2); /* oldest lease first */
+    assert_int_equal(s.id[1], j1);
+    assert_string_equal(s.status[0], JOB_LEASED);
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(cat_tx_jobs_expired(tx, 1, seen_job, &s, &e), 0);
+    assert_int_equal(s.n, 1);
+    assert_int_equal(s.id[0], j2);
+    /* the reaper puts it back from its callback's rows */
+    assert_int_equal(cat_tx_job_requeue(tx, j2, NULL, 1, now + 5000, "lease expired", NULL, &e), 1);
+    j4 = job_make(tx, wf, "s", 3, "r", 0, now + 3000);
+    job_make(tx, wf, "s", 4, "zzz", 0, now + 1000);
+    tx_commit(tx);
+    (void)j4;
+
+    assert_int_equal(cat_jobs_next_due(f->c, queues, 2, &run, &exp, &e), 0);
+    assert_int_equal(run, now + 3000);
+    assert_int_equal(exp, now - 10);
+    assert_int_equal(cat_jobs_next_due(f->c, queues, 1, &run, &exp, &e), 0);
+    assert_int_equal(run, now + 5000);
+    assert_int_equal(cat_jobs_next_due(f->c, other, 1, &run, &exp, &e), 0);
+    assert_int_equal(run, now + 1000);
+    assert_int_equal(cat_jobs_next_due(f->c, queues, 0, &run, &exp, &e), 0);
+    assert_true(run == INT64_MAX);
+    assert_int_equal(exp, now - 10);
+}
+
+struct outputs_seen {
+    int n;
+    char step[8][32];
+    int item[8];
+    char output[8][64];
+};
+
+static int output_collect(void *ctx, const char *step, int item, const char *output)
+{
+    struct outputs_seen *o = ctx;
+
+    assert_true(o->n < 8);
+    snprintf(o->step[o->n], sizeof(o->step[0]), "%s", step);
+    o->item[o->n] = item;
+    snprintf(o->output[o->n], sizeof(o->output[0]), "%s", output);
+    o->n++;
+    return 0;
+}
+
+struct json_rows {
+    int n;
+    json_t *rows[16];
+};
+
+static int json_collect(void *ctx, const char *row)
+{
+    struct json_rows *r = ctx;
+    json_error_t je;
+
+    assert_true(r->n < 16);
+    assert_null(strchr(row, '\n'));
+    r->rows[r->n] = json_loads(row, 0, &je);
+    assert_non_null(r->rows[r->n]);
+    r->n++;
+    return 0;
+}
+
+static void json_rows_free(struct json_rows *r)
+{
+    for (int i = 0; i < r->n; i++)
+        json_decref(r->rows[i]);
+    r->n = 0;
+}
+
+/* Completes job id, leased by "w" in attempt 1, with output. */
+static void job_complete(struct cat_tx *tx, const char *queue, int64_t id, const char *output)
+{
+    struct seen_jobs s;
+    struct err e = {0};
+
+    assert_int_equal(lease(tx, queue, 1, "w", util_now_ms() + 1000, &s), 1);
+    assert_int_equal(s.id[0], id);
+    assert_int_equal(cat_tx_job_finish(tx, id, "w", 1, JOB_COMPLETED, output, NULL, NULL, &e), 1);
+}
+
+static void test_outputs_events(void **state)
+{
+    struct fixture *f = *state;
+    struct cat_tx *tx = tx_open(f->c);
+    int64_t now = util_now_ms(), id;
+    struct outputs_seen o = {0};
+    struct json_rows r = {0};
+    struct seen_jobs s;
+    struct err e = {0};
+    char wf[37], wf2[37];
+    json_t *row;
+
+    wf_make(tx, "ingest", NULL, NULL, wf);
+    wf_make(tx, "ingest", NULL, NULL, wf2);
+    /* completed in an order unlike (step, item) */
+    job_complete(tx, "q", job_make(tx, wf, "b", 1, "q", 0, now - 1), "{\"b\":1}");
+    job_complete(tx, "q", job_make(tx, wf, "a", 0, "q", 0, now - 1), "{\"a\":0}");
+    job_complete(tx, "q", job_make(tx, wf, "b", 0, "q", 0, now - 1), "[0]");
+    job_complete(tx, "q", job_make(tx, wf, "c", 0, "q", 0, now - 1), NULL); /* no output */
+    job_complete(tx, "q", job_make(tx, wf2, "a", 0, "q", 0, now - 1), "{\"other\":1}");
+    id = job_make(tx, wf, "d", 0, "q", 0, now - 1);
+    assert_int_equal(lease(tx, "q", 1, "w", now + 1000, &s), 1);
+    assert_int_equal(cat_tx_job_finish(tx, id, "w", 1, JOB_FAILED, "{\"f\":1}", "x", NULL, &e), 1);
+
+    assert_int_equal(cat_tx_job_outputs(tx, wf, output_collect, &o, &e), 0);
+    assert_int_equal(o.n, 3);
+    assert_string_equal(o.step[0], "a");
+    assert_string_equal(o.output[0], "{\"a\":0}");
+    assert_string_equal(o.step[1], "b");
+    assert_int_equal(o.item[1], 0);
+    assert_string_equal(o.output[1], "[0]");
+    assert_string_equal(o.step[2], "b");
+    assert_int_equal(o.item[2], 1);
+
+    /* history */
+    {
+        struct cat_event ev = {.workflow_id = wf,
+                               .job_id = id,
+                               .type = "job.failed",
+                               .step = "d",
+                               .attempt = 1,
+                               .worker = "w",
+                               .detail_json = "{\"error\":\"x\"}"};
+        struct cat_event bare = {.workflow_id = wf, .type = "workflow.started"};
+        struct cat_event other = {.workflow_id = wf2, .type = "workflow.started"};
+
+        assert_int_equal(cat_tx_event_append(tx, &bare, &e), 0);
+        assert_int_equal(cat_tx_event_append(tx, &other, &e), 0);
+        assert_int_equal(cat_tx_event_append(tx, &ev, &e), 0);
+        ev.detail_json = "{nope";
+        assert_int_equal(cat_tx_event_append(tx, &ev, &e), -1);
+        assert_int_equal(e.code, ERR_INVALID);
+    }
+    tx_commit(tx);
+
+    assert_int_equal(cat_wf_events(f->c, wf, 0, 100, json_collect, &r, &e), 0);
+    assert_int_equal(r.n, 2);
+    row = r.rows[0];
+    assert_string_equal(json_string_value(json_object_get(row, "type")), "workflow.started");
+    assert_true(json_is_integer(json_object_get(row, "id")));
+    assert_true(json_is_null(json_object_get(row, "job_id")));
+    assert_true(json_is_null(json_object_get(row, "step")));
+    assert_true(json_is_null(json_object_get(row, "attempt")));
+    assert_true(json_is_null(json_object_get(row, "worker")));
+    assert_true(json_is_null(json_object_get(row, "detail")));
+    {
+        const char *ts = json_string_value(json_object_get(row, "ts"));
+
+        assert_non_null(ts);
+        assert_int_equal(strlen(ts), 24);
+        assert_int_equal(ts[10], 'T');
+    }
+    row = r.rows[1];
+    assert_true(json_integer_value(json_object_get(row, "id")) >
+                json_integer_value(json_object_get(r.rows[0], "id")));
+    assert_string_equal(json_string_value(json_object_get(row, "type")), "job.failed");
+    assert_int_equal(json_integer_value(json_object_get(row, "job_id")), id);
+    assert_string_equal(json_string_value(json_object_get(row, "step")), "d");
+    assert_int_equal(json_integer_value(json_object_get(row, "attempt")), 1);
+    assert_string_equal(json_string_value(json_object_get(row, "worker")), "w");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(row, "detail"), "error")),
+                        "x");
+    {
+        json_int_t first = json_integer_value(json_object_get(r.rows[0], "id"));
+
+        json_rows_free(&r);
+        assert_int_equal(cat_wf_events(f->c, wf, first, 100, json_collect, &r, &e), 0);
+        assert_int_equal(r.n, 1);
+        assert_string_equal(json_string_value(json_object_get(r.rows[0], "type")), "job.failed");
+        json_rows_free(&r);
+        assert_int_equal(cat_wf_events(f->c, wf, 0, 1, json_collect, &r, &e), 0);
+        assert_int_equal(r.n, 1);
+        assert_int_equal(json_integer_value(json_object_get(r.rows[0], "id")), first);
+        json_rows_free(&r);
+    }
+
+    /* steps and jobs of a workflow */
+    {
+        struct seen_jobs all = {0};
+
+        assert_int_equal(cat_wf_jobs(f->c, wf, seen_job, &all, &e), 0);
+        assert_int_equal(all.n, 5);
+        for (int i = 1; i < all.n; i++)
+            assert_true(all.id[i - 1] < all.id[i]);
+    }
+}
+
+struct steps_seen {
+    int n;
+    char step[8][32];
+    int done[8];
+};
+
+static int step_collect(void *ctx, const struct cat_step *s)
+{
+    struct steps_seen *o = ctx;
+
+    assert_true(o->n < 8);
+    snprintf(o->step[o->n], sizeof(o->step[0]), "%s", s->step);
+    o->done[o->n] = s->jobs_done;
+    o->n++;
+    return 0;
+}
+
+static void test_wf_steps_list(void **state)
+{
+    struct fixture *f = *state;
+    struct cat_tx *tx = tx_open(f->c);
+    struct steps_seen ss = {0};
+    struct err e = {0};
+    char wf[37];
+
+    wf_make(tx, "ingest", NULL, NULL, wf);
+    assert_int_equal(cat_tx_step_insert(tx, wf, "zeta", 1, &e), 0);
+    tx_commit(tx);
+    sleep_ms(3);
+    tx = tx_open(f->c);
+    assert_int_equal(cat_tx_step_insert(tx, wf, "alpha", 2, &e), 0);
+    assert_int_equal(cat_tx_step_insert(tx, wf, "beta", 2, &e), 0);
+    assert_int_equal(cat_tx_step_add_done(tx, wf, "beta", NULL, &e), 0);
+    tx_commit(tx);
+    assert_int_equal(cat_wf_steps(f->c, wf, step_collect, &ss, &e), 0);
+    assert_int_equal(ss.n, 3);
+    assert_string_equal(ss.step[0], "zeta"); /* started first */
+    assert_string_equal(ss.step[1], "alpha");
+    assert_string_equal(ss.step[2], "beta");
+    assert_int_equal(ss.done[2], 1);
+}
+
+struct wf_seen {
+    int n;
+    char id[16][37];
+};
+
+static int wf_collect(void *ctx, const struct cat_workflow *w)
+{
+    struct wf_seen *o = ctx;
+
+    assert_true(o->n < 16);
+    assert_non_null(w->input);
+    memcpy(o->id[o->n++], w->id, 37);
+    return 0;
+}
+
+static int wf_list_n(struct catalog *c, struct cat_workflow_filter *flt, struct wf_seen *o)
+{
+    struct err e = {0};
+
+    memset(o, 0, sizeof(*o));
+    if (!flt->limit)
+        flt->limit = 100;
+    assert_int_equal(cat_wf_list(c, flt, wf_collect, o, &e), 0);
+    return o->n;
+}
+
+static void test_wf_list(void **state)
+{
+    struct fixture *f = *state;
+    const char *a1 = "0190aaaa-0000-7000-8000-0000000000a1";
+    const char *a2 = "0190aaaa-0000-7000-8000-0000000000a2";
+    struct cat_tx *tx = tx_open(f->c);
+    int64_t now = util_now_ms();
+    struct cat_workflow w = {0};
+    struct wf_seen o;
+    struct err e = {0};
+    char w1[37], w2[37], w3[37], w4[37];
+
+    wf_make(tx, "ingest", a1, NULL, w1);
+    wf_make(tx, "diagnostic", a2, NULL, w2);
+    wf_make(tx, "ingest", a1, NULL, w3);
+    /* w4: created by a user, no asset */
+    util_uuid7(w.id);
+    snprintf(w.type, sizeof(w.type), "ingest");
+    snprintf(w.status, sizeof(w.status), "%s", WF_RUNNING);
+    snprintf(w.created_by, sizeof(w.created_by), "user-1");
+    assert_int_equal(cat_tx_wf_insert(tx, &w, &e), 0);
+    memcpy(w4, w.id, 37);
+    assert_int_equal(cat_tx_wf_update(tx, w3, WF_FAILED, "x", now, &e), 0);
+    job_make(tx, w1, "s", 0, "transcode", 0, now);
+    job_make(tx, w1, "s", 1, "transcode", 0, now);
+    job_make(tx, w3, "s", 0, "ingest", 0, now);
+    tx_commit(tx);
+
+    {
+        struct cat_workflow_filter flt = {0};
+
+        assert_int_equal(wf_list_n(f->c, &flt, &o), 4);
+        assert_string_equal(o.id[0], w4); /* newest first */
+        assert_string_equal(o.id[3], w1);
+    }
+    {
+        struct cat_workflow_filter flt = {.type = "ingest"};
+
+        assert_int_equal(wf_list_n(f->c, &flt, &o), 3);
+        assert_string_equal(o.id[0], w4);
+        assert_string_equal(o.id[1], w3);
+        assert_string_equal(o.id[2], w1);
+    }
+    {
+        struct cat_workflow_filter flt = {.asset_id = a1};
+
+        assert_int_equal(wf_list_n(f->c, &flt, &o), 2);
+        assert_string_equal(o.id[0], w3);
+        assert_string_equal(o.id[1], w1);
+    }
+    {
+        struct cat_workflow_filter flt = {.status = WF_FAILED};
+
+        assert_int_equal(wf_list_n(f->c, &flt, &o), 1);
+        assert_string_equal(o.id[0], w3);
+    }
+    {
+        struct cat_workflow_filter flt = {.created_by = "user-1"};
+
+        assert_int_equal(wf_list_n(f->c, &flt, &o), 1);
+        assert_string_equal(o.id[0], w4);
+    }
+    {
+        struct cat_workflow_filter flt = {.queue = "transcode"};
+
+        assert_int_equal(wf_list_n(f->c, &flt, &o), 1); /* once, though it has two jobs */
+        assert_string_equal(o.id[0], w1);
+    }
+    {
+        struct cat_workflow_filter flt = {
+            .type = "ingest", .asset_id = a1, .status = WF_RUNNING, .queue = "", .created_by = ""};
+
+        assert_int_equal(wf_list_n(f->c, &flt, &o), 1);
+        assert_string_equal(o.id[0], w1);
+    }
+    {
+        struct cat_workflow_filter flt = {.type = "diagnostic", .queue = "ingest"};
+
+        assert_int_equal(wf_list_n(f->c, &flt, &o), 0);
+    }
+    {
+        struct cat_workflow_filter flt = {.status = "bogus"};
+
+        assert_int_equal(cat_wf_list(f->c, &flt, wf_collect, &o, &e), -1);
+        assert_int_equal(e.code, ERR_INVALID);
+    }
+    /* keyset pagination */
+    {
+        struct cat_workflow_filter flt = {.limit = 3};
+        char after[37];
+
+        assert_int_equal(wf_list_n(f->c, &flt, &o), 3);
+        assert_string_equal(o.id[2], w2);
+        memcpy(after, o.id[2], 37);
+        flt.after_id = after;
+        assert_int_equal(wf_list_n(f->c, &flt, &o), 1);
+        assert_string_equal(o.id[0], w1);
+        flt.after_id = w1;
+        assert_int_equal(wf_list_n(f->c, &flt, &o), 0);
+        flt.after_id = w4;
+        flt.type = "ingest";
+        flt.limit = 1;
+        assert_int_equal(wf_list_n(f->c, &flt, &o), 1);
+        assert_string_equal(o.id[0], w3);
+        flt.limit = -5; /* clamped to 1 */
+        assert_int_equal(wf_list_n(f->c, &flt, &o), 1);
+    }
+    (void)w2;
+}
+
+struct depths_seen {
+    int n;
+    struct cat_queue_depth d[8];
+};
+
+static int depth_collect(void *ctx, const struct cat_queue_depth *d)
+{
+    struct depths_seen *o = ctx;
+
+    assert_true(o->n < 8);
+    o->d[o->n++] = *d;
+    return 0;
+}
+
+static const struct cat_queue_depth *depth_of(const struct depths_seen *o, const char *q)
+{
+    for (int i = 0; i < o->n; i++)
+        if (strcmp(o->d[i].queue, q) == 0)
+            return &o->d[i];
+    return NULL;
+}
+
+static void test_queue_depths_workers(void **state)
+{
+    struct fixture *f = *state;
+    struct cat_tx *tx = tx_open(f->c);
+    int64_t now = util_now_ms();
+    const struct cat_queue_depth *d;
+    struct depths_seen o = {0};
+    struct cat_job j;
+    struct err e = {0};
+    char wf[37];
+
+    wf_make(tx, "ingest", NULL, NULL, wf);
+    job_make(tx, wf, "s", 0, "ingest", 0, now - 5000);
+    job_make(tx, wf, "s", 1, "ingest", 3, now - 1000);
+    job_make(tx, wf, "s", 2, "ingest", 0, now + 60000);
+    /* leased jobs, inserted as such (every field comes from the struct) */
+    job_fill(&j, wf, "s", 3, "ingest", 0, now - 9000);
+    snprintf(j.status, sizeof(j.status), "%s", JOB_LEASED);
+    snprintf(j.lease_owner, sizeof(j.lease_owner), "w1");
+    j.lease_until = now + 30000;
+    j.attempt = 1;
+    j.started_at = now - 10;
+    assert_int_equal(cat_tx_job_insert(tx, &j, &e), 0);
+    job_fill(&j, wf, "s", 4, "transcode", 0, now - 9000);
+    snprintf(j.status, sizeof(j.status), "%s", JOB_LEASED);
+    snprintf(j.lease_owner, sizeof(j.lease_owner), "w1");
+    j.lease_until = now + 30000;
+    j.attempt = 2;
+    j.progress = 12.5;
+    assert_int_equal(cat_tx_job_insert(tx, &j, &e), 0);
+    {
+        struct cat_job got;
+
+        assert_int_equal(cat_tx_job_get(tx, j.id, &got, &e), 0);
+        assert_string_equal(got.status, JOB_LEASED);
+        assert_string_equal(got.lease_owner, "w1");
+        assert_int_equal(got.attempt, 2);
+        assert_true(got.progress == 12.5);
+        assert_int_equal(got.max_attempts, 5);
+        assert_string_equal(got.activity, "act_s");
+        assert_string_equal(got.idempotency_key, j.idempotency_key);
+        cat_job_release(&got);
+    }
+    /* completed jobs do not count */
+    job_fill(&j, wf, "s", 5, "ingest", 0, now - 9000);
+    snprintf(j.status, sizeof(j.status), "%s", JOB_COMPLETED);
+    assert_int_equal(cat_tx_job_insert(tx, &j, &e), 0);
+    tx_commit(tx);
+
+    {
+        struct cat_worker w1 = {.id = "host-a:1",
+                                .host = "host-a",
+                                .pid = 1,
+                                .queues_json = "{\"ingest\":4,\"transcode\":2}"};
+        struct cat_worker w2 = {.id = "host-b:2",
+                                .host = "host-b",
+                                .pid = 2,
+                                .queues_json = "{\"ingest\":3}",
+                                .heartbeat_at = now - 120000}; /* dead */
+        struct cat_worker w3 = {
+            .id = "host-c:3", .host = "host-c", .pid = 3, .queues_json = "{\"ai_enrich\":1}"};
+        struct cat_worker bad = {.id = "host-d:4", .host = "host-d", .queues_json = "{x"};
+
+        assert_int_equal(cat_worker_put(f->c, &w1, &e), 0);
+        assert_int_equal(cat_worker_put(f->c, &w2, &e), 0);
+        assert_int_equal(cat_worker_put(f->c, &w3, &e), 0);
+        w1.pid = 11;
+        assert_int_equal(cat_worker_put(f->c, &w1, &e), 0); /* refresh, not a second row */
+        assert_int_equal(cat_worker_put(f->c, &bad, &e), -1);
+        assert_int_equal(e.code, ERR_INVALID);
+    }
+    assert_int_equal(raw_sql(f->path, "SELECT count(*) FROM workers"), 3);
+    assert_int_equal(raw_sql(f->path, "SELECT pid FROM workers WHERE id = 'host-a:1'"), 11);
+
+    assert_int_equal(cat_queue_depths(f->c, now, depth_collect, &o, &e), 0);
+    assert_int_equal(o.n, 3);
+    d = depth_of(&o, "ingest");
+    assert_non_null(d);
+    assert_int_equal(d->ready, 2);
+    assert_int_equal(d->delayed, 1);
+    assert_int_equal(d->leased, 1);
+    assert_int_equal(d->oldest_ready_ms, 5000);
+    assert_int_equal(d->worker_slots, 4); /* the dead worker's 3 do not count */
+    d = depth_of(&o, "transcode");
+    assert_non_null(d);
+    assert_int_equal(d->ready, 0);
+    assert_int_equal(d->delayed, 0);
+    assert_int_equal(d->leased, 1);
+    assert_int_equal(d->oldest_ready_ms, 0);
+    assert_int_equal(d->worker_slots, 2);
+    d = depth_of(&o, "ai_enrich");
+    assert_non_null(d);
+    assert_int_equal(d->ready + d->delayed + d->leased, 0);
+    assert_int_equal(d->worker_slots, 1);
+
+    assert_int_equal(cat_workers_expire(f->c, now - 60000, &e), 0);
+    assert_int_equal(raw_sql(f->path, "SELECT count(*) FROM workers"), 2);
+    assert_int_equal(cat_worker_delete(f->c, "host-c:3", &e), 0);
+    assert_int_equal(raw_sql(f->path, "SELECT count(*) FROM workers"), 1);
+    o.n = 0;
+    assert_int_equal(cat_queue_depths(f->c, now, depth_collect, &o, &e), 0);
+    assert_int_equal(o.n, 2);
+    assert_null(depth_of(&o, "ai_enrich"));
+    /* a later now: the delayed job is runnable and the oldest is older */
+    o.n = 0;
+    assert_int_equal(cat_queue_depths(f->c, now + 120000, depth_collect, &o, &e), 0);
+    d = depth_of(&o, "ingest");
+    assert_non_null(d);
+    assert_int_equal(d->ready, 3);
+    assert_int_equal(d->delayed, 0);
+    assert_int_equal(d->oldest_ready_ms, 125000);
+    assert_int_equal(d->worker_slots, 0); /* w1's heartbeat is two minutes old by then */
+}
+
+static void test_effects(void **state)
+{
+    struct fixture *f = *state;
+    struct err e = {0};
+    char *res = (char *)"untouched";
+
+    assert_int_equal(cat_effect_get(f->c, "k1", &res, &e), -1);
+    assert_int_equal(e.code, ERR_NOTFOUND);
+    assert_int_equal(cat_effect_put(f->c, "k1", 7, "{\"url\":\"x\"}", &e), 0);
+    assert_int_equal(cat_effect_get(f->c, "k1", &res, &e), 0);
+    assert_string_equal(res, "{\"url\":\"x\"}");
+    free(res);
+    assert_int_equal(cat_effect_put(f->c, "k1", 8, "{}", &e), -1);
+    assert_int_equal(e.code, ERR_CONFLICT);
+    assert_int_equal(cat_effect_put(f->c, "k2", 0, NULL, &e), 0);
+    res = (char *)"untouched";
+    assert_int_equal(cat_effect_get(f->c, "k2", &res, &e), 0);
+    assert_null(res);
+    assert_int_equal(cat_effect_put(f->c, "k3", 0, "{bad", &e), -1);
+    assert_int_equal(e.code, ERR_INVALID);
+    assert_int_equal(raw_sql(f->path, "SELECT job_id FROM activity_effects WHERE "
+                                      "idempotency_key = 'k1'"),
+                     7);
+}
+
+/* Creates an asset in status processing. */
+static void processing_asset(struct catalog *c, char id[37])
+{
+    struct cat_asset a;
+    struct err e = {0};
+
+    new_asset(&a, "video", NULL);
+    snprintf(a.status, sizeof(a.status), "%s", ASSET_PROCESSING);
+    assert_int_equal(cat_asset_create(c, &a, &e), 0);
+    memcpy(id, a.id, 37);
+}
+
+static void test_asset_ingest_ops(void **state)
+{
+    struct fixture *f = *state;
+    const char *tech = "{\"format\":{\"x\":1},\"summary\":{\"duration_ms\":12345,\"width\":1920,"
+                       "\"height\":1080,\"video_codec\":\"h264\",\"audio_codec\":\"aac\","
+                       "\"frame_rate\":29.97,\"bitrate_kbps\":5000,\"container\":\"mov,mp4\","
+                       "\"captured_at\":\"2024-01-02T03:04:05Z\"}}";
+    const char *none = "00000000-0000-7000-8000-000000000000";
+    struct cat_asset got;
+    struct cat_tx *tx;
+    struct err e = {0};
+    char a[37], b[37], up[37], hash[65];
+
+    processing_asset(f->c, a);
+    processing_asset(f->c, b);
+    create_asset(f->c, "video", NULL, up); /* uploading */
+    assert_int_equal(cat_asset_get(f->c, a, &got, &e), 0);
+    assert_int_equal(got.duration_ms, -1);
+    assert_int_equal(got.height, -1);
+    assert_int_equal(got.bitrate_kbps, -1);
+    assert_true(got.frame_rate < 0);
+    assert_string_equal(got.container, "");
+    cat_asset_release(&got);
+
+    /* technical metadata fills the columns from its summary */
+    assert_int_equal(cat_asset_set_technical(f->c, a, "audio", "audio/mp4", tech, &e), 0);
+    assert_int_equal(cat_asset_get(f->c, a, &got, &e), 0);
+    assert_string_equal(got.type, "audio");
+    assert_string_equal(got.mime_type, "audio/mp4");
+    assert_string_equal(got.technical_metadata, tech);
+    assert_int_equal(got.duration_ms, 12345);
+    assert_int_equal(got.width, 1920);
+    assert_int_equal(got.height, 1080);
+    assert_int_equal(got.bitrate_kbps, 5000);
+    assert_true(got.frame_rate > 29.96 && got.frame_rate < 29.98);
+    assert_string_equal(got.video_codec, "h264");
+    assert_string_equal(got.audio_codec, "aac");
+    assert_string_equal(got.container, "mov,mp4");
+    assert_string_equal(got.captured_at, "2024-01-02T03:04:05Z");
+    assert_true(got.updated_at >= got.created_at);
+    cat_asset_release(&got);
+    /* without a summary (or with fields of the wrong type) the columns are unknown again */
+    assert_int_equal(cat_asset_set_technical(f->c, a, "video", "video/mp4",
+                                             "{\"summary\":{\"width\":\"wide\",\"video_codec\":7,"
+                                             "\"height\":720}}",
+                                             &e),
+                     0);
+    assert_int_equal(cat_asset_get(f->c, a, &got, &e), 0);
+    assert_string_equal(got.type, "video");
+    assert_int_equal(got.width, -1);
+    assert_int_equal(got.height, 720);
+    assert_string_equal(got.video_codec, "");
+    assert_int_equal(got.duration_ms, -1);
+    cat_asset_release(&got);
+    assert_int_equal(cat_asset_set_technical(f->c, a, "video", "video/mp4", "{\"summary\":3}", &e),
+                     0);
+    assert_int_equal(cat_asset_set_technical(f->c, a, "document", "text/plain", "{}", &e), -1);
+    assert_int_equal(e.code, ERR_INVALID);
+    assert_int_equal(cat_asset_set_technical(f->c, a, "video", "video/mp4", "{\"summary\":", &e),
+                     -1);
+    assert_int_equal(e.code, ERR_INVALID);
+    assert_int_equal(cat_asset_set_technical(f->c, none, "video", "video/mp4", "{}", &e), -1);
+    assert_int_equal(e.code, ERR_NOTFOUND);
+
+    /* the master of a processing asset; another live asset with the content conflicts */
+    hash_of("ingested bytes", hash);
+    assert_int_equal(cat_asset_set_master(f->c, a, hash, "masters/a", 4096, &e), 0);
+    assert_int_equal(cat_asset_get(f->c, a, &got, &e), 0);
+    assert_string_equal(got.content_hash, hash);
+    assert_string_equal(got.master_storage_key, "masters/a");
+    assert_int_equal(got.file_size_bytes, 4096);
+    assert_string_equal(got.status, ASSET_PROCESSING);
+    cat_asset_release(&got);
+    assert_int_equal(cat_asset_set_master(f->c, b, hash, "masters/b", 4096, &e), -1);
+    assert_int_equal(e.code, ERR_CONFLICT);
+    assert_non_null(strstr(e.msg, "another asset holds this content"));
+    assert_int_equal(cat_asset_get(f->c, b, &got, &e), 0);
+    assert_string_equal(got.content_hash, "");
+    assert_null(got.master_storage_key);
+    cat_asset_release(&got);
+    assert_int_equal(cat_asset_set_master(f->c, up, hash, "masters/u", 1, &e), -1);
+    assert_int_equal(e.code, ERR_CONFLICT);
+    assert_non_null(strstr(e.msg, "not processing"));
+    assert_int_equal(cat_asset_set_master(f->c, none, hash, "k", 1, &e), -1);
+    assert_int_equal(e.code, ERR_NOTFOUND);
+    assert_int_equal(cat_asset_set_master(f->c, b, "abc", "k", 1, &e), -1);
+    assert_int_equal(e.code, ERR_INVALID);
+
+    /* b is a duplicate of a */
+    assert_int_equal(cat_asset_mark_duplicate(f->c, b, a, "duplicate content", &e), 0);
+    assert_int_equal(cat_asset_get(f->c, b, &got, &e), 0);
+    assert_string_equal(got.status, ASSET_FAILED);
+    assert_string_equal(got.failure_reason, "duplicate content");
+    assert_string_equal(got.duplicate_of, a);
+    assert_string_equal(got.content_hash, "");
+    cat_asset_release(&got);
+    assert_int_equal(cat_asset_mark_duplicate(f->c, b, a, "again", &e), -1);
+    assert_int_equal(e.code, ERR_CONFLICT);
+    assert_int_equal(cat_asset_mark_duplicate(f->c, none, a, "x", &e), -1);
+    assert_int_equal(e.code, ERR_NOTFOUND);
+
+    /* asset status inside a transaction */
+    tx = tx_open(f->c);
+    assert_int_equal(cat_tx_asset_set_status(tx, a, ASSET_PROCESSING, ASSET_READY, NULL, &e), 0);
+    assert_int_equal(cat_tx_asset_set_status(tx, a, ASSET_UPLOADING, ASSET_READY, NULL, &e), -1);
+    assert_int_equal(e.code, ERR_CONFLICT);
+    assert_non_null(strstr(e.msg, "is ready, not uploading"));
+    assert_int_equal(cat_tx_asset_set_status(tx, none, NULL, ASSET_READY, NULL, &e), -1);
+    assert_int_equal(e.code, ERR_NOTFOUND);
+    assert_int_equal(cat_tx_asset_set_status(tx, up, NULL, ASSET_FAILED, "gone", &e), 0);
+    tx_commit(tx);
+    assert_int_equal(cat_asset_get(f->c, a, &got, &e), 0);
+    assert_string_equal(got.status, ASSET_READY);
+    cat_asset_release(&got);
+    assert_int_equal(cat_asset_get(f->c, up, &got, &e), 0);
+    assert_string_equal(got.status, ASSET_FAILED);
+    assert_string_equal(got.failure_reason, "gone");
+    cat_asset_release(&got);
+}
+
+/* cat_tx_run: commits on 0, rolls back on -1 */
+struct tx_ctx {
+    char id[37];
+    int runs;
+    int fail;
+};
+
+static int tx_insert_fn(struct cat_tx *tx, void *ctx, struct err *err)
+{
+    struct tx_ctx *t = ctx;
+    struct cat_workflow w = {0};
+
+    t->runs++;
+    memcpy(w.id, t->id, 37);
+    snprintf(w.type, sizeof(w.type), "ingest");
+    snprintf(w.status, sizeof(w.status), "%s", WF_RUNNING);
+    if (cat_tx_wf_insert(tx, &w, err) < 0)
+        return -1;
+    if (cat_tx_step_insert(tx, w.id, "first", 1, err) < 0)
+        return -1;
+    if (t->fail)
+        return err_set(err, ERR_CONFLICT, "changed my mind");
+    return 0;
+}
+
+static void test_tx_run(void **state)
+{
+    struct fixture *f = *state;
+    struct catalog *tuned = NULL;
+    struct tx_ctx t = {0};
+    struct cat_workflow got;
+    struct err e = {0};
+
+    util_uuid7(t.id);
+    t.fail = 1;
+    assert_int_equal(cat_tx_run(f->c, tx_insert_fn, &t, &e), -1);
+    assert_int_equal(e.code, ERR_CONFLICT);
+    assert_string_equal(e.msg, "changed my mind");
+    assert_int_equal(t.runs, 1);
+    assert_int_equal(cat_wf_get(f->c, t.id, &got, &e), -1);
+    assert_int_equal(e.code, ERR_NOTFOUND);
+    assert_int_equal(raw_sql(f->path, "SELECT count(*) FROM workflow_steps"), 0);
+
+    t.fail = 0;
+    assert_int_equal(cat_tx_run(f->c, tx_insert_fn, &t, &e), 0);
+    assert_int_equal(cat_wf_get(f->c, t.id, &got, &e), 0);
+    cat_workflow_release(&got);
+    assert_int_equal(raw_sql(f->path, "SELECT count(*) FROM workflow_steps"), 1);
+    /* a failing operation inside fails the whole transaction */
+    assert_int_equal(cat_tx_run(f->c, tx_insert_fn, &t, &e), -1);
+    assert_int_equal(e.code, ERR_CONFLICT);
+    assert_int_equal(raw_sql(f->path, "SELECT count(*) FROM workflows"), 1);
+
+    /* another process holding the write lock is waited out (short busy timeout: run()
+     * retries after the busy handler gives up) */
+    assert_int_equal(sqlite_open_tuned(&tuned, f->path, 20, 5000, &e), 0);
+    {
+        struct holder h = {f->path, 300, 0};
+        pthread_t th;
+        int64_t t0;
+
+        assert_int_equal(pthread_create(&th, NULL, holder_main, &h), 0);
+        while (!__atomic_load_n(&h.locked, __ATOMIC_SEQ_CST))
+            sleep_ms(1);
+        t0 = util_mono_ms();
+        util_uuid7(t.id);
+        t.runs = 0;
+        assert_int_equal(cat_tx_run(tuned, tx_insert_fn, &t, &e), 0);
+        assert_true(util_mono_ms() - t0 >= 200);
+        assert_int_equal(t.runs, 1);
+        pthread_join(th, NULL);
+    }
+    assert_int_equal(raw_sql(f->path, "SELECT count(*) FROM workflows"), 2);
+    cat_close(tuned);
+}
+
+/* The busy handler sleeps tens of microseconds at first and gives up at the timeout. */
+static void test_busy_handler(void **state)
+{
+    struct conn cn = {.busy_timeout_ms = 1000, .rng = 12345};
+    int64_t t0 = util_mono_ms();
+
+    (void)state;
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(busy_wait(&cn, 0), 1);
+    /* 100 first sleeps of 25..50 us; SQLite's default handler would take 100 ms */
+    assert_true(util_mono_ms() - t0 < 60);
+    assert_int_equal(busy_wait(&cn, 0), 1);
+    assert_int_equal(busy_wait(&cn, 1), 1);
+    cn.busy_since_us -= 1000 * 1000; /* the wait began a second ago */
+    assert_int_equal(busy_wait(&cn, 2), 0);
+    cn.busy_timeout_ms = 0;
+    assert_int_equal(busy_wait(&cn, 0), 1);
+    assert_int_equal(busy_wait(&cn, 1), 0);
+}
+
+/* Workers on separate handles (as separate processes) lease and finish jobs at once:
+ * every job runs exactly once. */
+struct lease_worker {
+    struct catalog *c;
+    char owner[16];
+    int done;
+    int lost;
+    int errors;
+    int64_t ids[64];
+    int n;
+};
+
+static int lease_keep(void *ctx, const struct cat_job *j)
+{
+    struct lease_worker *w = ctx;
+
+    assert_true(w->n < 64);
+    w->ids[w->n++] = j->id;
+    return 0;
+}
+
+static int lease_fn(struct cat_tx *tx, void *ctx, struct err *err)
+{
+    struct lease_worker *w = ctx;
+
+    w->n = 0; /* may run again */
+    return cat_tx_jobs_lease(tx, "q", 4, w->owner, util_now_ms() + 60000, lease_keep, w, err);
+}
+
+static int finish_fn(struct cat_tx *tx, void *ctx, struct err *err)
+{
+    struct lease_worker *w = ctx;
+    struct cat_event ev = {.type = "job.completed", .worker = w->owner};
+
+    w->lost = 0;
+    for (int i = 0; i < w->n; i++) {
+        struct cat_job j;
+        int rc;
+
+        if (cat_tx_job_get(tx, w->ids[i], &j, err) < 0)
+            return -1;
+        rc = cat_tx_job_finish(tx, j.id, w->owner, 1, JOB_COMPLETED, "{}", NULL, NULL, err);
+        if (rc < 0) {
+            cat_job_release(&j);
+            return -1;
+        }
+        w->lost += rc == 0;
+        ev.workflow_id = j.workflow_id;
+        ev.job_id = j.id;
+        ev.attempt = j.attempt;
+        rc = cat_tx_event_append(tx, &ev, err);
+        if (rc == 0)
+            rc = cat_tx_step_add_done(tx, j.workflow_id, "s", NULL, err);
+        cat_job_release(&j);
+        if (rc < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static void *lease_worker_main(void *arg)
+{
+    struct lease_worker *w = arg;
+    struct err e = {0};
+
+    for (;;) {
+        if (cat_tx_run(w->c, lease_fn, w, &e) < 0) {
+            w->errors++;
+            break;
+        }
+        if (w->n == 0)
+            break;
+        if (cat_tx_run(w->c, finish_fn, w, &e) < 0) {
+            w->errors++;
+            break;
+        }
+        w->done += w->n - w->lost;
+    }
+    return NULL;
+}
+
+static void test_lease_contention(void **state)
+{
+    struct fixture *f = *state;
+    enum { NJOBS = 400, NW = 4 };
+    struct lease_worker w[NW];
+    struct catalog *c[NW];
+    pthread_t t[NW];
+    struct cat_tx *tx = tx_open(f->c);
+    int64_t now = util_now_ms(), t0;
+    struct err e = {0};
+    int total = 0;
+    char wf[37];
+
+    wf_make(tx, "ingest", NULL, NULL, wf);
+    assert_int_equal(cat_tx_step_insert(tx, wf, "s", NJOBS, &e), 0);
+    for (int i = 0; i < NJOBS; i++)
+        job_make(tx, wf, "s", i, "q", i % 3, now - 1);
+    tx_commit(tx);
+
+    t0 = util_mono_ms();
+    for (int i = 0; i < NW; i++) {
+        memset(&w[i], 0, sizeof(w[i]));
+        assert_int_equal(cat_sqlite_open(&c[i], f->path, &e), 0);
+        w[i].c = c[i];
+        snprintf(w[i].owner, sizeof(w[i].owner), "w%d", i);
+        assert_int_equal(pthread_create(&t[i], NULL, lease_worker_main, &w[i]), 0);
+    }
+    for (int i = 0; i < NW; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(w[i].errors, 0);
+        total += w[i].done;
+        cat_close(c[i]);
+    }
+    fprintf(stderr, "lease contention: %d jobs by %d handles in %lld ms\n", total, NW,
+            (long long)(util_mono_ms() - t0));
+    assert_int_equal(total, NJOBS);
+    assert_int_equal(raw_sql(f->path, "SELECT count(*) FROM jobs WHERE status = 'completed' "
+                                      "AND attempt = 1"),
+                     NJOBS);
+    assert_int_equal(raw_sql(f->path, "SELECT jobs_done FROM workflow_steps"), NJOBS);
+    assert_int_equal(raw_sql(f->path, "SELECT count(DISTINCT job_id) FROM workflow_events"), NJOBS);
+}
+
+/* The plan of a statement, one detail line per row, joined with '\n'. */
+static void query_plan(const char *path, const char *sql, char *out, size_t n)
+{
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    char q[8192];
+    size_t len = 0;
+
+    out[0] = '\0';
+    snprintf(q, sizeof(q), "EXPLAIN QUERY PLAN %s", sql);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    if (sqlite3_prepare_v2(db, q, -1, &st, NULL) != SQLITE_OK) {
+        fprintf(stderr, "plan of %s: %s\n", sql, sqlite3_errmsg(db));
+        fail();
+    }
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        int w = snprintf(out + len, n - len, "%s\n", (const char *)sqlite3_column_text(st, 3));
+
+        assert_true(w > 0 && (size_t)w < n - len);
+        len += (size_t)w;
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
+/*
+ * Asserts that sql's plan uses index and never scans a whole table of those named; with
+ * in_order, that it reads rows in the index's order (no sort).
+ */
+static void plan_check(const char *path, const char *sql, const char *index, int in_order)
+{
+    static const char *const tables[] = {"jobs", "workflows", "workflow_events"};
+    char plan[4096];
+
+    query_plan(path, sql, plan, sizeof(plan));
+    if (!strstr(plan, index))
+        fprintf(stderr, "plan without %s:\n%s\nof %s\n", index, plan, sql);
+    assert_non_null(strstr(plan, index));
+    for (size_t i = 0; i < ARRAY_LEN(tables); i++) {
+        char full[64];
+        const char *p = plan;
+
+        snprintf(full, sizeof(full), "SCAN %s\n", tables[i]);
+        while ((p = strstr(p, full)) != NULL) {
+            if (p == plan || p[-1] == '\n') {
+                fprintf(stderr, "full scan of %s:\n%s\nof %s\n", tables[i], plan, sql);
+                fail();
+            }
+            p++;
+        }
+    }
+    if (in_order && strstr(plan, "TEMP B-TREE")) {
+        fprintf(stderr, "plan with a sort:\n%s\nof %s\n", plan, sql);
+        fail();
+    }
+}
+
+static void plan_uses(const char *path, const char *sql, const char *index)
+{
+    plan_check(path, sql, index, 0);
+}
+
+static void plan_in_order(const char *path, const char *sql, const char *index)
+{
+    plan_check(path, sql, index, 1);
+}
+
+static void test_query_plans(void **state)
+{
+    struct fixture *f = *state;
+    struct cat_workflow_filter flt = {.limit = 10};
+    struct wf_seen o;
+    struct err e = {0};
+    struct conn *cn;
+
+    plan_in_order(f->path, wf_sql[W_JOBS_LEASE], "idx_jobs_ready");
+    plan_in_order(f->path, wf_sql[W_JOBS_EXPIRED], "idx_jobs_leased");
+    plan_in_order(f->path, wf_sql[W_NEXT_EXPIRY], "idx_jobs_leased");
+    plan_in_order(f->path, wf_sql[W_NEXT_RUN], "idx_jobs_due");
+    plan_uses(f->path, wf_sql[W_QUEUE_DEPTHS], "idx_jobs_due");
+    plan_uses(f->path, wf_sql[W_QUEUE_DEPTHS], "idx_jobs_leased");
+    plan_in_order(f->path, wf_sql[W_JOBS_CANCEL_REQUESTED], "idx_jobs_owner");
+    plan_in_order(f->path, wf_sql[W_WF_EVENTS], "idx_workflow_events_workflow");
+    /* a workflow's jobs: the UNIQUE (workflow_id, step, item) index */
+    plan_uses(f->path, wf_sql[W_WF_JOBS], "sqlite_autoindex_jobs");
+    plan_in_order(f->path, wf_sql[W_JOB_OUTPUTS], "sqlite_autoindex_jobs");
+    plan_uses(f->path, wf_sql[W_JOBS_COUNT], "sqlite_autoindex_jobs");
+    plan_uses(f->path, wf_sql[W_JOBS_CANCEL_READY], "sqlite_autoindex_jobs");
+    plan_uses(f->path, wf_sql[W_JOBS_CANCEL_LEASED], "sqlite_autoindex_jobs");
+    plan_uses(f->path, wf_sql[W_JOBS_RETRY], "sqlite_autoindex_jobs");
+    plan_uses(f->path, wf_sql[W_JOB_FINISH], "INTEGER PRIMARY KEY");
+    plan_uses(f->path, wf_sql[W_JOBS_HEARTBEAT], "INTEGER PRIMARY KEY");
+    plan_uses(f->path, wf_sql[W_WF_BY_IDEM], "sqlite_autoindex_workflows");
+
+    /* the list statements, as built and cached per filter combination */
+    flt.asset_id = "a";
+    wf_list_n(f->c, &flt, &o);
+    flt.asset_id = NULL;
+    flt.type = "t";
+    wf_list_n(f->c, &flt, &o);
+    flt.type = NULL;
+    flt.status = WF_FAILED;
+    flt.after_id = "0190";
+    wf_list_n(f->c, &flt, &o);
+    flt.status = NULL;
+    flt.after_id = NULL;
+    flt.created_by = "u";
+    wf_list_n(f->c, &flt, &o);
+    flt.created_by = NULL;
+    flt.queue = "q";
+    wf_list_n(f->c, &flt, &o);
+    cn = pool_get((struct cat_sqlite *)f->c, &e);
+    assert_non_null(cn);
+    plan_in_order(f->path, sqlite3_sql(cn->wlist[WLF_ASSET]), "idx_workflows_asset");
+    plan_in_order(f->path, sqlite3_sql(cn->wlist[WLF_TYPE]), "idx_workflows_type");
+    plan_in_order(f->path, sqlite3_sql(cn->wlist[WLF_STATUS | WLF_AFTER]), "idx_workflows_status");
+    plan_in_order(f->path, sqlite3_sql(cn->wlist[WLF_CREATED_BY]), "idx_workflows_created_by");
+    plan_in_order(f->path, sqlite3_sql(cn->wlist[WLF_QUEUE]), "sqlite_autoindex_jobs");
+    pool_put((struct cat_sqlite *)f->c, cn);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -868,6 +2452,21 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_audit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrency, setup, teardown),
         cmocka_unit_test_setup_teardown(test_busy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wf_upgrade, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wf_rows, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lease_finish, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_heartbeat_cancel_retry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expired_next_due, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_outputs_events, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wf_steps_list, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wf_list, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queue_depths_workers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_effects, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_asset_ingest_ops, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tx_run, setup, teardown),
+        cmocka_unit_test(test_busy_handler),
+        cmocka_unit_test_setup_teardown(test_lease_contention, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_query_plans, setup, teardown),
     };
 
     log_init(LOG_WARN, 0, 2);
