@@ -1,19 +1,25 @@
 /*
  * acervod: the daemon and its operator commands.
  *
- *   acervod [serve] [flags]       supervisor (role all) starting the API process, or the
- *                                 API process alone (--role api)
+ *   acervod [serve] [flags]       supervisor (role all) starting the API process and the
+ *                                 worker processes, only the workers (--role worker), or
+ *                                 the API process alone (--role api)
  *   acervod keys create ...       provision an API key offline
  *   acervod fsck ...              re-hash every master against the catalog
+ *   acervod media-probe FILE      technical metadata of one file as JSON (run by workers
+ *                                 as a child: untrusted media never touches the server)
  *
  * Process model: the supervisor owns no sockets and no database handles; it creates the
- * first admin, then forks the API process and restarts it with backoff if it dies. The
- * worker role joins here with the workflow engine.
+ * first admin, then forks the API process and `workers` worker processes and restarts
+ * any that dies, each with its own backoff. Workers run the workflow engine's jobs
+ * (src/jobs); the processes of one data dir wake each other through DATA/run/doorbell.
  */
 #include "api/api.h"
 #include "catalog/catalog.h"
 #include "core/core.h"
 #include "http/http.h"
+#include "jobs/jobs.h"
+#include "media/media.h"
 #include "s3/s3.h"
 #include "store/store.h"
 
@@ -40,6 +46,10 @@ static void usage(FILE *out)
                  "       acervod keys create --data-dir DIR --role admin|editor|viewer "
                  "[--name NAME]\n"
                  "       acervod fsck --data-dir DIR\n"
+                 "       acervod media-probe [--detect] FILE\n"
+                 "           prints FILE's technical metadata (--detect: only its type) as\n"
+                 "           one line of JSON; exits 0, 1 on an internal error, 2 on a usage\n"
+                 "           error, 3 if FILE is not supported media or is over a limit\n"
                  "       acervod --help | --version | --help-markdown\n\n"
                  "flags (each also settable as ACERVO_* and in the config file):\n");
     cfg_usage(out);
@@ -67,6 +77,15 @@ static int open_store(const struct cfg *cfg, struct store **st, struct err *err)
 
     paths(cfg, db, sizeof(db), objects, sizeof(objects));
     return store_fs_open(st, objects, err);
+}
+
+/* The doorbell shared by this data dir's processes (DATA/run). */
+static int open_doorbell(const struct cfg *cfg, struct err *err)
+{
+    char dir[600];
+
+    snprintf(dir, sizeof(dir), "%s/run", cfg->data_dir);
+    return jobs_doorbell_open(dir, err);
 }
 
 static int load_cfg(struct cfg *cfg, int argc, char **argv, int first, struct err *err)
@@ -301,6 +320,64 @@ out:
     return rc;
 }
 
+/* ---- media-probe ------------------------------------------------------------------------ */
+
+static int cmd_media_probe(int argc, char **argv)
+{
+    const char *file = NULL;
+    struct err err = {0};
+    json_t *out = NULL;
+    char *text = NULL;
+    int detect = 0, rc = MEDIA_EXIT_ERROR;
+
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--detect") == 0 && !detect) {
+            detect = 1;
+        } else if (strcmp(argv[i], "--") == 0 && i + 2 == argc && !file) {
+            file = argv[++i];
+        } else if (argv[i][0] == '-' || file) {
+            fprintf(stderr, "usage: acervod media-probe [--detect] FILE\n");
+            return MEDIA_EXIT_USAGE;
+        } else {
+            file = argv[i];
+        }
+    }
+    if (!file) {
+        fprintf(stderr, "usage: acervod media-probe [--detect] FILE\n");
+        return MEDIA_EXIT_USAGE;
+    }
+    if (media_libs_init(argv[0], &err) < 0)
+        goto fail;
+    if (detect) {
+        struct media_kind kind;
+        if (media_kind_detect(file, &kind, &err) < 0)
+            goto fail;
+        out = media_kind_json(&kind);
+    } else if (media_file_probe(file, &out, &err) < 0) {
+        goto fail;
+    }
+    text = json_dumps(out, JSON_COMPACT | JSON_REAL_PRECISION(15));
+    if (!text) {
+        err_set(&err, ERR_INTERNAL, "cannot serialise the result");
+        goto fail;
+    }
+    if (printf("%s\n", text) < 0 || fflush(stdout) != 0) {
+        err_errno(&err, ERR_IO, "cannot write the result");
+        goto fail;
+    }
+    rc = MEDIA_EXIT_OK;
+    goto out;
+fail:
+    fprintf(stderr, "acervod: media-probe: %s\n", err.msg);
+    if (err.code == ERR_UNSUPPORTED || err.code == ERR_LIMIT)
+        rc = MEDIA_EXIT_UNSUPPORTED;
+out:
+    free(text);
+    json_decref(out);
+    media_libs_release();
+    return rc;
+}
+
 /* ---- the API process ----------------------------------------------------------------------- */
 
 struct sweep_ctx {
@@ -369,6 +446,8 @@ static int run_api(const struct cfg *cfg)
         log_write(LOG_ERROR, "main", "cannot start: %s", err.msg);
         goto out;
     }
+    if (open_doorbell(cfg, &err) < 0)
+        log_write(LOG_WARN, "main", "workers will not be woken at once: %s", err.msg);
     actx = (struct api_ctx){cfg, cat, st};
     sctx = (struct s3_ctx){cfg, cat, st, NULL};
     api_app_init(&api_app, &actx);
@@ -503,8 +582,63 @@ out:
     return rc;
 }
 
+/* ---- the worker process ------------------------------------------------------------------ */
+
+static volatile int worker_stop;
+
+static void worker_on_signal(int sig)
+{
+    (void)sig;
+    worker_stop = 1;
+}
+
+static int run_worker(const struct cfg *cfg, int index)
+{
+    struct jobs_worker_cfg w;
+    struct catalog *cat = NULL;
+    struct store *st = NULL;
+    struct sigaction sa;
+    struct err err = {0};
+    int rc = EXIT_FATAL;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = worker_on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    memset(&w, 0, sizeof(w));
+    if (jobs_queues_parse(cfg->queues, w.slots, &err) < 0 || open_catalog(cfg, &cat, &err) < 0 ||
+        open_store(cfg, &st, &err) < 0) {
+        log_write(LOG_ERROR, "main", "worker %d cannot start: %s", index, err.msg);
+        goto out;
+    }
+    if (open_doorbell(cfg, &err) < 0)
+        log_write(LOG_WARN, "main", "worker %d will only find work at due times: %s", index,
+                  err.msg);
+    w.cat = cat;
+    w.store = st;
+    w.cfg = cfg;
+    w.lease_ms = cfg->job_lease * 1000;
+    w.heartbeat_ms = w.lease_ms / 10;
+    if (w.heartbeat_ms < 100)
+        w.heartbeat_ms = 100;
+    if (w.heartbeat_ms > 5000)
+        w.heartbeat_ms = 5000;
+    if (jobs_worker_run(&w, &worker_stop, &err) < 0) {
+        log_write(LOG_ERROR, "main", "worker %d: %s", index, err.msg);
+        goto out;
+    }
+    rc = 0;
+out:
+    store_close(st);
+    cat_close(cat);
+    return rc;
+}
+
+/* ---- the supervisor -------------------------------------------------------------------------- */
+
 /*
- * Waits up to wait_ms for a stop signal or the child's exit, with the signals blocked and
+ * Waits up to wait_ms for a stop signal or a child's exit, with the signals blocked and
  * taken synchronously, so none can slip between a check and the wait. Returns the signal
  * (SIGTERM/SIGINT), SIGCHLD, or 0 on timeout.
  */
@@ -513,6 +647,8 @@ static int supervisor_wait(const sigset_t *set, int64_t wait_ms)
     struct timespec ts;
     int sig;
 
+    if (wait_ms < 0)
+        wait_ms = 0;
     ts.tv_sec = (time_t)(wait_ms / 1000);
     ts.tv_nsec = (long)(wait_ms % 1000) * 1000000L;
     do
@@ -521,11 +657,61 @@ static int supervisor_wait(const sigset_t *set, int64_t wait_ms)
     return sig < 0 ? 0 : sig;
 }
 
+/** A process the supervisor keeps running. */
+struct child {
+    const char *name; /* "api", "worker" */
+    int index;
+    pid_t pid;          /* 0 while not running */
+    int64_t started;    /* mono ms */
+    int64_t restart_at; /* mono ms; 0 when running */
+    long backoff_ms;
+};
+
+static pid_t child_start(const struct cfg *cfg, struct child *ch, const sigset_t *old)
+{
+    pid_t self = getpid();
+    pid_t pid = fork();
+
+    if (pid < 0) {
+        log_write(LOG_ERROR, "supervisor", "fork failed: %s", strerror(errno));
+        return -1;
+    }
+    if (pid == 0) {
+        /* a child never outlives its supervisor */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != self)
+            _exit(0);
+        sigprocmask(SIG_SETMASK, old, NULL);
+        if (strcmp(ch->name, "api") == 0)
+            _exit(run_api(cfg));
+        _exit(run_worker(cfg, ch->index));
+    }
+    ch->pid = pid;
+    ch->started = util_mono_ms();
+    ch->restart_at = 0;
+    log_write(LOG_INFO, "supervisor", "%s process %d started (pid %d)", ch->name, ch->index,
+              (int)pid);
+    return pid;
+}
+
 static int supervise(const struct cfg *cfg)
 {
+    struct child kids[257];
     sigset_t set, old;
-    long backoff_ms = 1000;
-    pid_t self = getpid();
+    size_t n = 0;
+    int stopping = 0, fatal = 0;
+    int64_t stop_deadline = 0;
+    struct err err = {0};
+    int slots[JOBS_Q_COUNT];
+
+    if (cfg->workers > 0 && jobs_queues_parse(cfg->queues, slots, &err) < 0) {
+        log_write(LOG_ERROR, "supervisor", "cannot start: %s", err.msg);
+        return EXIT_FATAL;
+    }
+    if (strcmp(cfg->role, "all") == 0)
+        kids[n++] = (struct child){.name = "api", .backoff_ms = 1000};
+    for (long i = 0; i < cfg->workers && n < ARRAY_LEN(kids); i++)
+        kids[n++] = (struct child){.name = "worker", .index = (int)i, .backoff_ms = 1000};
 
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
@@ -534,58 +720,87 @@ static int supervise(const struct cfg *cfg)
     sigprocmask(SIG_BLOCK, &set, &old);
     signal(SIGPIPE, SIG_IGN);
 
+    for (size_t i = 0; i < n; i++)
+        if (child_start(cfg, &kids[i], &old) < 0)
+            return EXIT_FATAL;
     for (;;) {
-        int64_t started = util_mono_ms();
-        int status = 0, stopping = 0;
-        pid_t pid = fork();
+        int64_t now = util_mono_ms(), wait_ms = 1000;
+        size_t alive = 0;
+        int status, sig;
+        pid_t pid;
 
-        if (pid < 0) {
-            log_write(LOG_ERROR, "supervisor", "fork failed: %s", strerror(errno));
-            return EXIT_FATAL;
-        }
-        if (pid == 0) {
-            /* the API process never outlives its supervisor */
-            prctl(PR_SET_PDEATHSIG, SIGTERM);
-            if (getppid() != self)
-                _exit(0);
-            sigprocmask(SIG_SETMASK, &old, NULL);
-            _exit(run_api(cfg));
-        }
-        log_write(LOG_INFO, "supervisor", "api process %d started", (int)pid);
-        for (;;) {
-            int sig = supervisor_wait(&set, 1000);
-            if ((sig == SIGTERM || sig == SIGINT) && !stopping) {
-                stopping = 1;
-                kill(pid, SIGTERM);
-            }
-            if (waitpid(pid, &status, WNOHANG) == pid)
-                break;
-        }
-        if (stopping)
-            return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
-        if (WIFEXITED(status) && WEXITSTATUS(status) == EXIT_FATAL) {
-            log_write(LOG_ERROR, "supervisor", "api process cannot start; giving up");
-            return EXIT_FATAL;
-        }
-        if (WIFSIGNALED(status))
-            log_write(LOG_ERROR, "supervisor", "api process %d killed by signal %d", (int)pid,
-                      WTERMSIG(status));
-        else
-            log_write(LOG_ERROR, "supervisor", "api process %d exited with %d", (int)pid,
-                      WEXITSTATUS(status));
-        if (util_mono_ms() - started > 60000)
-            backoff_ms = 1000;
-        log_write(LOG_INFO, "supervisor", "restarting in %ld ms", backoff_ms);
-        {
-            int64_t until = util_mono_ms() + backoff_ms;
-            int64_t left;
-            while ((left = until - util_mono_ms()) > 0) {
-                int sig = supervisor_wait(&set, left);
-                if (sig == SIGTERM || sig == SIGINT)
-                    return 0;
+        /* reap whatever exited */
+        while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+            for (size_t i = 0; i < n; i++) {
+                struct child *ch = &kids[i];
+
+                if (ch->pid != pid)
+                    continue;
+                ch->pid = 0;
+                if (stopping)
+                    break;
+                if (WIFSIGNALED(status))
+                    log_write(LOG_ERROR, "supervisor",
+                              "%s process %d (pid %d) killed by signal "
+                              "%d",
+                              ch->name, ch->index, (int)pid, WTERMSIG(status));
+                else
+                    log_write(LOG_ERROR, "supervisor", "%s process %d (pid %d) exited with %d",
+                              ch->name, ch->index, (int)pid, WEXITSTATUS(status));
+                if (WIFEXITED(status) && WEXITSTATUS(status) == EXIT_FATAL) {
+                    log_write(LOG_ERROR, "supervisor", "%s process cannot start; giving up",
+                              ch->name);
+                    fatal = 1;
+                }
+                if (now - ch->started > 60000)
+                    ch->backoff_ms = 1000;
+                ch->restart_at = now + ch->backoff_ms;
+                log_write(LOG_INFO, "supervisor", "restarting %s process %d in %ld ms", ch->name,
+                          ch->index, ch->backoff_ms);
+                ch->backoff_ms = ch->backoff_ms * 2 > 30000 ? 30000 : ch->backoff_ms * 2;
             }
         }
-        backoff_ms = backoff_ms * 2 > 30000 ? 30000 : backoff_ms * 2;
+        if (fatal && !stopping) {
+            stopping = 1;
+            stop_deadline = now + cfg->shutdown_grace * 1000 + 5000;
+            for (size_t i = 0; i < n; i++)
+                if (kids[i].pid > 0)
+                    kill(kids[i].pid, SIGTERM);
+        }
+        for (size_t i = 0; i < n; i++) {
+            struct child *ch = &kids[i];
+
+            if (ch->pid > 0) {
+                alive++;
+                continue;
+            }
+            if (stopping || !ch->restart_at)
+                continue;
+            if (now >= ch->restart_at) {
+                if (child_start(cfg, ch, &old) > 0)
+                    alive++;
+                else
+                    ch->restart_at = now + ch->backoff_ms;
+            } else if (ch->restart_at - now < wait_ms) {
+                wait_ms = ch->restart_at - now;
+            }
+        }
+        if (stopping && alive == 0)
+            return fatal ? EXIT_FATAL : 0;
+        if (stopping && now >= stop_deadline) {
+            for (size_t i = 0; i < n; i++)
+                if (kids[i].pid > 0)
+                    kill(kids[i].pid, SIGKILL);
+        }
+        sig = supervisor_wait(&set, wait_ms);
+        if ((sig == SIGTERM || sig == SIGINT) && !stopping) {
+            stopping = 1;
+            /* workers get the grace to finish or hand back their jobs, then a kill */
+            stop_deadline = util_mono_ms() + cfg->shutdown_grace * 1000 + 5000;
+            for (size_t i = 0; i < n; i++)
+                if (kids[i].pid > 0)
+                    kill(kids[i].pid, SIGTERM);
+        }
     }
 }
 
@@ -615,6 +830,8 @@ int main(int argc, char **argv)
     }
     if (argc > 1 && strcmp(argv[1], "fsck") == 0)
         return cmd_fsck(argc, argv);
+    if (argc > 1 && strcmp(argv[1], "media-probe") == 0)
+        return cmd_media_probe(argc, argv);
     if (argc > 1 && strcmp(argv[1], "serve") == 0)
         first = 2;
     if (load_cfg(&cfg, argc, argv, first, &err) < 0) {
@@ -627,5 +844,6 @@ int main(int argc, char **argv)
     }
     if (strcmp(cfg.role, "api") == 0)
         return run_api(&cfg);
+    /* role all and worker: the supervisor and its children */
     return supervise(&cfg);
 }

@@ -34,6 +34,13 @@ static const struct http_route api_routes[] = {
     {"DELETE", "/api/v1/keys/{id}", api__keys_revoke, ROLE_ADMIN, 0},
     {"GET", "/api/v1/me", api__me, ROLE_VIEWER, 0},
     {"GET", "/api/v1/audit", api__audit_list, ROLE_ADMIN, 0},
+    {"GET", "/api/v1/workflows", api__workflows_list, ROLE_VIEWER, 0},
+    {"POST", "/api/v1/workflows", api__workflows_start, ROLE_ADMIN, API_BODY_JSON},
+    {"GET", "/api/v1/workflows/{id}", api__workflows_get, ROLE_VIEWER, 0},
+    {"GET", "/api/v1/workflows/{id}/history", api__workflows_history, ROLE_VIEWER, 0},
+    {"POST", "/api/v1/workflows/{id}/cancel", api__workflows_cancel, ROLE_EDITOR, 0},
+    {"POST", "/api/v1/workflows/{id}/retry", api__workflows_retry, ROLE_EDITOR, 0},
+    {"GET", "/api/v1/queues", api__queues_list, ROLE_VIEWER, 0},
 };
 
 /* ---- small helpers ---------------------------------------------------------------------- */
@@ -310,6 +317,12 @@ static json_t *str_or_null(const char *s)
     return s && *s ? json_string(s) : json_null();
 }
 
+/* a technical column, null when unknown (-1) */
+static json_t *int_or_null(int64_t v)
+{
+    return v < 0 ? json_null() : json_integer(v);
+}
+
 json_t *api__asset_json(const struct cat_asset *a)
 {
     json_t *o = json_object();
@@ -327,8 +340,23 @@ json_t *api__asset_json(const struct cat_asset *a)
     json_object_set_new(o, "content_hash", str_or_null(a->content_hash));
     json_object_set_new(o, "master_storage_key", str_or_null(a->master_storage_key));
     if (a->technical_metadata)
-        tm = json_loads(a->technical_metadata, JSON_DECODE_ANY, NULL);
-    json_object_set_new(o, "technical_metadata", tm ? tm : json_null());
+        tm = json_loads(a->technical_metadata, 0, NULL);
+    if (!json_is_object(tm)) {
+        json_decref(tm);
+        tm = json_null();
+    }
+    json_object_set_new(o, "technical_metadata", tm);
+    json_object_set_new(o, "duration_ms", int_or_null(a->duration_ms));
+    json_object_set_new(o, "width", int_or_null(a->width));
+    json_object_set_new(o, "height", int_or_null(a->height));
+    json_object_set_new(o, "video_codec", str_or_null(a->video_codec));
+    json_object_set_new(o, "audio_codec", str_or_null(a->audio_codec));
+    json_object_set_new(o, "frame_rate",
+                        a->frame_rate < 0 ? json_null() : json_real(a->frame_rate));
+    json_object_set_new(o, "bitrate_kbps", int_or_null(a->bitrate_kbps));
+    json_object_set_new(o, "container", str_or_null(a->container));
+    json_object_set_new(o, "captured_at", str_or_null(a->captured_at));
+    json_object_set_new(o, "duplicate_of", str_or_null(a->duplicate_of));
     if (a->editorial_metadata)
         em = json_loads(a->editorial_metadata, 0, NULL);
     if (!json_is_object(em)) {
@@ -353,6 +381,8 @@ json_t *api__asset_json(const struct cat_asset *a)
         json_object_set_new(links, "self", json_string(path));
         snprintf(path, sizeof(path), "/api/v1/assets/%s/download", a->id);
         json_object_set_new(links, "download", json_string(path));
+        snprintf(path, sizeof(path), "/api/v1/workflows?asset_id=%s", a->id);
+        json_object_set_new(links, "workflows", json_string(path));
         if (strcmp(a->status, ASSET_UPLOADING) == 0) {
             snprintf(path, sizeof(path), "/api/v1/assets/%s/upload", a->id);
             json_object_set_new(links, "upload", json_string(path));

@@ -1,5 +1,6 @@
 /*
- * api internals shared by api.c (dispatch, auth, JSON helpers), assets.c and keys.c.
+ * api internals shared by api.c (dispatch, auth, JSON helpers), assets.c, keys.c and
+ * workflows.c.
  * Nothing here is used outside src/api.
  */
 #ifndef ACERVO_API_INT_H
@@ -115,5 +116,13 @@ void api__keys_create(struct http_req *req, const char *const *params);
 void api__me(struct http_req *req, const char *const *params);
 void api__keys_revoke(struct http_req *req, const char *const *params);
 void api__audit_list(struct http_req *req, const char *const *params);
+
+void api__workflows_list(struct http_req *req, const char *const *params);
+void api__workflows_start(struct http_req *req, const char *const *params);
+void api__workflows_get(struct http_req *req, const char *const *params);
+void api__workflows_history(struct http_req *req, const char *const *params);
+void api__workflows_cancel(struct http_req *req, const char *const *params);
+void api__workflows_retry(struct http_req *req, const char *const *params);
+void api__queues_list(struct http_req *req, const char *const *params);
 
 #endif

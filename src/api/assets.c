@@ -1,10 +1,12 @@
 /*
  * api: the asset resources. An asset is created "uploading" together with a store
  * multipart upload (staging key uploads/{id}/original{ext}) whose parts the client PUTs to
- * presigned URLs; completion assembles and hashes the parts, deduplicates by SHA-256,
- * commits the master under masters/{id}/{sha256}/original{ext} and records it.
+ * presigned URLs; completion checks the part list and starts the ingest workflow
+ * (src/jobs/workflows/ingest.c), which assembles and hashes the parts, deduplicates by
+ * SHA-256, commits the master under masters/{id}/{sha256}/original{ext} and probes it.
  */
 #include "api/api_int.h"
+#include "jobs/jobs.h"
 #include "s3/sigv4.h"
 
 #include <string.h>
@@ -427,65 +429,10 @@ out_err:
 
 /* ---- completion, shared by the multipart and the direct flow ------------------------------ */
 
-/* Removes asset a whose content duplicates existing_id and sends the 409. */
-static void send_duplicate(struct http_req *req, const struct cat_asset *a,
-                           const struct cat_upload *u, const char *sha256, const char *existing_id)
-{
-    struct api_state *st = api__state(req);
-    const char *path = api__asset_path(req, existing_id);
-    const char *base;
-    size_t n;
-    json_t *extra;
-    struct err e;
-
-    if (cat_asset_delete(st->ctx->cat, a->id, ASSET_UPLOADING, &e) < 0)
-        log_write(LOG_WARN, "api", "could not remove duplicate asset %s: %s", a->id, e.msg);
-    if (store_upload_abort(st->ctx->store, u->upload_id, &e) < 0 && e.code != ERR_NOTFOUND)
-        log_write(LOG_WARN, "api", "could not abort upload %s: %s", u->upload_id, e.msg);
-    api__audit(req, "asset.duplicate", "asset", a->id,
-               json_pack("{s:s,s:s}", "existing_asset_id", existing_id, "content_hash", sha256));
-    base = st->ctx->cfg->public_url;
-    n = strlen(base);
-    while (n && base[n - 1] == '/')
-        n--;
-    extra = json_pack("{s:s,s:s%+}", "existing_asset_id", existing_id, "existing_asset_url", base,
-                      n, path);
-    http_resp_header(req, "Location", path);
-    err_set(&e, ERR_CONFLICT, "the content is already stored as asset %s", existing_id);
-    http_send_problem_extra(req, &e, extra);
-    json_decref(extra);
-}
-
 /*
  * After a failed completion step: if a concurrent request completed, aborted or removed
- * the asset meanwhile (its parts vanish under us), that is what the client should hear.
+ * the asset meanwhile, that is what the client should hear.
  */
-/*
- * Removes the master just committed at key when the catalog did not record it (the asset
- * was aborted or swept meanwhile, or the catalog failed) — unless a concurrent complete of
- * the same asset recorded that very key.
- */
-static void drop_unrecorded_master(struct api_state *st, const char *id, const char *key)
-{
-    struct cat_asset now;
-    struct err e;
-    int keep = 0;
-
-    memset(&now, 0, sizeof(now));
-    if (cat_asset_get(st->ctx->cat, id, &now, &e) == 0) {
-        keep = now.master_storage_key && strcmp(now.master_storage_key, key) == 0;
-        cat_asset_release(&now);
-    } else if (e.code != ERR_NOTFOUND) {
-        keep = 1; /* cannot tell: leave it for fsck to report rather than risk a master */
-    }
-    if (keep)
-        return;
-    if (store_object_delete(st->ctx->store, STORE_BUCKET_ARCHIVE, key, &e) < 0)
-        log_write(LOG_WARN, "api", "could not remove unrecorded master %s: %s", key, e.msg);
-    else
-        log_write(LOG_INFO, "api", "removed master %s: the catalog did not record it", key);
-}
-
 static void race_recheck(struct api_state *st, const char *id, struct err *err)
 {
     struct cat_asset now;
@@ -502,89 +449,152 @@ static void race_recheck(struct api_state *st, const char *id, struct err *err)
     cat_asset_release(&now);
 }
 
+/* An etag as the client sent it, without quotes. */
+static void etag_bare(const char *in, char out[80])
+{
+    size_t n = strlen(in);
+
+    if (n >= 2 && in[0] == '"' && in[n - 1] == '"')
+        snprintf(out, 80, "%.*s", (int)(n - 2), in + 1);
+    else
+        snprintf(out, 80, "%s", in);
+}
+
 /*
- * Assembles the parts, checks the size, deduplicates, commits the master and records it;
- * sends the response in every case. Returns 1 if the asset left "uploading" (completed, or
- * removed as a duplicate), 0 if it is still uploading.
+ * Checks the client's part list against the parts received, without reading any data:
+ * ascending numbers, each part present with its etag, every part but the last at least
+ * min_part_size, and their sizes adding up to the declared size. The ingest workflow
+ * assembles and checks again; this answers the client's mistakes at once, with the asset
+ * still uploading so the client can fix them.
+ */
+static int parts_check(struct api_state *st, const struct cat_asset *a, const struct cat_upload *u,
+                       const struct store_part_ref *refs, size_t n, struct err *err)
+{
+    struct store_part *parts = NULL;
+    size_t np = 0, k = 0;
+    int64_t total = 0;
+    int rc = -1;
+
+    if (store_upload_parts(st->ctx->store, u->upload_id, &parts, &np, err) < 0)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        char etag[80];
+
+        if (i > 0 && refs[i].number <= refs[i - 1].number) {
+            err_set(err, ERR_INVALID,
+                    "InvalidPartOrder: part numbers must ascend (part %d after %d)", refs[i].number,
+                    refs[i - 1].number);
+            goto out;
+        }
+        while (k < np && parts[k].number < refs[i].number)
+            k++;
+        etag_bare(refs[i].etag, etag);
+        if (k == np || parts[k].number != refs[i].number) {
+            err_set(err, ERR_INVALID, "InvalidPart: part %d was not uploaded", refs[i].number);
+            goto out;
+        }
+        if (strcmp(parts[k].etag, etag) != 0) {
+            err_set(err, ERR_INVALID, "InvalidPart: part %d has etag \"%s\", not the \"%s\" listed",
+                    refs[i].number, parts[k].etag, etag);
+            goto out;
+        }
+        if (i + 1 < n && parts[k].size < st->ctx->cfg->min_part_size) {
+            err_set(err, ERR_LIMIT,
+                    "EntityTooSmall: part %d has %lld bytes; every part but the "
+                    "last needs at least %ld",
+                    refs[i].number, (long long)parts[k].size, st->ctx->cfg->min_part_size);
+            goto out;
+        }
+        total += parts[k].size;
+    }
+    if (total != a->file_size_bytes) {
+        err_set(err, ERR_INVALID, "the listed parts hold %lld bytes, not the declared %lld",
+                (long long)total, (long long)a->file_size_bytes);
+        goto out;
+    }
+    rc = 0;
+out:
+    free(parts);
+    return rc;
+}
+
+/* What commits with the start of the ingest: the asset leaves "uploading". */
+static int complete_in_tx(struct cat_tx *tx, void *p, struct err *err)
+{
+    const struct cat_asset *a = p;
+
+    return cat_tx_asset_set_status(tx, a->id, ASSET_UPLOADING, ASSET_PROCESSING, NULL, err);
+}
+
+/*
+ * Completes an upload: checks the part list, then, in one transaction, moves the asset to
+ * processing and starts its ingest workflow, which assembles, hashes, deduplicates and
+ * probes it. Answers 202 at once whatever the size. Returns 1 if the asset left
+ * "uploading", 0 if not; sends the response in every case.
  */
 static int upload_finish(struct http_req *req, const struct cat_asset *a,
                          const struct cat_upload *u, const struct store_part_ref *refs, size_t n)
 {
     struct api_state *st = api__state(req);
-    struct catalog *cat = st->ctx->cat;
-    struct store *store = st->ctx->store;
-    struct store_staged *sg = NULL;
-    const struct store_meta *m;
-    struct store_meta cm;
-    struct cat_asset dup, done;
-    char ext[12], sha[65];
-    const char *key;
-    int64_t size;
-    int left = 0;
-    struct err e, e2;
+    struct jobs_start js;
+    json_t *input, *parts, *resp;
+    struct cat_asset done;
+    char ext[12], wf_id[37], ikey[64];
+    int existed = 0;
+    struct err e;
 
-    memset(&dup, 0, sizeof(dup));
     memset(&done, 0, sizeof(done));
-    if (store_upload_assemble(store, u->upload_id, refs, n, st->ctx->cfg->min_part_size, &sg, &e) <
-        0)
+    if (parts_check(st, a, u, refs, n, &e) < 0)
         goto out_fail;
-    m = store_staged_meta(sg);
-    size = m->size;
-    snprintf(sha, sizeof(sha), "%s", m->sha256);
-    if (size != a->file_size_bytes) {
-        err_set(&e, ERR_INVALID, "assembled size %lld does not match the declared size %lld",
-                (long long)size, (long long)a->file_size_bytes);
-        goto out_fail;
-    }
-    if (cat_asset_find_by_hash(cat, sha, &dup, &e) == 0) {
-        if (strcmp(dup.id, a->id) != 0) {
-            send_duplicate(req, a, u, sha, dup.id);
-            left = 1;
-            goto out;
-        }
-        cat_asset_release(&dup);
-    } else if (e.code != ERR_NOTFOUND) {
-        goto out_fail;
-    }
+    parts = json_array();
+    for (size_t i = 0; i < n; i++) {
+        char etag[80];
 
+        etag_bare(refs[i].etag, etag);
+        json_array_append_new(parts,
+                              json_pack("{s:i,s:s}", "number", refs[i].number, "etag", etag));
+    }
     filename_ext(a->original_filename, ext);
-    key = arena_printf(&req->arena, "masters/%s/%s/original%s", a->id, sha, ext);
-    if (store_staged_commit(sg, STORE_BUCKET_ARCHIVE, key, &cm, &e) < 0)
-        goto out_fail;
-    if (cat_asset_complete(cat, a->id, sha, key, size, &e) < 0) {
-        /* a concurrent upload of the same bytes won the race: this one is the duplicate */
-        if (e.code == ERR_CONFLICT && cat_asset_find_by_hash(cat, sha, &dup, &e2) == 0 &&
-            strcmp(dup.id, a->id) != 0) {
-            if (store_object_delete(store, STORE_BUCKET_ARCHIVE, key, &e2) < 0)
-                log_write(LOG_WARN, "api", "could not remove orphan master %s: %s", key, e2.msg);
-            send_duplicate(req, a, u, sha, dup.id);
-            left = 1;
-            goto out;
-        }
-        drop_unrecorded_master(st, a->id, key);
+    input = json_pack("{s:s,s:o,s:s}", "upload_id", u->upload_id, "parts", parts, "ext", ext);
+    snprintf(ikey, sizeof(ikey), "ingest:%s", a->id);
+    memset(&js, 0, sizeof(js));
+    js.type = "ingest";
+    js.asset_id = a->id;
+    js.created_by = st->who.user_id;
+    js.input = input;
+    js.idempotency_key = ikey;
+    js.in_tx = complete_in_tx;
+    js.in_tx_ctx = (void *)a;
+    if (jobs_workflow_start(st->ctx->cat, &js, wf_id, &existed, &e) < 0) {
+        json_decref(input);
         goto out_fail;
     }
-    left = 1;
-    if (store_upload_abort(store, u->upload_id, &e2) < 0 && e2.code != ERR_NOTFOUND)
-        log_write(LOG_WARN, "api", "could not drop the parts of upload %s: %s", u->upload_id,
-                  e2.msg);
+    json_decref(input);
+    if (existed) {
+        /* a concurrent complete of this asset started its ingest first */
+        err_set(&e, ERR_CONFLICT,
+                "asset %s is processing, not uploading (completed by a "
+                "concurrent request)",
+                a->id);
+        api__send_err(req, &e);
+        return 0;
+    }
     api__audit(req, "asset.complete", "asset", a->id,
-               json_pack("{s:s,s:I,s:s,s:i}", "content_hash", sha, "size", (json_int_t)size,
-                         "master_storage_key", key, "parts", (int)n));
-    if (cat_asset_get(cat, a->id, &done, &e) < 0)
+               json_pack("{s:s,s:i,s:s}", "upload_id", u->upload_id, "parts", (int)n, "workflow_id",
+                         wf_id));
+    if (cat_asset_get(st->ctx->cat, a->id, &done, &e) < 0)
         goto out_fail;
-    api__send_json(req, 202, api__asset_json(&done));
-    goto out;
+    resp = api__asset_json(&done);
+    json_object_set_new(resp, "workflow_id", json_string(wf_id));
+    http_resp_header(req, "Location", api__asset_path(req, a->id));
+    api__send_json(req, 202, resp);
+    cat_asset_release(&done);
+    return 1;
 
 out_fail:
-    if (!left)
-        race_recheck(st, a->id, &e);
+    race_recheck(st, a->id, &e);
     api__send_err(req, &e);
-out:
-    store_staged_free(sg);
-    cat_asset_release(&dup);
-    cat_asset_release(&done);
-    return left;
+    return 0;
 }
 
 /* Parses {"parts":[{"partNumber","etag"}...]} into a heap array (caller frees). */
@@ -1251,7 +1261,18 @@ static int sweep_one(void *p, const struct cat_upload *u)
      * its asset, and one that comes later finds it gone and removes its master */
     if (cat_asset_delete(cat, u->asset_id, ASSET_UPLOADING, &e) < 0) {
         if (e.code == ERR_CONFLICT) {
-            /* it moved on (completed meanwhile): only the upload row is stale */
+            struct cat_asset now;
+            int ingesting = 0;
+
+            /* it moved on: while its ingest has not assembled the parts, they are the
+             * ingest's (it drops them itself); after that, only the upload row is stale */
+            memset(&now, 0, sizeof(now));
+            if (cat_asset_get(cat, u->asset_id, &now, &e) == 0) {
+                ingesting = strcmp(now.status, ASSET_PROCESSING) == 0 && !now.master_storage_key;
+                cat_asset_release(&now);
+            }
+            if (ingesting)
+                return 0;
             if (cat_upload_delete(cat, u->asset_id, &e) < 0 && e.code != ERR_NOTFOUND)
                 log_write(LOG_WARN, "api", "sweep: cannot remove the upload row of %s: %s",
                           u->asset_id, e.msg);

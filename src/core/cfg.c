@@ -27,7 +27,22 @@ const struct cfg_entry cfg_table[] = {
     {"log_format", "ACERVO_LOG_FORMAT", CFG_STR, "json", S(log_format),
      "json (one object a line) or text"},
     {"role", "ACERVO_ROLE", CFG_STR, "all", S(role),
-     "process role: all (supervisor + api) or api (one API process, no supervisor)"},
+     "process role: all (supervisor + api + workers), api (one API process, no supervisor) "
+     "or worker (supervisor + workers only)"},
+    {"workers", "ACERVO_WORKERS", CFG_LONG, "1", L(workers),
+     "worker processes the supervisor runs (role all or worker)"},
+    {"queues", "ACERVO_QUEUES", CFG_STR,
+     "ingest:8,transcode:1,transcode-interactive:1,ai-enrich:1,distribution:32", S(queues),
+     "task queues each worker process serves, with its concurrency per queue"},
+    {"job_lease", "ACERVO_JOB_LEASE", CFG_DURATION, "30s", L(job_lease),
+     "lease of a running job; heartbeats renew it every tenth of it, and a job whose worker "
+     "stops heartbeating runs again once it expires"},
+    {"diagnostics", "ACERVO_DIAGNOSTICS", CFG_LONG, "0", L(diagnostics),
+     "1 lets admins start diagnostic workflows (no-op, sleep, fail) to check the engine"},
+    {"probe_timeout", "ACERVO_PROBE_TIMEOUT", CFG_DURATION, "2m", L(probe_timeout),
+     "longest a media probe of one file may run before it is killed"},
+    {"probe_memory", "ACERVO_PROBE_MEMORY", CFG_SIZE, "2G", L(probe_memory),
+     "address-space limit of a media probe process"},
     {"max_connections", "ACERVO_MAX_CONNECTIONS", CFG_LONG, "1024", L(max_connections),
      "open connections per listener (each has its own thread)"},
     {"idle_timeout", "ACERVO_IDLE_TIMEOUT", CFG_DURATION, "5m", L(idle_timeout),
@@ -317,8 +332,19 @@ int cfg_load(struct cfg *c, int argc, char **argv, int *optind, struct err *err)
                        c->log_level);
     if (strcmp(c->log_format, "json") != 0 && strcmp(c->log_format, "text") != 0)
         return err_set(err, ERR_INVALID, "log_format: '%s' is not json or text", c->log_format);
-    if (strcmp(c->role, "all") != 0 && strcmp(c->role, "api") != 0)
-        return err_set(err, ERR_INVALID, "role: '%s' is not all or api", c->role);
+    if (strcmp(c->role, "all") != 0 && strcmp(c->role, "api") != 0 &&
+        strcmp(c->role, "worker") != 0)
+        return err_set(err, ERR_INVALID, "role: '%s' is not all, api or worker", c->role);
+    if (c->workers < 0 || c->workers > 256)
+        return err_set(err, ERR_INVALID, "workers: must be between 0 and 256");
+    if (strcmp(c->role, "worker") == 0 && c->workers < 1)
+        return err_set(err, ERR_INVALID, "workers: role worker needs at least 1");
+    if (c->job_lease < 1)
+        return err_set(err, ERR_INVALID, "job_lease: must be at least 1s");
+    if (c->diagnostics != 0 && c->diagnostics != 1)
+        return err_set(err, ERR_INVALID, "diagnostics: must be 0 or 1");
+    if (c->probe_timeout < 1)
+        return err_set(err, ERR_INVALID, "probe_timeout: must be at least 1s");
     if (c->max_connections < 1 || c->max_connections > 65536)
         return err_set(err, ERR_INVALID, "max_connections: must be between 1 and 65536");
     if (c->idle_timeout < 1)

@@ -145,7 +145,13 @@ struct cfg {
     char s3_region[64];
     char log_level[16];
     char log_format[16];     /* json | text */
-    char role[16];           /* all | api (worker arrives with the workflow engine) */
+    char role[16];           /* all | api | worker */
+    long workers;            /* worker processes under the supervisor */
+    char queues[256];        /* "ingest:8,transcode:1,..." per worker process */
+    long job_lease;          /* seconds */
+    long diagnostics;        /* 1: diagnostic workflows may be started */
+    long probe_timeout;      /* seconds */
+    long probe_memory;       /* bytes */
     long max_connections;    /* per listener; one thread each */
     long idle_timeout;       /* seconds an idle or stalled connection is kept */
     long max_json_body;      /* bytes */

@@ -375,23 +375,41 @@ def complete(api, token, asset_id, parts):
     return api("POST", f"/api/v1/assets/{asset_id}/complete", token, json={"parts": parts})
 
 
-def upload(api, token, data, filename="file.mp4", mime_type="video/mp4", **fields):
-    """The whole client flow: create, PUT every part, complete. Returns the 202 asset."""
+def wait_master(api, token, asset_id, timeout=60):
+    """The asset once its ingest recorded the master (or failed before that): complete
+    answers 202 at once and the ingest workflow assembles, hashes and stores the master."""
+    def recorded():
+        a = get_asset(api, token, asset_id)
+        return a if a["content_hash"] or a["status"] == "failed" else None
+    return wait_until(recorded, timeout, interval=0.01, what=f"the master of {asset_id}")
+
+
+def wait_ingest(api, token, asset_id, timeout=60):
+    """The asset once its ingest ended (ready or failed)."""
+    def ended():
+        a = get_asset(api, token, asset_id)
+        return a if a["status"] in ("ready", "failed") else None
+    return wait_until(ended, timeout, interval=0.02, what=f"the ingest of {asset_id}")
+
+
+def upload(api, token, data, filename="file.mp4", mime_type="video/mp4", wait=True, **fields):
+    """The whole client flow: create, PUT every part, complete. Returns the asset once its
+    master is recorded (wait), or the 202 body."""
     created = create_asset(api, token, data, filename, mime_type, **fields)
     parts = put_parts(created, data)
     r = complete(api, token, created["assetId"], parts)
     assert r.status_code == 202, r.text
-    return r.json()
+    return wait_master(api, token, created["assetId"]) if wait else r.json()
 
 
 def direct_upload(api, token, data, filename="direct.jpg", mime_type="image/jpeg",
-                  title=None):
+                  title=None, wait=True):
     params = {"filename": filename, "mime_type": mime_type}
     if title is not None:
         params["title"] = title
     r = api("POST", "/api/v1/assets/direct", token, params=params, data=data)
     assert r.status_code == 202, r.text
-    return r.json()
+    return wait_master(api, token, r.json()["id"]) if wait else r.json()
 
 
 def get_asset(api, token, asset_id):

@@ -12,7 +12,7 @@ import requests
 from botocore.exceptions import ClientError
 
 from conftest import (MIB, PART_SIZE, assert_problem, complete, create_asset, get_asset,
-                      put_part, put_parts, random_bytes, raw_request, sha256, sigv4_headers)
+                      put_part, put_parts, random_bytes, raw_request, sha256, sigv4_headers, wait_master, wait_ingest)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -46,7 +46,7 @@ class Pending:
         """The failed attempt did not break the upload: the right parts complete it."""
         r = self.complete(self.parts)
         assert r.status_code == 202, r.text
-        assert r.json()["content_hash"] == sha256(self.data)
+        assert wait_master(self.api, self.token, self.id)["content_hash"] == sha256(self.data)
 
 
 def newest_asset_id(api, token):

@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from conftest import (PART_SIZE, assert_problem, complete, create_asset, put_parts, random_bytes,
-                      sha256, upload)
+                      sha256, upload, wait_master, wait_ingest)
 
 FILENAME = "evening news.mp4"
 
@@ -280,6 +280,7 @@ def test_filename_with_crlf_cannot_inject_headers(api, editor, viewer):
     created = r.json()
     assert complete(api, editor.token, created["assetId"],
                     put_parts(created, data)).status_code == 202
+    wait_master(api, editor.token, created["assetId"])
     d = download(api, viewer.token, {"id": created["assetId"]})
     assert d.status_code == 200
     assert "X-Injected" not in d.headers

@@ -18,7 +18,7 @@ import requests
 
 from conftest import (MIB, PART_SIZE, Api, child_pids, complete, create_asset, direct_upload,
                       get_asset, part_bytes, put_parts, random_bytes, run_acervod, sha256,
-                      upload, wait_until)
+                      upload, wait_until, wait_master, wait_ingest)
 
 pytestmark = pytest.mark.local
 
@@ -205,7 +205,7 @@ def test_kill9_during_part_upload(fresh_server):
                    key=lambda p: p["partNumber"])
     r = complete(api, editor.token, asset_id, parts)
     assert r.status_code == 202, r.text
-    assert r.json()["content_hash"] == sha256(data)
+    assert wait_master(api, editor.token, asset_id)["content_hash"] == sha256(data)
     d = api("GET", f"/api/v1/assets/{asset_id}/download", editor.token)
     assert sha256(d.content) == sha256(data)
 

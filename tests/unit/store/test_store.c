@@ -576,7 +576,7 @@ static void test_multipart(void **state)
     /* etags as clients send them: quoted, any case */
     for (int i = 0; i < 3; i++) {
         refs[i].number = i + 1;
-        snprintf(refs[i].etag, sizeof(refs[i].etag), "\"%s\"", md5[i]);
+        snprintf(refs[i].etag, sizeof(refs[i].etag), "\"%.32s\"", md5[i]);
     }
     for (char *p = refs[1].etag; *p; p++)
         if (*p >= 'a' && *p <= 'f')

@@ -1,0 +1,401 @@
+/*
+ * The ingest workflow (seed 4.9 / 4.10.1), started by an upload's completion:
+ *
+ *   assemble -> detect -> probe -> renditions (fan-out) -> index -> asset ready
+ *
+ * assemble joins the parts and hashes them in one sequential pass, deduplicates and
+ * commits the master under its immutable key; detect and probe run `acervod
+ * media-probe` as a child process with limits, so untrusted media is parsed by neither
+ * the API nor the worker; renditions fans out over the profiles that apply to the
+ * detected type; index writes the technical metadata into the catalog and makes the
+ * asset ready. Any failure fails the asset with the reason (asset_fails).
+ */
+#include "jobs/workflows/workflows.h"
+#include "store/store.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define PROBE_EXIT_UNSUPPORTED 3 /* media-probe: not supported media, or over a limit */
+#define PROBE_STDOUT_MAX       (4u << 20)
+
+/* ---- assemble ------------------------------------------------------------------------------- */
+
+/* The parts the client listed at completion, from the workflow input. */
+static int refs_from_input(const json_t *in, struct store_part_ref **out, size_t *n,
+                           struct err *err)
+{
+    json_t *parts = json_object_get(in, "parts"), *p;
+    size_t i;
+
+    if (!json_is_array(parts) || json_array_size(parts) == 0)
+        return err_set(err, ERR_INVALID, "the ingest input lists no parts");
+    *out = xcalloc(json_array_size(parts), sizeof(**out));
+    json_array_foreach(parts, i, p)
+    {
+        (*out)[i].number = (int)json_integer_value(json_object_get(p, "number"));
+        snprintf((*out)[i].etag, sizeof((*out)[i].etag), "%s",
+                 json_string_value(json_object_get(p, "etag"))
+                     ? json_string_value(json_object_get(p, "etag"))
+                     : "");
+    }
+    *n = json_array_size(parts);
+    return 0;
+}
+
+/* Marks the asset a duplicate of other and drops its upload. */
+static int duplicate(struct jobs_act *act, const struct cat_asset *a, const char *upload_id,
+                     const char *other, struct err *err)
+{
+    struct catalog *cat = jobs_act_catalog(act);
+    char reason[160];
+    struct err e;
+
+    snprintf(reason, sizeof(reason), "duplicate: the content is already stored as asset %s", other);
+    if (cat_asset_mark_duplicate(cat, a->id, other, reason, &e) < 0 && e.code != ERR_CONFLICT)
+        return err_set(err, e.code, "%s", e.msg);
+    if (upload_id && store_upload_abort(jobs_act_store(act), upload_id, &e) < 0 &&
+        e.code != ERR_NOTFOUND)
+        log_write(LOG_WARN, "ingest", "cannot drop upload %s of duplicate %s: %s", upload_id, a->id,
+                  e.msg);
+    if (cat_upload_delete(cat, a->id, &e) < 0 && e.code != ERR_NOTFOUND)
+        log_write(LOG_WARN, "ingest", "cannot drop upload row of %s: %s", a->id, e.msg);
+    jobs_act_permanent(act);
+    return err_set(err, ERR_CONFLICT, "%s", reason);
+}
+
+static int act_assemble(struct jobs_act *act, struct err *err)
+{
+    const json_t *in = jobs_act_workflow_input(act);
+    const char *upload_id = json_string_value(json_object_get(in, "upload_id"));
+    const char *ext = json_string_value(json_object_get(in, "ext"));
+    struct catalog *cat = jobs_act_catalog(act);
+    struct store *store = jobs_act_store(act);
+    struct store_part_ref *refs = NULL;
+    struct store_staged *sg = NULL;
+    const struct store_meta *m;
+    struct store_meta cm;
+    struct cat_asset a, dup;
+    json_t *done = NULL;
+    char key[256], sha[65];
+    size_t n = 0;
+    int rc = -1, have;
+
+    memset(&a, 0, sizeof(a));
+    memset(&dup, 0, sizeof(dup));
+    have = jobs_act_effect_get(act, "master", &done, err);
+    if (have < 0)
+        return -1;
+    if (have) {
+        /* a crash after the master was recorded: that is the result */
+        jobs_act_set_output(act, done);
+        return 0;
+    }
+    if (!upload_id || cat_asset_get(cat, jobs_act_asset_id(act), &a, err) < 0) {
+        if (!upload_id)
+            err_set(err, ERR_INVALID, "the ingest input names no upload");
+        return -1;
+    }
+    if (strcmp(a.status, ASSET_PROCESSING) != 0) {
+        err_set(err, ERR_CONFLICT, "asset %s is %s, not processing", a.id, a.status);
+        jobs_act_permanent(act);
+        goto out;
+    }
+    if (refs_from_input(in, &refs, &n, err) < 0)
+        goto out;
+    jobs_act_progress(act, 0, "assembling and hashing the master");
+    if (store_upload_assemble(store, upload_id, refs, n, jobs_act_cfg(act)->min_part_size, &sg,
+                              err) < 0) {
+        if (err->code == ERR_INVALID || err->code == ERR_LIMIT || err->code == ERR_NOTFOUND)
+            err_set(err, err->code, "the uploaded parts cannot be assembled: %s", err->msg);
+        goto out;
+    }
+    m = store_staged_meta(sg);
+    snprintf(sha, sizeof(sha), "%s", m->sha256);
+    if (m->size != a.file_size_bytes) {
+        err_set(err, ERR_INVALID, "the parts hold %lld bytes, not the declared %lld",
+                (long long)m->size, (long long)a.file_size_bytes);
+        goto out;
+    }
+    if (cat_asset_find_by_hash(cat, sha, &dup, err) == 0) {
+        if (strcmp(dup.id, a.id) != 0) {
+            rc = duplicate(act, &a, upload_id, dup.id, err);
+            goto out;
+        }
+    } else if (err->code != ERR_NOTFOUND) {
+        goto out;
+    }
+    snprintf(key, sizeof(key), "masters/%s/%s/original%s", a.id, sha, ext ? ext : "");
+    jobs_act_progress(act, 90, "committing the master");
+    if (store_staged_commit(sg, STORE_BUCKET_ARCHIVE, key, &cm, err) < 0)
+        goto out;
+    if (cat_asset_set_master(cat, a.id, sha, key, m->size, err) < 0) {
+        struct err e2;
+
+        cat_asset_release(&dup);
+        /* another upload of the same bytes got there between our check and now */
+        if (err->code == ERR_CONFLICT && cat_asset_find_by_hash(cat, sha, &dup, &e2) == 0 &&
+            strcmp(dup.id, a.id) != 0) {
+            if (store_object_delete(store, STORE_BUCKET_ARCHIVE, key, &e2) < 0)
+                log_write(LOG_WARN, "ingest", "cannot remove orphan master %s: %s", key, e2.msg);
+            rc = duplicate(act, &a, upload_id, dup.id, err);
+        }
+        goto out;
+    }
+    done =
+        json_pack("{s:s,s:s,s:I}", "master_key", key, "sha256", sha, "size", (json_int_t)m->size);
+    if (jobs_act_effect_put(act, "master", done, err) < 0 && err->code != ERR_CONFLICT) {
+        json_decref(done);
+        goto out;
+    }
+    {
+        struct err e;
+
+        /* the parts are no longer needed: the master is recorded */
+        if (store_upload_abort(store, upload_id, &e) < 0 && e.code != ERR_NOTFOUND)
+            log_write(LOG_WARN, "ingest", "cannot drop the parts of upload %s: %s", upload_id,
+                      e.msg);
+        if (cat_upload_delete(cat, a.id, &e) < 0 && e.code != ERR_NOTFOUND)
+            log_write(LOG_WARN, "ingest", "cannot drop the upload row of %s: %s", a.id, e.msg);
+    }
+    jobs_act_set_output(act, done);
+    rc = 0;
+out:
+    store_staged_free(sg);
+    free(refs);
+    cat_asset_release(&a);
+    cat_asset_release(&dup);
+    return rc;
+}
+
+/* ---- detect and probe: `acervod media-probe` in a child -----------------------------------------
+ */
+
+/* The name of signal sig ("SIGSEGV"), for messages. */
+static const char *sig_name(int sig)
+{
+    switch (sig) {
+    case SIGSEGV:
+        return "SIGSEGV";
+    case SIGABRT:
+        return "SIGABRT";
+    case SIGBUS:
+        return "SIGBUS";
+    case SIGKILL:
+        return "SIGKILL";
+    case SIGXCPU:
+        return "SIGXCPU";
+    case SIGFPE:
+        return "SIGFPE";
+    case SIGILL:
+        return "SIGILL";
+    default:
+        return "a signal";
+    }
+}
+
+/* The reason media-probe gave on stderr (its last line, without "acervod: media-probe: "). */
+static void probe_reason(const char *tail, char *out, size_t n)
+{
+    static const char prefix[] = "acervod: media-probe: ";
+    const char *p = tail, *nl;
+    size_t len = strlen(tail);
+
+    while (len && (tail[len - 1] == '\n' || tail[len - 1] == '\r' || tail[len - 1] == ' '))
+        len--;
+    for (nl = memchr(p, '\n', len); nl; nl = memchr(p, '\n', len - (size_t)(p - tail)))
+        p = nl + 1;
+    len -= (size_t)(p - tail);
+    if (len >= sizeof(prefix) - 1 && strncmp(p, prefix, sizeof(prefix) - 1) == 0) {
+        p += sizeof(prefix) - 1;
+        len -= sizeof(prefix) - 1;
+    }
+    if (!len)
+        snprintf(out, n, "no reason given");
+    else
+        snprintf(out, n, "%.*s", (int)len, p);
+}
+
+/* Runs media-probe (with --detect if detect) on the master; *out is its JSON. */
+static int probe_run(struct jobs_act *act, int detect, json_t **out, struct err *err)
+{
+    const struct cfg *cfg = jobs_act_cfg(act);
+    struct cat_asset a;
+    struct store_meta m;
+    struct jobs_spawn_opts o = {0};
+    struct jobs_child ch;
+    char exe[1024], cmd[] = "media-probe", flag[] = "--detect", file[] = "/dev/stdin";
+    char *argv[5], reason[200];
+    int fd = -1, rc = -1, argc = 0;
+    ssize_t len;
+
+    *out = NULL;
+    memset(&a, 0, sizeof(a));
+    len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (len <= 0)
+        return err_errno(err, ERR_IO, "cannot find the acervod executable");
+    exe[len] = '\0';
+    if (cat_asset_get(jobs_act_catalog(act), jobs_act_asset_id(act), &a, err) < 0)
+        return -1;
+    if (!a.master_storage_key) {
+        err_set(err, ERR_CONFLICT, "asset %s has no master", a.id);
+        goto out;
+    }
+    if (store_object_open(jobs_act_store(act), STORE_BUCKET_ARCHIVE, a.master_storage_key, &fd, &m,
+                          err) < 0)
+        goto out;
+    argv[argc++] = exe;
+    argv[argc++] = cmd;
+    if (detect)
+        argv[argc++] = flag;
+    argv[argc++] = file;
+    argv[argc] = NULL;
+    o.timeout_ms = (int64_t)cfg->probe_timeout * 1000;
+    o.max_memory = cfg->probe_memory;
+    o.max_cpu_s = cfg->probe_timeout;
+    o.max_stdout = PROBE_STDOUT_MAX;
+    o.use_stdin = 1;
+    o.stdin_fd = fd;
+    if (jobs_act_spawn(act, argv, &o, &ch, err) < 0) {
+        if (err->code == ERR_LIMIT)
+            jobs_act_permanent(act); /* the same file will hang the same way */
+        goto out;
+    }
+    if (WIFSIGNALED(ch.status)) {
+        jobs_act_permanent(act);
+        err_set(err, ERR_UNSUPPORTED, "the media probe crashed on this file (%s, signal %d)",
+                sig_name(WTERMSIG(ch.status)), WTERMSIG(ch.status));
+    } else if (WEXITSTATUS(ch.status) == PROBE_EXIT_UNSUPPORTED) {
+        jobs_act_permanent(act);
+        probe_reason(ch.err_tail, reason, sizeof(reason));
+        err_set(err, ERR_UNSUPPORTED, "%s", reason);
+    } else if (WEXITSTATUS(ch.status) != 0) {
+        probe_reason(ch.err_tail, reason, sizeof(reason));
+        err_set(err, ERR_IO, "the media probe failed (exit %d): %s", WEXITSTATUS(ch.status),
+                reason);
+    } else if (!ch.out || !(*out = json_loads(ch.out, 0, NULL)) || !json_is_object(*out)) {
+        json_decref(*out);
+        *out = NULL;
+        err_set(err, ERR_INTERNAL, "the media probe printed no JSON object");
+    } else {
+        rc = 0;
+    }
+    free(ch.out);
+out:
+    if (fd >= 0)
+        close(fd);
+    cat_asset_release(&a);
+    return rc;
+}
+
+static int act_detect(struct jobs_act *act, struct err *err)
+{
+    json_t *kind;
+
+    jobs_act_progress(act, 0, "detecting the type from the content");
+    if (probe_run(act, 1, &kind, err) < 0)
+        return -1;
+    jobs_act_set_output(act, kind);
+    return 0;
+}
+
+static int act_probe(struct jobs_act *act, struct err *err)
+{
+    json_t *tech;
+
+    jobs_act_progress(act, 0, "extracting technical metadata");
+    if (probe_run(act, 0, &tech, err) < 0)
+        return -1;
+    jobs_act_set_output(act, tech);
+    return 0;
+}
+
+/* ---- renditions ---------------------------------------------------------------------------------
+ */
+
+/*
+ * One job per rendition profile that applies to the detected type. The profile table
+ * (name, version, type, output spec) arrives with the renditions work; until then no
+ * profile applies and the step completes at once.
+ */
+static int renditions_fanout(const json_t *input, const json_t *outputs, json_t **items,
+                             struct err *err)
+{
+    (void)input;
+    (void)outputs;
+    (void)err;
+    *items = json_array();
+    return 0;
+}
+
+/* ---- index --------------------------------------------------------------------------------------
+ */
+
+static int act_index(struct jobs_act *act, struct err *err)
+{
+    const json_t *outs = jobs_act_outputs(act);
+    const json_t *kind = json_object_get(outs, "detect");
+    json_t *tech = json_deep_copy(json_object_get(outs, "probe"));
+    struct catalog *cat = jobs_act_catalog(act);
+    const char *type, *mime;
+    struct cat_asset a;
+    char *text = NULL;
+    int rc = -1;
+
+    memset(&a, 0, sizeof(a));
+    if (!json_is_object(tech) || !json_is_object(kind)) {
+        json_decref(tech);
+        return err_set(err, ERR_INTERNAL, "index runs without the outputs of detect and probe");
+    }
+    type = json_string_value(json_object_get(kind, "type"));
+    mime = json_string_value(json_object_get(kind, "mime_type"));
+    if (!type || !mime) {
+        err_set(err, ERR_INTERNAL, "detect gave no type");
+        goto out;
+    }
+    if (cat_asset_get(cat, jobs_act_asset_id(act), &a, err) < 0)
+        goto out;
+    if (strcmp(a.type, type) != 0 || strcmp(a.mime_type, mime) != 0)
+        /* what the client declared, kept next to what the content is */
+        json_object_set_new(tech, "declared",
+                            json_pack("{s:s,s:s}", "type", a.type, "mime_type", a.mime_type));
+    text = json_dumps(tech, JSON_COMPACT | JSON_REAL_PRECISION(15));
+    if (cat_asset_set_technical(cat, a.id, type, mime, text, err) < 0)
+        goto out;
+    if (cat_asset_set_status(cat, a.id, ASSET_PROCESSING, ASSET_READY, NULL, err) < 0) {
+        jobs_act_permanent(act);
+        goto out;
+    }
+    jobs_act_set_output(act, json_pack("{s:s,s:s}", "status", ASSET_READY, "type", type));
+    rc = 0;
+out:
+    free(text);
+    json_decref(tech);
+    cat_asset_release(&a);
+    return rc;
+}
+
+/* ---- the definition -----------------------------------------------------------------------------
+ */
+
+const struct jobs_activity wf__act_assemble = {.name = "ingest.assemble", .run = act_assemble};
+const struct jobs_activity wf__act_detect = {.name = "ingest.detect", .run = act_detect};
+const struct jobs_activity wf__act_probe = {.name = "ingest.probe", .run = act_probe};
+const struct jobs_activity wf__act_index = {.name = "ingest.index", .run = act_index};
+
+static const struct jobs_step ingest_steps[] = {
+    {.name = "assemble", .activity = "ingest.assemble", .queue = JOBS_Q_INGEST},
+    {.name = "detect", .activity = "ingest.detect", .queue = JOBS_Q_INGEST},
+    {.name = "probe", .activity = "ingest.probe", .queue = JOBS_Q_INGEST},
+    {.name = "renditions",
+     .activity = "media.rendition",
+     .queue = JOBS_Q_TRANSCODE,
+     .fanout = renditions_fanout},
+    {.name = "index", .activity = "ingest.index", .queue = JOBS_Q_INGEST},
+};
+
+const struct jobs_workflow_def wf__ingest = {"ingest", ingest_steps, ARRAY_LEN(ingest_steps), 1};
