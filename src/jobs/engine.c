@@ -437,22 +437,25 @@ int jobs__result_apply(struct cat_tx *tx, const struct jobs__result *r, struct j
         }
         if (event(tx, wf.id, j, "job.completed", r->owner, NULL, err) < 0)
             goto out;
-        if (strcmp(wf.status, WF_RUNNING) != 0) {
-            rc = cancel_settle(tx, def, &wf, err);
-            goto out;
-        }
         {
             struct cat_step st;
 
+            /* counted whatever the workflow's state: a retry of a failed or cancelled
+             * workflow must find the jobs that did complete counted */
             if (cat_tx_step_add_done(tx, wf.id, j->step, &st, err) < 0)
                 goto out;
+            if (st.jobs_done >= st.jobs_total &&
+                (cat_tx_step_set_status(tx, wf.id, j->step, JOB_COMPLETED, err) < 0 ||
+                 step_event(tx, wf.id, j->step, "step.completed", st.jobs_total, err) < 0))
+                goto out;
+            if (strcmp(wf.status, WF_RUNNING) != 0) {
+                rc = cancel_settle(tx, def, &wf, err);
+                goto out;
+            }
             if (st.jobs_done < st.jobs_total) {
                 rc = 0;
                 goto out;
             }
-            if (cat_tx_step_set_status(tx, wf.id, j->step, JOB_COMPLETED, err) < 0 ||
-                step_event(tx, wf.id, j->step, "step.completed", st.jobs_total, err) < 0)
-                goto out;
         }
         rc = def ? advance(tx, def, &wf, base_priority(def, j), rings, err) : 0;
         goto out;

@@ -22,6 +22,7 @@
 #define IDLE_WAIT_MS      5000
 #define WORKER_ROW_MS     10000 /* a worker refreshes its row this often */
 #define WORKER_ROW_TTL_MS 60000 /* rows older than this belong to dead workers */
+#define ISOLATE_AFTER     3     /* failed rounds before results are recorded one at a time */
 
 /** The worker's shared state. */
 struct worker {
@@ -446,6 +447,7 @@ int jobs_worker_run(const struct jobs_worker_cfg *w, volatile int *stop, struct 
     int dirty[JOBS_Q_COUNT];
     int64_t started = util_now_ms(), next_hb, next_row, stop_deadline = 0, backoff = 0;
     int64_t next_expiry = 0;
+    int fails = 0, isolate = 0;
     int total = 0, have_bells, rc = 0;
     char host[64] = "";
 
@@ -522,10 +524,18 @@ int jobs_worker_run(const struct jobs_worker_cfg *w, volatile int *stop, struct 
 
         /* what this round does */
         pthread_mutex_lock(&wk->mu);
-        r.results = wk->done;
-        r.nresults = wk->ndone;
-        wk->done = NULL;
-        wk->ndone = wk->done_cap = 0;
+        if (isolate && wk->ndone > 1) {
+            /* rounds keep failing: one result at a time, to find the one at fault */
+            r.results = xmalloc(sizeof(*r.results));
+            r.results[0] = wk->done[0];
+            r.nresults = 1;
+            memmove(wk->done, wk->done + 1, --wk->ndone * sizeof(*wk->done));
+        } else {
+            r.results = wk->done;
+            r.nresults = wk->ndone;
+            wk->done = NULL;
+            wk->ndone = wk->done_cap = 0;
+        }
         for (int q = 0; q < JOBS_Q_COUNT; q++) {
             int free_slots = w->slots[q] - wk->busy[q];
 
@@ -569,6 +579,22 @@ int jobs_worker_run(const struct jobs_worker_cfg *w, volatile int *stop, struct 
             if (cat_tx_run(w->cat, round_body, &r, &e) < 0) {
                 /* nothing was recorded: keep the results for the next round */
                 log_write(LOG_ERROR, "jobs", "worker round failed: %s", e.msg);
+                fails++;
+                isolate = fails >= ISOLATE_AFTER && e.code != ERR_BACKEND;
+                if (isolate && r.nresults == 1 && fails >= 2 * ISOLATE_AFTER) {
+                    /* this result alone cannot be recorded, again and again: drop it; its
+                     * lease runs out and the job runs again (and fails for good once its
+                     * attempts are spent), rather than blocking every other job */
+                    log_write(LOG_ERROR, "jobs",
+                              "dropping the result of job %lld (attempt %d) that cannot be "
+                              "recorded: %s",
+                              (long long)r.results[0].job.id, r.results[0].job.attempt, e.msg);
+                    jobs__act_release(r.results[0].act);
+                    free(r.results[0].act);
+                    free(r.results[0].output);
+                    r.nresults = 0;
+                    fails = 0;
+                }
                 pthread_mutex_lock(&wk->mu);
                 if (r.nresults) {
                     size_t need = wk->ndone + r.nresults;
@@ -587,6 +613,8 @@ int jobs_worker_run(const struct jobs_worker_cfg *w, volatile int *stop, struct 
                 continue;
             }
             backoff = 0;
+            fails = 0;
+            isolate = isolate && wk->ndone > 0;
             for (size_t i = 0; i < r.nresults; i++) {
                 /* only now may the activity go: a heartbeat may have been reading it */
                 jobs__act_release(r.results[i].act);

@@ -320,6 +320,34 @@ def test_fan_out_then_fan_in(fresh_server):
     assert len(work_done) == 40 and max(work_done) < join_start
 
 
+def test_retry_after_a_fix_reruns_only_what_failed(fresh_server, tmp_path):
+    srv = diag_server(fresh_server)
+    api = Api(srv.base_url, srv.s3_url)
+    gate = tmp_path / "gate"
+    wf_id = start(api, srv.admin_token, "diagnostic.gated-fanout",
+                  {"count": 6, "gated": [2], "gate": str(gate)})
+    wf = wait_status(api, srv.admin_token, wf_id, timeout=20)
+    assert wf["status"] == "failed" and "item 2: the gate is closed" in wf["error"]
+    # the siblings still finish (or are cancelled) after the failure: let them settle
+    time.sleep(0.5)
+    gate.write_text("open")
+    r = api("POST", f"/api/v1/workflows/{wf_id}/retry", srv.admin_token)
+    assert r.status_code == 202, r.text
+    wf = wait_status(api, srv.admin_token, wf_id, timeout=20)
+    assert wf["status"] == "completed", wf
+    join = [a for a in wf["activities"] if a["step"] == "join"][0]
+    assert join["output"] == {"joined": 6}
+    work = {a["item"]: a for a in wf["activities"] if a["step"] == "work"}
+    # the item that failed ran again; what had completed did not
+    starts = {}
+    for e in events(wf, "job.started"):
+        starts[e["job_id"]] = starts.get(e["job_id"], 0) + 1
+    assert starts[work[2]["id"]] == 2
+    done_before = [a for n, a in work.items() if n != 2 and a["attempt"] == 1]
+    assert all(starts[a["id"]] == 1 for a in done_before)
+    assert "workflow.retried" in [e["type"] for e in wf["history"]]
+
+
 def test_delayed_step_waits(fresh_server):
     srv = diag_server(fresh_server)
     api = Api(srv.base_url, srv.s3_url)

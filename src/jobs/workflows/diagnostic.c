@@ -117,6 +117,34 @@ static int act_fail(struct jobs_act *act, struct err *err)
                    jobs_act_attempt(act));
 }
 
+/*
+ * gate: items listed in input "gated" (default [0]) fail, not retryably, while the file
+ * named by input "gate" does not exist; the others pass. What a retry after fixing the
+ * cause looks like.
+ */
+static int act_gate(struct jobs_act *act, struct err *err)
+{
+    const json_t *wf = jobs_act_workflow_input(act);
+    const char *gate = json_string_value(json_object_get(wf, "gate"));
+    const json_t *gated = json_object_get(wf, "gated");
+    json_int_t n = json_integer_value(json_object_get(jobs_act_input(act), "n"));
+    int shut = 0;
+    size_t i;
+    json_t *v;
+
+    if (!gated)
+        shut = n == 0;
+    json_array_foreach(gated, i, v)
+    {
+        if (json_integer_value(v) == n)
+            shut = 1;
+    }
+    if (shut && (!gate || access(gate, F_OK) != 0))
+        return err_set(err, ERR_INVALID, "item %lld: the gate is closed", (long long)n);
+    jobs_act_set_output(act, json_deep_copy(jobs_act_input(act)));
+    return 0;
+}
+
 /* join: checks it sees the outputs of every job of the fan-out step before it. */
 static int act_join(struct jobs_act *act, struct err *err)
 {
@@ -137,6 +165,7 @@ const struct jobs_activity wf__act_noop = {.name = "diagnostic.noop", .run = act
 const struct jobs_activity wf__act_sleep = {.name = "diagnostic.sleep", .run = act_sleep};
 const struct jobs_activity wf__act_fail = {.name = "diagnostic.fail", .run = act_fail};
 const struct jobs_activity wf__act_join = {.name = "diagnostic.join", .run = act_join};
+const struct jobs_activity wf__act_gate = {.name = "diagnostic.gate", .run = act_gate};
 
 /* count no-op jobs on ingest: throughput and wake-up latency */
 static const struct jobs_step noop_steps[] = {
@@ -146,6 +175,12 @@ static const struct jobs_step noop_steps[] = {
 static const struct jobs_step fanout_steps[] = {
     {.name = "split", .activity = "diagnostic.noop", .queue = JOBS_Q_INGEST},
     {.name = "work", .activity = "diagnostic.noop", .queue = JOBS_Q_INGEST, .fanout = fanout_count},
+    {.name = "join", .activity = "diagnostic.join", .queue = JOBS_Q_INGEST},
+};
+/* the same with a work item that fails until a file exists: retry after a fix */
+static const struct jobs_step gated_steps[] = {
+    {.name = "split", .activity = "diagnostic.noop", .queue = JOBS_Q_INGEST},
+    {.name = "work", .activity = "diagnostic.gate", .queue = JOBS_Q_INGEST, .fanout = fanout_count},
     {.name = "join", .activity = "diagnostic.join", .queue = JOBS_Q_INGEST},
 };
 static const struct jobs_step sleep_steps[] = {
@@ -168,6 +203,8 @@ const struct jobs_workflow_def wf__diag_noop = {"diagnostic.noop", noop_steps,
                                                 ARRAY_LEN(noop_steps), 0};
 const struct jobs_workflow_def wf__diag_fanout = {"diagnostic.fanout", fanout_steps,
                                                   ARRAY_LEN(fanout_steps), 0};
+const struct jobs_workflow_def wf__diag_gated = {"diagnostic.gated-fanout", gated_steps,
+                                                 ARRAY_LEN(gated_steps), 0};
 const struct jobs_workflow_def wf__diag_sleep = {"diagnostic.sleep", sleep_steps,
                                                  ARRAY_LEN(sleep_steps), 0};
 const struct jobs_workflow_def wf__diag_sleep_transcode = {

@@ -19,6 +19,8 @@ extern const struct jobs_activity wf__act_noop;
 extern const struct jobs_activity wf__act_sleep;
 extern const struct jobs_activity wf__act_fail;
 extern const struct jobs_activity wf__act_join;
+extern const struct jobs_activity wf__act_gate;
+extern const struct jobs_workflow_def wf__diag_gated;
 extern const struct jobs_workflow_def wf__ingest;
 extern const struct jobs_activity wf__act_assemble;
 extern const struct jobs_activity wf__act_detect;
