@@ -38,7 +38,7 @@ test: build build-test
 	@./scripts/run-tests $(TEST_BUILD)
 
 bench: build
-	./bench/run $(ARGS)
+	./bench/run $(or $(SUITE),all) $(ARGS)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -588,15 +588,32 @@ def acervo_upload(srv, path, size, digest):
 
     body = {"parts": [{"partNumber": n, "etag": etags[n]} for n in sorted(etags)]}
     r = srv.api("POST", f"/api/v1/assets/{created['assetId']}/complete", json=body)
-    t_done = time.monotonic()
+    t_accepted = time.monotonic()
     if r.status_code != 202:
         raise BenchError(f"complete: {r.status_code} {r.text[:500]}")
-    got = find_sha256(r.json())
-    if got is not None and got != digest:
-        raise BenchError(f"complete reported sha256 {got}, file has {digest}")
+    # complete answers 202 at once; the ingest workflow assembles, hashes and records the
+    # master: the upload is done when the master is recorded (timed)
+    deadline = time.monotonic() + HTTP_TIMEOUT
+    while True:
+        r = srv.api("GET", f"/api/v1/assets/{created['assetId']}")
+        if r.status_code != 200:
+            raise BenchError(f"GET asset: {r.status_code} {r.text[:500]}")
+        asset = r.json()
+        if asset.get("content_hash"):
+            break
+        if asset.get("status") == "failed":
+            raise BenchError(f"ingest failed before the master: {asset.get('failure_reason')}")
+        if time.monotonic() > deadline:
+            raise BenchError("the master was not recorded in time")
+        time.sleep(0.002)
+    t_done = time.monotonic()
+    got = asset["content_hash"]
+    if got != digest:
+        raise BenchError(f"the ingest recorded sha256 {got}, the file has {digest}")
     return {"asset_id": created["assetId"], "parts": len(parts), "part_size": part_size,
             "secs": t_done - t0, "create_s": t_created - t0, "parts_s": t_parts - t_created,
-            "complete_s": t_done - t_parts, "sha256_checked": got is not None}
+            "complete_s": t_done - t_parts, "accept_s": t_accepted - t_parts,
+            "sha256_checked": True}
 
 
 def nginx_put_curl(ngx, path, size):
@@ -791,7 +808,7 @@ def verdict(ok):
 def report(info, size, args, up, down, small):
     rows = []
     ratio = up["acervo_mbs"] / up["nginx_mbs"]
-    rows.append(("1. upload (multipart 16 MiB x4 → 202 of complete) vs nginx PUT",
+    rows.append(("1. upload (multipart 16 MiB x4 → master recorded) vs nginx PUT",
                  f"{up['acervo_mbs']:.1f} MB/s", f"{up['nginx_mbs']:.1f} MB/s", f"{ratio:.2f}x",
                  f">= {TARGETS['upload']}x", verdict(ratio >= TARGETS["upload"])))
     ratio = down["acervo_mbs"] / down["nginx_mbs"]
@@ -823,8 +840,9 @@ def report(info, size, args, up, down, small):
               f"- upload, best of {args.upload_runs}: total {best['secs']:.2f} s = create "
               f"{best['create_s']:.3f} s + part PUTs {best['parts_s']:.2f} s "
               f"({size / best['parts_s'] / MB:.0f} MB/s) + complete {best['complete_s']:.2f} s "
-              f"(part list check, the last of the SHA-256 of {human_size(size)}, link); sha256 in the 202 "
-              f"{'matched' if best['sha256_checked'] else 'not reported'}. All acervo runs: "
+              f"(202 in {best['accept_s']:.3f} s, then the ingest's assemble step: the last of "
+              f"the SHA-256 of {human_size(size)}, link, record); the recorded sha256 "
+              f"matched. All acervo runs: "
               + ", ".join(f"{size / r['secs'] / MB:.0f} MB/s (parts {r['parts_s']:.2f} s, "
                           f"complete {r['complete_s']:.2f} s)" for r in up["acervo_runs"]),
               "- nginx PUT runs: curl -T "
