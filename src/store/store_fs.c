@@ -982,6 +982,87 @@ static int64_t fs_ns(const struct timespec *ts)
 }
 
 /*
+ * The digest of a fully hashed sized upload, kept next to its parts (FS_DIGEST) with the
+ * identity of every part's marker, so another process (a worker assembling the upload)
+ * can use it instead of reading the whole data again. A cache: written without fsync,
+ * and anything that does not match exactly means "hash again".
+ */
+#define FS_DIGEST "sha256.digest"
+
+/* Writes the digest file of h (all parts hashed; busy held by the caller, mu held). */
+static void fs_digest_save(struct fs_store *fs, struct fs_hasher *h)
+{
+    char path[PATH_MAX], tmp[PATH_MAX], hex[65];
+    EVP_MD_CTX *fin = EVP_MD_CTX_new();
+    struct buf b;
+    int fd = -1;
+
+    buf_init(&b, 0);
+    if (!fin || EVP_MD_CTX_copy_ex(fin, h->sha) != 1 || fs_digest_hex(fin, hex, NULL) < 0)
+        goto out;
+    buf_addf(&b, NULL, "%s %d %lld %lld\n", hex, h->count, (long long)h->part_size,
+             (long long)h->total);
+    for (int k = 1; k <= h->count; k++) {
+        const struct fs_hpart *p = &h->parts[k - 1];
+        char md5[33];
+
+        util_hex(p->md5, sizeof(p->md5), md5);
+        buf_addf(&b, NULL, "%d %lld %lld %s\n", k, (long long)p->ino, (long long)p->mtime_ns, md5);
+    }
+    if (fs_path(path, NULL, "%s/.multipart/%s/" FS_DIGEST, fs->root, h->id) < 0 ||
+        fs_path(tmp, NULL, "%s/.multipart/%s/" FS_DIGEST ".tmp", fs->root, h->id) < 0)
+        goto out;
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        goto out;
+    if (write(fd, b.buf, b.len) == (ssize_t)b.len && close(fd) == 0) {
+        fd = -1;
+        if (rename(tmp, path) < 0)
+            unlink(tmp);
+    } else {
+        unlink(tmp);
+    }
+out:
+    if (fd >= 0)
+        close(fd);
+    EVP_MD_CTX_free(fin);
+    buf_release(&b);
+}
+
+/*
+ * The digest another process saved for this upload, if it covers exactly the markers in
+ * parts (one per part, parts[i] is part i + 1): 1 with out set, else 0.
+ */
+static int fs_digest_load(struct fs_store *fs, const struct fs_hasher *h,
+                          const struct fs_part *parts, size_t np, char out[65])
+{
+    char path[PATH_MAX], hex[65], md5[33];
+    long long part_size, total, ino, mtime;
+    int count, k, ok = 0;
+    FILE *f;
+
+    if (fs_path(path, NULL, "%s/.multipart/%s/" FS_DIGEST, fs->root, h->id) < 0)
+        return 0;
+    f = fopen(path, "re");
+    if (!f)
+        return 0;
+    if (fscanf(f, "%64s %d %lld %lld", hex, &count, &part_size, &total) != 4 || strlen(hex) != 64 ||
+        count != h->count || (size_t)count != np || part_size != h->part_size || total != h->total)
+        goto out;
+    for (int i = 0; i < count; i++) {
+        if (fscanf(f, "%d %lld %lld %32s", &k, &ino, &mtime, md5) != 4 || k != i + 1 ||
+            ino != parts[i].ino || mtime != fs_ns(&parts[i].mtime) ||
+            strcmp(md5, parts[i].md5) != 0)
+            goto out;
+    }
+    memcpy(out, hex, 65);
+    ok = 1;
+out:
+    fclose(f);
+    return ok;
+}
+
+/*
  * Hashes the next parts while they are known, in the calling thread. If another thread
  * is hashing already, it returns at once: that thread sees what we recorded.
  */
@@ -1025,6 +1106,8 @@ static void fs_hasher_advance(struct fs_store *fs, struct fs_hasher *h)
             p->ino = (int64_t)sb.st_ino;
             p->mtime_ns = fs_ns(&sb.st_mtim);
             h->next = k + 1;
+            if (h->next > h->count && !h->reset)
+                fs_digest_save(fs, h); /* every part hashed: for the assembling process */
             continue;
         }
         if (rc < 0) {
@@ -1092,7 +1175,6 @@ static int fs_hasher_finish(struct fs_store *fs, struct fs_hasher *h, int fd,
     int broken = 0;
     int rc = -1;
 
-    (void)fs;
     if (np != (size_t)h->count)
         return err_set(err, ERR_INTERNAL, "assembly of upload %s without all its parts", h->id);
     pthread_mutex_lock(&h->mu);
@@ -1117,6 +1199,11 @@ static int fs_hasher_finish(struct fs_store *fs, struct fs_hasher *h, int fd,
     }
     pthread_mutex_unlock(&h->mu);
 
+    if (h->next == 1 && fs_digest_load(fs, h, parts, np, out)) {
+        /* hashed on arrival by another process (the API's), markers unchanged since */
+        rc = 0;
+        goto out_idle;
+    }
     if (h->next <= h->count) {
         buf = xmalloc(FS_RBUF);
         posix_fadvise(fd, (off_t)((int64_t)(h->next - 1) * h->part_size), 0, POSIX_FADV_SEQUENTIAL);

@@ -1559,6 +1559,40 @@ static void test_sized_torn_part(void **state)
     sized_free(&z);
 }
 
+/* a part uploaded again after the digest was saved: the saved digest no longer applies */
+static void test_sized_saved_digest_invalidated(void **state)
+{
+    struct fixture *fx = *state;
+    struct sized z, z2;
+    struct store_upload u;
+    struct store_part_ref *refs;
+    struct store_staged *sg;
+    struct store_meta m;
+    struct err e = {0};
+
+    sized_init(&z, 70000, 70000 * 4, 61);
+    sized_init(&z2, 70000, 70000 * 4, 62);
+    assert_int_equal(
+        store_upload_create_sized(fx->st, "archive", "redo", NULL, 70000, (int64_t)z.total, &u, &e),
+        0);
+    for (int k = 1; k <= 4; k++)
+        assert_int_equal(sized_put(fx->st, u.upload_id, &z, k, &m, &e), 0);
+    store_close(fx->st); /* the saved digest covers z */
+    assert_int_equal(store_fs_open(&fx->st, fx->root, &e), 0);
+    for (int k = 1; k <= 4; k++) /* every part again, with other bytes, in a new instance */
+        assert_int_equal(sized_put(fx->st, u.upload_id, &z2, k, &m, &e), 0);
+    store_close(fx->st);
+    assert_int_equal(store_fs_open(&fx->st, fx->root, &e), 0);
+    refs = sized_refs(&z2);
+    assert_int_equal(store_upload_assemble(fx->st, u.upload_id, refs, 4, 0, &sg, &e), 0);
+    assert_string_equal(store_staged_meta(sg)->sha256, z2.sha);
+    store_staged_free(sg);
+    assert_int_equal(store_upload_abort(fx->st, u.upload_id, &e), 0);
+    free(refs);
+    sized_free(&z);
+    sized_free(&z2);
+}
+
 static void test_sized_reopen(void **state)
 {
     struct fixture *fx = *state;
@@ -1582,7 +1616,9 @@ static void test_sized_reopen(void **state)
     assert_int_equal(store_upload_assemble(fx->st, u.upload_id, refs, 6, 0, &sg, &e), 0);
     assert_string_equal(store_staged_meta(sg)->sha256, z.sha);
     assert_string_equal(store_staged_meta(sg)->etag, z.etag);
-    assert_int_equal(hashed_next(fx->st, u.upload_id), 7);
+    /* the digest the first instance saved when it had hashed every part was used: this
+     * instance (another process, in production) hashed nothing */
+    assert_int_equal(hashed_next(fx->st, u.upload_id), 1);
     store_staged_free(sg); /* not committed: the upload is sealed but stays */
     store_close(fx->st);
     assert_int_equal(store_fs_open(&fx->st, fx->root, &e), 0);
@@ -1950,6 +1986,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sized_missing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sized_torn_part, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sized_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sized_saved_digest_invalidated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sized_foreign_change, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sized_reader_wait, setup, teardown),
         cmocka_unit_test(test_copy_part),
