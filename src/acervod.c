@@ -6,8 +6,6 @@
  *                                 the API process alone (--role api)
  *   acervod keys create ...       provision an API key offline
  *   acervod fsck ...              re-hash every master against the catalog
- *   acervod media-probe FILE      technical metadata of one file as JSON (run by workers
- *                                 as a child: untrusted media never touches the server)
  *
  * Process model: the supervisor owns no sockets and no database handles; it creates the
  * first admin, then forks the API process and `workers` worker processes and restarts
@@ -19,7 +17,6 @@
 #include "core/core.h"
 #include "http/http.h"
 #include "jobs/jobs.h"
-#include "media/media.h"
 #include "s3/s3.h"
 #include "store/store.h"
 
@@ -46,10 +43,6 @@ static void usage(FILE *out)
                  "       acervod keys create --data-dir DIR --role admin|editor|viewer "
                  "[--name NAME]\n"
                  "       acervod fsck --data-dir DIR\n"
-                 "       acervod media-probe [--detect] FILE\n"
-                 "           prints FILE's technical metadata (--detect: only its type) as\n"
-                 "           one line of JSON; exits 0, 1 on an internal error, 2 on a usage\n"
-                 "           error, 3 if FILE is not supported media or is over a limit\n"
                  "       acervod --help | --version | --help-markdown\n\n"
                  "flags (each also settable as ACERVO_* and in the config file):\n");
     cfg_usage(out);
@@ -317,64 +310,6 @@ out:
     free(f.keys);
     store_close(f.st);
     cat_close(cat);
-    return rc;
-}
-
-/* ---- media-probe ------------------------------------------------------------------------ */
-
-static int cmd_media_probe(int argc, char **argv)
-{
-    const char *file = NULL;
-    struct err err = {0};
-    json_t *out = NULL;
-    char *text = NULL;
-    int detect = 0, rc = MEDIA_EXIT_ERROR;
-
-    for (int i = 2; i < argc; i++) {
-        if (strcmp(argv[i], "--detect") == 0 && !detect) {
-            detect = 1;
-        } else if (strcmp(argv[i], "--") == 0 && i + 2 == argc && !file) {
-            file = argv[++i];
-        } else if (argv[i][0] == '-' || file) {
-            fprintf(stderr, "usage: acervod media-probe [--detect] FILE\n");
-            return MEDIA_EXIT_USAGE;
-        } else {
-            file = argv[i];
-        }
-    }
-    if (!file) {
-        fprintf(stderr, "usage: acervod media-probe [--detect] FILE\n");
-        return MEDIA_EXIT_USAGE;
-    }
-    if (media_libs_init(argv[0], &err) < 0)
-        goto fail;
-    if (detect) {
-        struct media_kind kind;
-        if (media_kind_detect(file, &kind, &err) < 0)
-            goto fail;
-        out = media_kind_json(&kind);
-    } else if (media_file_probe(file, &out, &err) < 0) {
-        goto fail;
-    }
-    text = json_dumps(out, JSON_COMPACT | JSON_REAL_PRECISION(15));
-    if (!text) {
-        err_set(&err, ERR_INTERNAL, "cannot serialise the result");
-        goto fail;
-    }
-    if (printf("%s\n", text) < 0 || fflush(stdout) != 0) {
-        err_errno(&err, ERR_IO, "cannot write the result");
-        goto fail;
-    }
-    rc = MEDIA_EXIT_OK;
-    goto out;
-fail:
-    fprintf(stderr, "acervod: media-probe: %s\n", err.msg);
-    if (err.code == ERR_UNSUPPORTED || err.code == ERR_LIMIT)
-        rc = MEDIA_EXIT_UNSUPPORTED;
-out:
-    free(text);
-    json_decref(out);
-    media_libs_release();
     return rc;
 }
 
@@ -830,8 +765,6 @@ int main(int argc, char **argv)
     }
     if (argc > 1 && strcmp(argv[1], "fsck") == 0)
         return cmd_fsck(argc, argv);
-    if (argc > 1 && strcmp(argv[1], "media-probe") == 0)
-        return cmd_media_probe(argc, argv);
     if (argc > 1 && strcmp(argv[1], "serve") == 0)
         first = 2;
     if (load_cfg(&cfg, argc, argv, first, &err) < 0) {

@@ -3,7 +3,7 @@
  * only (and on libmagic, libavformat/libavcodec/libavutil, libvips and libexif).
  *
  * Everything here reads untrusted bytes with libraries that have had their share of
- * crashes: the server never calls it in-process. Workers run `acervod media-probe FILE`
+ * crashes: the server never calls it in-process. Workers run `acervo-probe FILE`
  * as a child with rlimits and a timeout (docs/internals/media.md).
  */
 #ifndef ACERVO_MEDIA_H
@@ -21,7 +21,7 @@
 #define MEDIA_PROBE_TIMEOUT_S 30
 
 /*
- * Exit statuses of `acervod media-probe`, which the worker that runs it reads: the JSON is
+ * Exit statuses of `acervo-probe`, which the worker that runs it reads: the JSON is
  * on stdout (OK); an internal failure such as I/O or a library that cannot start (ERROR);
  * bad arguments (USAGE); not supported media or over a limit, ERR_UNSUPPORTED or
  * ERR_LIMIT (UNSUPPORTED).

@@ -4,9 +4,9 @@
  *   assemble -> detect -> probe -> renditions (fan-out) -> index -> asset ready
  *
  * assemble joins the parts and hashes them in one sequential pass, deduplicates and
- * commits the master under its immutable key; detect and probe run `acervod
- * media-probe` as a child process with limits, so untrusted media is parsed by neither
- * the API nor the worker; renditions fans out over the profiles that apply to the
+ * commits the master under its immutable key; detect and probe run `acervo-probe` as a
+ * child process with limits, so untrusted media is parsed by neither the API nor the
+ * worker; renditions fans out over the profiles that apply to the
  * detected type; index writes the technical metadata into the catalog and makes the
  * asset ready. Any failure fails the asset with the reason (asset_fails).
  */
@@ -20,7 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define PROBE_EXIT_UNSUPPORTED 3 /* media-probe: not supported media, or over a limit */
+#define PROBE_EXIT_UNSUPPORTED 3 /* acervo-probe: not supported media, or over a limit */
 #define PROBE_STDOUT_MAX       (4u << 20)
 
 /* ---- assemble ------------------------------------------------------------------------------- */
@@ -172,7 +172,7 @@ out:
     return rc;
 }
 
-/* ---- detect and probe: `acervod media-probe` in a child -----------------------------------------
+/* ---- detect and probe: `acervo-probe` in a child -----------------------------------------
  */
 
 /* The name of signal sig ("SIGSEGV"), for messages. */
@@ -198,10 +198,10 @@ static const char *sig_name(int sig)
     }
 }
 
-/* The reason media-probe gave on stderr (its last line, without "acervod: media-probe: "). */
+/* The reason acervo-probe gave on stderr (its last line, without "acervo-probe: "). */
 static void probe_reason(const char *tail, char *out, size_t n)
 {
-    static const char prefix[] = "acervod: media-probe: ";
+    static const char prefix[] = "acervo-probe: ";
     const char *p = tail, *nl;
     size_t len = strlen(tail);
 
@@ -220,7 +220,7 @@ static void probe_reason(const char *tail, char *out, size_t n)
         snprintf(out, n, "%.*s", (int)len, p);
 }
 
-/* Runs media-probe (with --detect if detect) on the master; *out is its JSON. */
+/* Runs acervo-probe (with --detect if detect) on the master; *out is its JSON. */
 static int probe_run(struct jobs_act *act, int detect, json_t **out, struct err *err)
 {
     const struct cfg *cfg = jobs_act_cfg(act);
@@ -228,17 +228,22 @@ static int probe_run(struct jobs_act *act, int detect, json_t **out, struct err 
     struct store_meta m;
     struct jobs_spawn_opts o = {0};
     struct jobs_child ch;
-    char exe[1024], cmd[] = "media-probe", flag[] = "--detect", file[] = "/dev/stdin";
-    char *argv[5], reason[200];
+    char exe[1024], flag[] = "--detect", file[] = "/dev/stdin";
+    char *argv[4], reason[200], *slash;
     int fd = -1, rc = -1, argc = 0;
     ssize_t len;
 
     *out = NULL;
     memset(&a, 0, sizeof(a));
+    /* acervo-probe is installed next to acervod */
     len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
     if (len <= 0)
         return err_errno(err, ERR_IO, "cannot find the acervod executable");
     exe[len] = '\0';
+    slash = strrchr(exe, '/');
+    if (!slash || (size_t)(slash - exe) + sizeof("/acervo-probe") > sizeof(exe))
+        return err_set(err, ERR_IO, "cannot place acervo-probe next to %s", exe);
+    memcpy(slash, "/acervo-probe", sizeof("/acervo-probe"));
     if (cat_asset_get(jobs_act_catalog(act), jobs_act_asset_id(act), &a, err) < 0)
         return -1;
     if (!a.master_storage_key) {
@@ -249,7 +254,6 @@ static int probe_run(struct jobs_act *act, int detect, json_t **out, struct err 
                           err) < 0)
         goto out;
     argv[argc++] = exe;
-    argv[argc++] = cmd;
     if (detect)
         argv[argc++] = flag;
     argv[argc++] = file;

@@ -1,7 +1,7 @@
 /*
  * Unit tests of src/media: fixtures are made at test time with ffmpeg, ImageMagick and
- * exiftool in a temporary directory. argv[1], when given, is the acervod binary whose
- * media-probe subcommand is run as a child, as the worker does.
+ * exiftool in a temporary directory. argv[1], when given, is the acervo-probe binary,
+ * run as a child as the worker does.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,7 +18,7 @@
 #include "media/media_int.h"
 
 static char dir[64];
-static const char *acervod;
+static const char *probe_bin;
 
 /* ---- fixtures --------------------------------------------------------------------------- */
 
@@ -552,7 +552,7 @@ static void test_text_copy(void **state)
     assert_string_equal(out, "ab");
 }
 
-/* ---- acervod media-probe, as the worker runs it --------------------------------------- */
+/* ---- acervo-probe, as the worker runs it ---------------------------------------------- */
 
 static int cli(const char *args, char **out, char **errout)
 {
@@ -560,15 +560,14 @@ static int cli(const char *args, char **out, char **errout)
     size_t len;
     int rc;
 
-    snprintf(cmd, sizeof(cmd), "'%s' media-probe %s >'%s/stdout' 2>'%s/stderr'", acervod, args, dir,
-             dir);
+    snprintf(cmd, sizeof(cmd), "'%s' %s >'%s/stdout' 2>'%s/stderr'", probe_bin, args, dir, dir);
     rc = system(cmd);
     *out = slurp("stdout", &len);
     *errout = slurp("stderr", &len);
     assert_non_null(*out);
     assert_non_null(*errout);
     if (rc < 0 || !WIFEXITED(rc))
-        fail_msg("acervod media-probe %s died: status %d; stderr: %s", args, rc, *errout);
+        fail_msg("acervo-probe %s died: status %d; stderr: %s", args, rc, *errout);
     return WEXITSTATUS(rc);
 }
 
@@ -579,7 +578,7 @@ static void test_cli(void **state)
     json_t *o;
 
     (void)state;
-    if (!acervod)
+    if (!probe_bin)
         skip();
     snprintf(args, sizeof(args), "'%s/out.mp4'", dir);
     assert_int_equal(cli(args, &out, &errout), MEDIA_EXIT_OK);
@@ -606,7 +605,7 @@ static void test_cli(void **state)
     snprintf(args, sizeof(args), "'%s/trunc.mp4'", dir);
     assert_int_equal(cli(args, &out, &errout), MEDIA_EXIT_UNSUPPORTED);
     assert_string_equal(out, "");
-    assert_string_equal(errout, "acervod: media-probe: invalid MP4: moov atom not found\n");
+    assert_string_equal(errout, "acervo-probe: invalid MP4: moov atom not found\n");
     free(out);
     free(errout);
 
@@ -622,7 +621,7 @@ static void test_cli(void **state)
     free(errout);
 
     assert_int_equal(cli("", &out, &errout), MEDIA_EXIT_USAGE);
-    assert_non_null(strstr(errout, "usage: acervod media-probe"));
+    assert_non_null(strstr(errout, "usage: acervo-probe"));
     free(out);
     free(errout);
 }
@@ -638,6 +637,6 @@ int main(int argc, char **argv)
     };
 
     if (argc > 1)
-        acervod = argv[1];
+        probe_bin = argv[1];
     return cmocka_run_group_tests(tests, setup, teardown);
 }
