@@ -534,6 +534,23 @@ def find_sha256(obj):
     return None
 
 
+def wait_master(srv, asset_id):
+    """The asset once its ingest recorded the master (complete answers 202 at once)."""
+    deadline = time.monotonic() + HTTP_TIMEOUT
+    while True:
+        r = srv.api("GET", f"/api/v1/assets/{asset_id}")
+        if r.status_code != 200:
+            raise BenchError(f"GET asset: {r.status_code} {r.text[:500]}")
+        asset = r.json()
+        if asset.get("content_hash"):
+            return asset
+        if asset.get("status") == "failed":
+            raise BenchError(f"ingest failed before the master: {asset.get('failure_reason')}")
+        if time.monotonic() > deadline:
+            raise BenchError("the master was not recorded in time")
+        time.sleep(0.002)
+
+
 def acervo_upload(srv, path, size, digest):
     t0 = time.monotonic()
     r = srv.api("POST", "/api/v1/assets", json={"filename": "bench.bin", "size": size,
@@ -593,19 +610,7 @@ def acervo_upload(srv, path, size, digest):
         raise BenchError(f"complete: {r.status_code} {r.text[:500]}")
     # complete answers 202 at once; the ingest workflow assembles, hashes and records the
     # master: the upload is done when the master is recorded (timed)
-    deadline = time.monotonic() + HTTP_TIMEOUT
-    while True:
-        r = srv.api("GET", f"/api/v1/assets/{created['assetId']}")
-        if r.status_code != 200:
-            raise BenchError(f"GET asset: {r.status_code} {r.text[:500]}")
-        asset = r.json()
-        if asset.get("content_hash"):
-            break
-        if asset.get("status") == "failed":
-            raise BenchError(f"ingest failed before the master: {asset.get('failure_reason')}")
-        if time.monotonic() > deadline:
-            raise BenchError("the master was not recorded in time")
-        time.sleep(0.002)
+    asset = wait_master(srv, created["assetId"])
     t_done = time.monotonic()
     got = asset["content_hash"]
     if got != digest:
@@ -767,6 +772,7 @@ def bench_small(srv, ngx, small_path, duration):
     if r.status_code != 202:
         raise BenchError(f"direct upload: {r.status_code} {r.text[:500]}")
     asset_id = r.json()["id"]
+    wait_master(srv, asset_id)
     r = srv.api("GET", f"/api/v1/assets/{asset_id}/download", params={"mode": "url"})
     if r.status_code != 200:
         raise BenchError(f"download?mode=url: {r.status_code} {r.text[:500]}")
