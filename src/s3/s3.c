@@ -390,6 +390,22 @@ static int rest_upload_owner(struct http_req *req, struct s3_req *r, struct err 
         return err_set(err, ERR_DENIED,
                        "AccessDenied: this upload belongs to another user; use the part URLs "
                        "its owner was given");
+    if (r->op == OP_UPLOAD_PART) {
+        /* once completed, the parts belong to the ingest: none may change under it */
+        struct cat_asset a;
+        int uploading;
+
+        memset(&a, 0, sizeof(a));
+        if (cat_asset_get(r->ctx->cat, asset_id, &a, &e) < 0)
+            return err_set(err, e.code == ERR_NOTFOUND ? ERR_NOTFOUND : e.code, "%s",
+                           e.code == ERR_NOTFOUND ? "NoSuchUpload: the asset is gone" : e.msg);
+        uploading = strcmp(a.status, ASSET_UPLOADING) == 0;
+        cat_asset_release(&a);
+        if (!uploading)
+            return err_set(err, ERR_NOTFOUND,
+                           "NoSuchUpload: this upload was completed; its parts can no longer "
+                           "change");
+    }
     return 0;
 }
 

@@ -4,11 +4,13 @@ exiftool), uploaded through the real API, probed by the real worker.
 The shared server is used: ingest needs nothing but a worker, which role all starts.
 """
 
+import hashlib
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+import requests
 
 from conftest import (assert_problem, create_asset, direct_upload, get_asset, random_bytes,
                       upload, wait_ingest)
@@ -182,3 +184,17 @@ def test_upload_completes_with_202_before_the_master_exists(api, editor):
     assert body["status"] == "processing" and body["workflow_id"]
     a = wait_ingest(api, editor.token, created["assetId"])
     assert a["status"] == "failed" and "unrecognised content" in a["failure_reason"]
+
+
+def test_parts_cannot_change_once_completed(api, editor):
+    from conftest import complete, put_parts
+    data = random_bytes(6 * 1024 * 1024)
+    created = create_asset(api, editor.token, data, filename="sealed.mov",
+                           mime_type="video/quicktime")
+    parts = put_parts(created, data)
+    assert complete(api, editor.token, created["assetId"], parts).status_code == 202
+    url = created["parts"][0]["url"]
+    r = requests.put(url, data=b"x" * created["partSize"], timeout=60)
+    assert r.status_code == 404 and b"NoSuchUpload" in r.content, r.text
+    a = wait_ingest(api, editor.token, created["assetId"])
+    assert a["content_hash"] == hashlib.sha256(data).hexdigest()
