@@ -260,12 +260,36 @@ def sha256_file(path):
 # --------------------------------------------------------------------------- RSS sampler
 
 
-class RssSampler(threading.Thread):
-    """Every 100 ms: VmRSS of the supervisor and each of its descendants."""
+def listening_pid(pids, port):
+    """Which of pids has a socket listening on 127.0.0.1:port (from /proc/net/tcp)."""
+    inodes = set()
+    try:
+        for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+            f = line.split()
+            if f[1].endswith(f":{port:04X}") and f[3] == "0A":
+                inodes.add(f"socket:[{f[9]}]")
+    except OSError:
+        return None
+    for pid in pids:
+        try:
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                if os.readlink(fd) in inodes:
+                    return pid
+        except OSError:
+            continue
+    return None
 
-    def __init__(self, pid):
+
+class RssSampler(threading.Thread):
+    """Every 100 ms: VmRSS of the supervisor and each of its descendants; the API process
+    is the one listening on the API port (the others are worker processes and their
+    children, such as acervo-probe)."""
+
+    def __init__(self, pid, api_port):
         super().__init__(daemon=True)
         self.pid = pid
+        self.api_port = api_port
+        self.api_pid = None
         self.stop_ev = threading.Event()
         self.lock = threading.Lock()
         self.reset()
@@ -281,6 +305,8 @@ class RssSampler(threading.Thread):
         sup = vm_rss_kib(self.pid) or 0
         kids = {k: vm_rss_kib(k) for k in descendant_pids(self.pid)}
         kids = {k: v for k, v in kids.items() if v is not None}
+        if self.api_pid not in kids:
+            self.api_pid = listening_pid(child_pids(self.pid), self.api_port)
         with self.lock:
             self.samples += 1
             self.peak_sup = max(self.peak_sup, sup)
@@ -290,7 +316,9 @@ class RssSampler(threading.Thread):
 
     def snapshot(self):
         with self.lock:
-            return {"peak_api_kib": max(self.peak_child.values(), default=0),
+            others = [v for k, v in self.peak_child.items() if k != self.api_pid]
+            return {"peak_api_kib": self.peak_child.get(self.api_pid, 0),
+                    "peak_other_kib": max(others, default=0),
                     "peak_children": dict(self.peak_child), "peak_supervisor_kib": self.peak_sup,
                     "peak_sum_kib": self.peak_sum, "samples": self.samples}
 
@@ -859,7 +887,8 @@ def report(info, size, args, up, down, small):
               + "; ".join(f"{k} {v}" for k, v in up["cpu"].items()),
               f"- RSS peaks during 1 (sampled every 100 ms, {rss['samples']} samples): API "
               f"process {api_mib:.1f} MiB, supervisor {rss['peak_supervisor_kib'] / KIB:.1f} MiB, "
-              f"sum {rss['peak_sum_kib'] / KIB:.1f} MiB",
+              f"largest other process (a worker, or the acervo-probe child of the ingest) "
+              f"{rss['peak_other_kib'] / KIB:.1f} MiB, sum {rss['peak_sum_kib'] / KIB:.1f} MiB",
               "- download runs (MB/s): acervo " + ", ".join(f"{x:.0f}" for x in down["acervo_runs"])
               + f" (median {down['acervo_median']:.0f}); nginx "
               + ", ".join(f"{x:.0f}" for x in down["nginx_runs"])
@@ -951,7 +980,7 @@ def main():
     try:
         srv.start()
         ngx.start()
-        sampler = RssSampler(srv.proc.pid)
+        sampler = RssSampler(srv.proc.pid, srv.port)
         sampler.start()
         up = bench_upload(srv, ngx, sampler, big, size, args.upload_runs)
         # the last run's asset holds exactly the bytes nginx stored last
