@@ -711,14 +711,20 @@ out:
     return rc;
 }
 
-int jobs_workflow_cancel(struct catalog *c, const char *id, const char *by, struct err *err)
+/* Runs a steering transaction (cancel, retry) on workflow id, then wakes who it says. */
+static int steer(struct catalog *c, const char *id, const char *by, cat_tx_fn body, struct err *err)
 {
     struct steer_ctx sc = {.id = id, .by = by};
 
-    if (cat_tx_run(c, cancel_body, &sc, err) < 0)
+    if (cat_tx_run(c, body, &sc, err) < 0)
         return -1;
     jobs__rings_ring(&sc.rings);
     return 0;
+}
+
+int jobs_workflow_cancel(struct catalog *c, const char *id, const char *by, struct err *err)
+{
+    return steer(c, id, by, cancel_body, err);
 }
 
 static int retry_body(struct cat_tx *tx, void *p, struct err *err)
@@ -768,10 +774,5 @@ out:
 
 int jobs_workflow_retry(struct catalog *c, const char *id, const char *by, struct err *err)
 {
-    struct steer_ctx sc = {.id = id, .by = by};
-
-    if (cat_tx_run(c, retry_body, &sc, err) < 0)
-        return -1;
-    jobs__rings_ring(&sc.rings);
-    return 0;
+    return steer(c, id, by, retry_body, err);
 }
