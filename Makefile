@@ -1,10 +1,11 @@
 # The front door: `make run` and `make test` do everything on a fresh Debian 12.
 BUILD      ?= build
 TEST_BUILD ?= build-test
+TSAN_BUILD ?= build-tsan
 PY         := /usr/bin/python3
 ARGS       ?=
 
-.PHONY: all deps build build-test run test unit e2e bench format format-check clean
+.PHONY: all deps build build-test build-tsan run test unit e2e bench format format-check clean
 
 all: build
 
@@ -23,6 +24,13 @@ $(TEST_BUILD)/build.ninja:
 build-test: deps $(TEST_BUILD)/build.ninja
 	ninja -C $(TEST_BUILD)
 
+# ThreadSanitizer lane: the unit tests and the end-to-end tests of the workflow engine
+$(TSAN_BUILD)/build.ninja:
+	meson setup $(TSAN_BUILD) --buildtype=debug -Db_sanitize=thread -Db_lundef=false
+
+build-tsan: deps $(TSAN_BUILD)/build.ninja
+	ninja -C $(TSAN_BUILD)
+
 # Starts acervod on the embedded default (SQLite + filesystem store under ./var).
 run: build
 	./$(BUILD)/acervod --data-dir ./var --log-format text $(ARGS)
@@ -33,9 +41,10 @@ unit: build-test
 e2e: build-test
 	ACERVOD=$(CURDIR)/$(TEST_BUILD)/acervod $(PY) -m pytest -q tests/e2e $(ARGS)
 
-# Every test: the C unit tests, then the end-to-end suite against a real acervod.
-test: build build-test
-	@./scripts/run-tests $(TEST_BUILD)
+# Every test: the C unit tests, then the end-to-end suite against a real acervod (ASan and
+# UBSan), then the ThreadSanitizer lane (unit tests, and the engine's end-to-end tests).
+test: build build-test build-tsan
+	@./scripts/run-tests $(TEST_BUILD) $(TSAN_BUILD)
 
 bench: build
 	./bench/run $(or $(SUITE),all) $(ARGS)
@@ -47,4 +56,4 @@ format-check:
 	clang-format --dry-run -Werror $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(TEST_BUILD)
+	rm -rf $(BUILD) $(TEST_BUILD) $(TSAN_BUILD)

@@ -26,6 +26,7 @@
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -519,12 +520,12 @@ out:
 
 /* ---- the worker process ------------------------------------------------------------------ */
 
-static volatile int worker_stop;
+static atomic_int worker_stop;
 
 static void worker_on_signal(int sig)
 {
     (void)sig;
-    worker_stop = 1;
+    atomic_store(&worker_stop, 1); /* lock-free: safe in a signal handler */
 }
 
 static int run_worker(const struct cfg *cfg, int index)

@@ -68,6 +68,7 @@ void util_uuid7(char out[37])
     static unsigned seq;
     unsigned char b[16];
     uint64_t ms = (uint64_t)util_now_ms();
+    unsigned mine;
     char hex[33];
 
     /* monotonic within the process: ids made in the same millisecond count up in the
@@ -84,12 +85,13 @@ void util_uuid7(char out[37])
         last_ms = ms;
         seq = 0;
     }
+    mine = seq; /* read under the lock: another thread may bump it right after */
     pthread_mutex_unlock(&lock);
     util_random(b, sizeof(b));
     for (int i = 0; i < 6; i++)
         b[i] = (unsigned char)(ms >> (40 - 8 * i));
-    b[6] = (unsigned char)(0x70 | ((seq >> 8) & 0x0f));
-    b[7] = (unsigned char)(seq & 0xff);
+    b[6] = (unsigned char)(0x70 | ((mine >> 8) & 0x0f));
+    b[7] = (unsigned char)(mine & 0xff);
     b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
     util_hex(b, 16, hex);
     snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);

@@ -282,9 +282,10 @@ static void child_exec(char *const argv[], const struct jobs_spawn_opts *o, int 
     if (dup2(in_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(err_fd, 2) < 0)
         _exit(127);
     syscall(SYS_close_range, 3U, ~0U, 0U);
-#ifndef __SANITIZE_ADDRESS__
-    /* (AddressSanitizer reserves terabytes of shadow address space: a sanitizer build
-     * of acervod cannot run under an address-space limit, so its children go without) */
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+    /* (AddressSanitizer and ThreadSanitizer reserve terabytes of shadow address space: a
+     * sanitizer build cannot run under an address-space limit, so its children go
+     * without) */
     if (o && o->max_memory > 0) {
         rl.rlim_cur = rl.rlim_max = (rlim_t)o->max_memory;
         setrlimit(RLIMIT_AS, &rl);

@@ -11,6 +11,7 @@
 #include "core/core.h"
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -168,7 +169,7 @@ int jobs_queues_parse(const char *spec, int slots[JOBS_Q_COUNT], struct err *err
  * running activities finish or hand their jobs back, and returns 0 (-1 with err if it
  * could not start).
  */
-int jobs_worker_run(const struct jobs_worker_cfg *w, volatile int *stop, struct err *err);
+int jobs_worker_run(const struct jobs_worker_cfg *w, atomic_int *stop, struct err *err);
 
 /* ---- inside an activity ---------------------------------------------------------------------- */
 

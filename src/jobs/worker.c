@@ -28,7 +28,7 @@
 struct worker {
     const struct jobs_worker_cfg *w;
     char owner[96];
-    volatile int *stop;
+    atomic_int *stop;
 
     pthread_mutex_t mu;
     pthread_cond_t todo_cv;
@@ -149,7 +149,7 @@ static void *watcher_main(void *p)
     struct worker *wk = p;
     struct jobs__bells b;
 
-    while (!*wk->stop) {
+    while (!atomic_load(wk->stop)) {
         if (jobs__doorbell_read(&b) < 0)
             return NULL;
         jobs__doorbell_wait(b.seq, 1000);
@@ -437,7 +437,7 @@ int jobs_queues_parse(const char *spec, int slots[JOBS_Q_COUNT], struct err *err
     return 0;
 }
 
-int jobs_worker_run(const struct jobs_worker_cfg *w, volatile int *stop, struct err *err)
+int jobs_worker_run(const struct jobs_worker_cfg *w, atomic_int *stop, struct err *err)
 {
     struct worker *wk = xcalloc(1, sizeof(*wk));
     struct round r;
@@ -493,7 +493,7 @@ int jobs_worker_run(const struct jobs_worker_cfg *w, volatile int *stop, struct 
         int check_cancel = 0, work = 0, idle;
         struct err e;
 
-        if (*stop && !stop_deadline) {
+        if (atomic_load(stop) && !stop_deadline) {
             stop_deadline = mono + (int64_t)w->cfg->shutdown_grace * 1000;
             log_write(LOG_INFO, "jobs", "worker %s stopping", wk->owner);
         }
@@ -539,7 +539,7 @@ int jobs_worker_run(const struct jobs_worker_cfg *w, volatile int *stop, struct 
         for (int q = 0; q < JOBS_Q_COUNT; q++) {
             int free_slots = w->slots[q] - wk->busy[q];
 
-            r.want[q] = !*stop && dirty[q] && free_slots > 0 ? free_slots : 0;
+            r.want[q] = !atomic_load(stop) && dirty[q] && free_slots > 0 ? free_slots : 0;
             if (r.want[q] > LEASE_MAX)
                 r.want[q] = LEASE_MAX;
             work |= r.want[q] > 0;
@@ -553,9 +553,9 @@ int jobs_worker_run(const struct jobs_worker_cfg *w, volatile int *stop, struct 
         idle = wk->nrunning == 0;
         pthread_mutex_unlock(&wk->mu);
         /* reap when a lease is known to have expired (and at the first round) */
-        r.reap = !*stop && now > next_expiry;
+        r.reap = !atomic_load(stop) && now > next_expiry;
         work |= r.nresults > 0 || r.heartbeat;
-        if (*stop && idle && r.nresults == 0)
+        if (atomic_load(stop) && idle && r.nresults == 0)
             break;
         if (work && r.nresults == 0 && !r.heartbeat && !r.reap) {
             /* only leasing: a read (which takes no lock) first, so a ring that another
@@ -659,7 +659,7 @@ int jobs_worker_run(const struct jobs_worker_cfg *w, volatile int *stop, struct 
             pthread_mutex_unlock(&wk->mu);
             if (next_run <= now) {
                 dirty[q] = 1;
-                if (free_slots > 0 && !*stop)
+                if (free_slots > 0 && !atomic_load(stop))
                     goto again; /* runnable now, and room for it */
                 /* no room: a finishing activity wakes us */
             } else if (next_run != INT64_MAX && next_run - now < wait_ms) {
@@ -669,7 +669,10 @@ int jobs_worker_run(const struct jobs_worker_cfg *w, volatile int *stop, struct 
         next_expiry = next_exp;
         if (next_exp != INT64_MAX && next_exp + 1 - now < wait_ms)
             wait_ms = next_exp + 1 - now > 0 ? next_exp + 1 - now : 0;
-        if (wk->nrunning > 0 && next_hb - util_mono_ms() < wait_ms)
+        pthread_mutex_lock(&wk->mu);
+        idle = wk->nrunning == 0;
+        pthread_mutex_unlock(&wk->mu);
+        if (!idle && next_hb - util_mono_ms() < wait_ms)
             wait_ms = next_hb - util_mono_ms();
         if (stop_deadline)
             wait_ms = wait_ms > 100 ? 100 : wait_ms;
