@@ -351,6 +351,8 @@ static void sweep(struct api_ctx *ctx)
         log_write(LOG_WARN, "sweep", "sweeping expired uploads failed: %s", err.msg);
     if (store_upload_list(ctx->store, NULL, sweep_store_upload, &s, &err) < 0)
         log_write(LOG_WARN, "sweep", "listing S3 uploads failed: %s", err.msg);
+    if (api_resume_ingests(ctx, &err) < 0)
+        log_write(LOG_WARN, "sweep", "resuming ingests failed: %s", err.msg);
     if (n > 0 || s.swept > 0)
         log_write(LOG_INFO, "sweep", "removed %d expired asset uploads and %d S3 uploads",
                   n > 0 ? n : 0, s.swept);

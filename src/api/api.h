@@ -34,6 +34,11 @@ void api_app_init(struct http_app *app, struct api_ctx *ctx);
  * asset still in "uploading" (audited as asset.expire). Returns how many were swept.
  */
 int api_sweep_uploads(struct api_ctx *ctx, int64_t now_ms, struct err *err);
+/**
+ * Starts an ingest for every asset that is processing without one (completed before the
+ * workflow engine existed, or whose workflow was lost). Returns how many were started.
+ */
+int api_resume_ingests(struct api_ctx *ctx, struct err *err);
 
 /**
  * Creates a user and an API key with role, filling the token (64 hex), S3 access key and

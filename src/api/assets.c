@@ -1317,3 +1317,85 @@ int api_sweep_uploads(struct api_ctx *ctx, int64_t now_ms, struct err *err)
         return -1;
     return s.swept;
 }
+
+/* ---- assets left processing without an ingest ------------------------------------------ */
+
+struct resume_ctx {
+    struct api_ctx *ctx;
+    char ids[256][37]; /* one page of processing assets */
+    int n;
+    char last[37];
+};
+
+static int resume_collect(void *p, const struct cat_asset *a)
+{
+    struct resume_ctx *r = p;
+
+    snprintf(r->ids[r->n++], 37, "%s", a->id);
+    snprintf(r->last, sizeof(r->last), "%s", a->id);
+    return 0;
+}
+
+static int resume_has_ingest(void *p, const struct cat_workflow *w)
+{
+    (void)w;
+    *(int *)p = 1;
+    return 1; /* one is enough */
+}
+
+int api_resume_ingests(struct api_ctx *ctx, struct err *err)
+{
+    struct resume_ctx *r = xcalloc(1, sizeof(*r));
+    int started = 0, rc = 0;
+
+    r->ctx = ctx;
+    for (;;) {
+        struct cat_asset_filter f = {.status = ASSET_PROCESSING,
+                                     .after_id = r->last[0] ? r->last : NULL,
+                                     .limit = (int)ARRAY_LEN(r->ids)};
+
+        r->n = 0;
+        if (cat_asset_list(ctx->cat, &f, resume_collect, r, err) < 0) {
+            rc = -1;
+            break;
+        }
+        for (int i = 0; i < r->n; i++) {
+            struct cat_workflow_filter wf = {.asset_id = r->ids[i], .type = "ingest", .limit = 1};
+            struct jobs_start js;
+            char ikey[64], wf_id[37];
+            int has = 0, existed = 0;
+            struct err e;
+
+            if (cat_wf_list(ctx->cat, &wf, resume_has_ingest, &has, &e) < 0 && !has) {
+                log_write(LOG_WARN, "sweep", "cannot read the workflows of asset %s: %s", r->ids[i],
+                          e.msg);
+                continue;
+            }
+            if (has)
+                continue;
+            /* processing with no ingest: completed before the workflow engine existed (or
+             * its workflow was lost); the ingest takes the recorded master from there */
+            memset(&js, 0, sizeof(js));
+            snprintf(ikey, sizeof(ikey), "ingest:%s", r->ids[i]);
+            js.type = "ingest";
+            js.asset_id = r->ids[i];
+            js.idempotency_key = ikey;
+            if (jobs_workflow_start(ctx->cat, &js, wf_id, &existed, &e) < 0) {
+                log_write(LOG_WARN, "sweep", "cannot start the ingest of asset %s: %s", r->ids[i],
+                          e.msg);
+                continue;
+            }
+            if (!existed) {
+                log_write(LOG_INFO, "sweep",
+                          "asset %s was processing without an ingest; "
+                          "started workflow %s",
+                          r->ids[i], wf_id);
+                started++;
+            }
+        }
+        if (r->n < (int)ARRAY_LEN(r->ids))
+            break;
+    }
+    free(r);
+    return rc < 0 ? -1 : started;
+}

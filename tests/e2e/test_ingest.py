@@ -198,3 +198,31 @@ def test_parts_cannot_change_once_completed(api, editor):
     assert r.status_code == 404 and b"NoSuchUpload" in r.content, r.text
     a = wait_ingest(api, editor.token, created["assetId"])
     assert a["content_hash"] == hashlib.sha256(data).hexdigest()
+
+
+def test_asset_processing_without_an_ingest_gets_one_at_start(fresh_server, media):
+    """An asset completed before the workflow engine existed (processing, master recorded,
+    no workflow) is ingested when acervod starts."""
+    import sqlite3
+    from conftest import Api
+    srv = fresh_server()
+    api = Api(srv.base_url, srv.s3_url)
+    a = ingest(api, srv.admin_token, media / "silent.mp4")
+    assert a["status"] == "ready"
+    srv.stop()
+    with sqlite3.connect(srv.data_dir / "catalog.db") as c:
+        c.execute("PRAGMA foreign_keys = ON")
+        c.execute("DELETE FROM workflow_events WHERE workflow_id IN "
+                  "(SELECT id FROM workflows WHERE asset_id = ?)", (a["id"],))
+        c.execute("DELETE FROM workflows WHERE asset_id = ?", (a["id"],))
+        c.execute("UPDATE assets SET status = 'processing', technical_metadata = NULL, "
+                  "duration_ms = NULL, width = NULL, height = NULL WHERE id = ?", (a["id"],))
+    srv.start()
+    b = wait_ingest(api, srv.admin_token, a["id"])
+    assert b["status"] == "ready", b["failure_reason"]
+    assert (b["width"], b["height"]) == (160, 120) and b["duration_ms"] > 900
+    assert b["content_hash"] == a["content_hash"]
+    wf = workflow_of(api, srv.admin_token, a["id"])
+    assemble = [x for x in wf["activities"] if x["step"] == "assemble"][0]
+    assert assemble["output"]["sha256"] == a["content_hash"]
+    assert "was processing without an ingest" in srv.log_text()

@@ -95,14 +95,24 @@ static int act_assemble(struct jobs_act *act, struct err *err)
         jobs_act_set_output(act, done);
         return 0;
     }
-    if (!upload_id || cat_asset_get(cat, jobs_act_asset_id(act), &a, err) < 0) {
-        if (!upload_id)
-            err_set(err, ERR_INVALID, "the ingest input names no upload");
+    if (cat_asset_get(cat, jobs_act_asset_id(act), &a, err) < 0)
         return -1;
-    }
     if (strcmp(a.status, ASSET_PROCESSING) != 0) {
         err_set(err, ERR_CONFLICT, "asset %s is %s, not processing", a.id, a.status);
         jobs_act_permanent(act);
+        goto out;
+    }
+    if (a.master_storage_key && a.content_hash[0]) {
+        /* the master was recorded before this ingest (an asset completed before the
+         * workflow engine existed): that is the result */
+        jobs_act_set_output(act,
+                            json_pack("{s:s,s:s,s:I}", "master_key", a.master_storage_key, "sha256",
+                                      a.content_hash, "size", (json_int_t)a.file_size_bytes));
+        rc = 0;
+        goto out;
+    }
+    if (!upload_id) {
+        err_set(err, ERR_INVALID, "asset %s has no master and its ingest names no upload", a.id);
         goto out;
     }
     if (refs_from_input(in, &refs, &n, err) < 0)
