@@ -361,8 +361,8 @@ static json_t *attempt_find(json_t *arr, json_int_t attempt)
 /*
  * Folds one history row into the attempts of its job: job.started opens an attempt
  * ("running"); job.completed, job.failed, job.retry_scheduled, job.cancelled,
- * job.handed_back and job.lease_expired end the open attempt with that number. After a lease expired, the
- * reaper's retry_scheduled / failed / cancelled row only supplies the error.
+ * job.handed_back and job.lease_expired end the open attempt with that number. After a lease
+ * expired, the reaper's retry_scheduled / failed / cancelled row only supplies the error.
  */
 static void attempt_fold(struct detail_ctx *d, json_t *ev)
 {
@@ -477,7 +477,8 @@ void api__workflows_get(struct http_req *req, const char *const *params)
     d.activities = json_array();
     json_object_set_new(o, "activities", d.activities);
     d.shown = arena_alloc(&req->arena, WF_ACTIVITIES_SHOWN * sizeof(*d.shown));
-    rc = cat_wf_jobs(cat, w.id, jobs_one, &d, &e);
+    /* one more than shown, to know whether the list was cut */
+    rc = cat_wf_jobs(cat, w.id, WF_ACTIVITIES_SHOWN + 1, jobs_one, &d, &e);
     if (rc < 0)
         goto out_err;
     json_object_set_new(o, "activities_truncated", json_boolean(d.jobs_truncated));

@@ -562,12 +562,14 @@ int cat_wf_steps(struct catalog *c, const char *wf_id,
     return logged("wf_steps", c->ops->wf->wf_steps(c, wf_id, cb, ctx, err), err);
 }
 
-int cat_wf_jobs(struct catalog *c, const char *wf_id, int (*cb)(void *ctx, const struct cat_job *j),
-                void *ctx, struct err *err)
+int cat_wf_jobs(struct catalog *c, const char *wf_id, int limit,
+                int (*cb)(void *ctx, const struct cat_job *j), void *ctx, struct err *err)
 {
     if (check_id("workflow", wf_id, err) < 0)
         return -1;
-    return logged("wf_jobs", c->ops->wf->wf_jobs(c, wf_id, cb, ctx, err), err);
+    if (limit < 0)
+        return err_set(err, ERR_INVALID, "limit must not be negative");
+    return logged("wf_jobs", c->ops->wf->wf_jobs(c, wf_id, limit, cb, ctx, err), err);
 }
 
 int cat_wf_events(struct catalog *c, const char *wf_id, int64_t after_id, int limit,

@@ -289,7 +289,7 @@ struct catalog_wf_ops {
                    int (*cb)(void *ctx, const struct cat_workflow *w), void *ctx, struct err *err);
     int (*wf_steps)(struct catalog *c, const char *wf_id,
                     int (*cb)(void *ctx, const struct cat_step *s), void *ctx, struct err *err);
-    int (*wf_jobs)(struct catalog *c, const char *wf_id,
+    int (*wf_jobs)(struct catalog *c, const char *wf_id, int limit,
                    int (*cb)(void *ctx, const struct cat_job *j), void *ctx, struct err *err);
     int (*wf_events)(struct catalog *c, const char *wf_id, int64_t after_id, int limit,
                      int (*cb)(void *ctx, const char *json_row), void *ctx, struct err *err);
@@ -566,9 +566,9 @@ int cat_wf_list(struct catalog *c, const struct cat_workflow_filter *f,
 /** Calls cb for each started step of a workflow, in start order. */
 int cat_wf_steps(struct catalog *c, const char *wf_id,
                  int (*cb)(void *ctx, const struct cat_step *s), void *ctx, struct err *err);
-/** Calls cb for each job of a workflow, in creation order. */
-int cat_wf_jobs(struct catalog *c, const char *wf_id, int (*cb)(void *ctx, const struct cat_job *j),
-                void *ctx, struct err *err);
+/** Calls cb for the first limit jobs of a workflow (0: all), in creation order. */
+int cat_wf_jobs(struct catalog *c, const char *wf_id, int limit,
+                int (*cb)(void *ctx, const struct cat_job *j), void *ctx, struct err *err);
 /** Calls cb with each history row (JSON object text) with id > after_id, oldest first. */
 int cat_wf_events(struct catalog *c, const char *wf_id, int64_t after_id, int limit,
                   int (*cb)(void *ctx, const char *json_row), void *ctx, struct err *err);

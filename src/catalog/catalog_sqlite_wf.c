@@ -111,7 +111,7 @@ static const char *const wf_sql[W_COUNT] = {
                        "attempt, worker, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     [W_WF_STEPS] = "SELECT " STEP_COLS " FROM workflow_steps WHERE workflow_id = ?1 "
                    "ORDER BY started_at, step",
-    [W_WF_JOBS] = "SELECT " JOB_COLS " FROM jobs WHERE workflow_id = ?1 ORDER BY id",
+    [W_WF_JOBS] = "SELECT " JOB_COLS " FROM jobs WHERE workflow_id = ?1 ORDER BY id LIMIT ?2",
     [W_WF_EVENTS] = "SELECT id, ts, type, job_id, step, attempt, worker, detail "
                     "FROM workflow_events WHERE workflow_id = ?1 AND id > ?2 "
                     "ORDER BY id LIMIT ?3",
@@ -1088,6 +1088,7 @@ static int sqlite_wf_steps(struct catalog *c, const char *wf_id,
 
 struct wf_jobs_args {
     const char *wf_id;
+    int limit; /* 0: all */
     struct job_rows rows;
 };
 
@@ -1100,13 +1101,14 @@ static int wf_jobs_body(struct conn *cn, void *arg, struct err *err)
     if (rc < 0)
         return rc;
     bind_str(cn, st, 1, l->wf_id);
+    bind_i64(cn, st, 2, l->limit > 0 ? l->limit : -1); /* LIMIT -1: no limit */
     return job_rows_fill(cn, st, &l->rows, err, "list jobs");
 }
 
-static int sqlite_wf_jobs(struct catalog *c, const char *wf_id,
+static int sqlite_wf_jobs(struct catalog *c, const char *wf_id, int limit,
                           int (*cb)(void *ctx, const struct cat_job *j), void *ctx, struct err *err)
 {
-    struct wf_jobs_args l = {.wf_id = wf_id};
+    struct wf_jobs_args l = {.wf_id = wf_id, .limit = limit};
     int rc = cat__run((struct cat_sqlite *)c, 0, wf_jobs_body, &l, err);
 
     if (rc == 0)

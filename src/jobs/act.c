@@ -106,7 +106,7 @@ const json_t *jobs_act_outputs(struct jobs_act *act)
         cat_workflow_release(&wf);
     }
     o.obj = json_object();
-    if (cat_wf_jobs(act->w->cat, act->job.workflow_id, output_cb, &o, &e) < 0)
+    if (cat_wf_jobs(act->w->cat, act->job.workflow_id, 0, output_cb, &o, &e) < 0)
         log_write(LOG_WARN, "jobs", "cannot read outputs of workflow %s: %s", act->job.workflow_id,
                   e.msg);
     act->outputs = o.obj;

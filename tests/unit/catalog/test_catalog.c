@@ -1618,10 +1618,18 @@ static void test_outputs_events(void **state)
     {
         struct seen_jobs all = {0};
 
-        assert_int_equal(cat_wf_jobs(f->c, wf, seen_job, &all, &e), 0);
+        struct seen_jobs some = {0};
+
+        assert_int_equal(cat_wf_jobs(f->c, wf, 0, seen_job, &all, &e), 0);
         assert_int_equal(all.n, 5);
         for (int i = 1; i < all.n; i++)
             assert_true(all.id[i - 1] < all.id[i]);
+        /* a limit reads the first ones only */
+        assert_int_equal(cat_wf_jobs(f->c, wf, 2, seen_job, &some, &e), 0);
+        assert_int_equal(some.n, 2);
+        assert_true(some.id[0] == all.id[0] && some.id[1] == all.id[1]);
+        assert_int_equal(cat_wf_jobs(f->c, wf, -1, seen_job, &some, &e), -1);
+        assert_int_equal(e.code, ERR_INVALID);
     }
 }
 
