@@ -31,10 +31,10 @@ struct worker {
     atomic_int *stop;
 
     pthread_mutex_t mu;
-    pthread_cond_t todo_cv;
-    struct jobs_act **todo; /* leased, waiting for a runner */
-    size_t ntodo, todo_cap;
-    struct jobs_act **running; /* being run (or waiting in todo) */
+    pthread_cond_t ready_cv;
+    struct jobs_act **ready; /* leased, waiting for a runner */
+    size_t nready, ready_cap;
+    struct jobs_act **running; /* being run (or waiting in ready) */
     size_t nrunning, running_cap;
     struct jobs__result *done; /* finished, to be committed */
     size_t ndone, done_cap;
@@ -94,14 +94,14 @@ static void *runner_main(void *p)
         int rc;
 
         pthread_mutex_lock(&wk->mu);
-        while (!wk->ntodo && !wk->quit)
-            pthread_cond_wait(&wk->todo_cv, &wk->mu);
-        if (!wk->ntodo) {
+        while (!wk->nready && !wk->quit)
+            pthread_cond_wait(&wk->ready_cv, &wk->mu);
+        if (!wk->nready) {
             pthread_mutex_unlock(&wk->mu);
             return NULL;
         }
-        act = wk->todo[0];
-        memmove(wk->todo, wk->todo + 1, --wk->ntodo * sizeof(*wk->todo));
+        act = wk->ready[0];
+        memmove(wk->ready, wk->ready + 1, --wk->nready * sizeof(*wk->ready));
         pthread_mutex_unlock(&wk->mu);
 
         log_ctx_set(act->job.idempotency_key);
@@ -330,14 +330,14 @@ static void dispatch(struct worker *wk, struct round *r)
             wk->running = xrealloc(wk->running, wk->running_cap * sizeof(*wk->running));
         }
         wk->running[wk->nrunning++] = act;
-        if (wk->ntodo == wk->todo_cap) {
-            wk->todo_cap = wk->todo_cap ? wk->todo_cap * 2 : 64;
-            wk->todo = xrealloc(wk->todo, wk->todo_cap * sizeof(*wk->todo));
+        if (wk->nready == wk->ready_cap) {
+            wk->ready_cap = wk->ready_cap ? wk->ready_cap * 2 : 64;
+            wk->ready = xrealloc(wk->ready, wk->ready_cap * sizeof(*wk->ready));
         }
-        wk->todo[wk->ntodo++] = act;
+        wk->ready[wk->nready++] = act;
     }
     r->nleased = 0;
-    pthread_cond_broadcast(&wk->todo_cv);
+    pthread_cond_broadcast(&wk->ready_cv);
     pthread_mutex_unlock(&wk->mu);
 }
 
@@ -457,7 +457,7 @@ int jobs_worker_run(const struct jobs_worker_cfg *w, atomic_int *stop, struct er
     snprintf(wk->owner, sizeof(wk->owner), "%.40s/%d/%lld", host, (int)getpid(),
              (long long)started);
     pthread_mutex_init(&wk->mu, NULL);
-    pthread_cond_init(&wk->todo_cv, NULL);
+    pthread_cond_init(&wk->ready_cv, NULL);
     for (int q = 0; q < JOBS_Q_COUNT; q++) {
         total += w->slots[q];
         dirty[q] = w->slots[q] > 0;
@@ -685,7 +685,7 @@ int jobs_worker_run(const struct jobs_worker_cfg *w, atomic_int *stop, struct er
 
     pthread_mutex_lock(&wk->mu);
     wk->quit = 1;
-    pthread_cond_broadcast(&wk->todo_cv);
+    pthread_cond_broadcast(&wk->ready_cv);
     pthread_mutex_unlock(&wk->mu);
     for (int i = 0; i < wk->nrunners; i++)
         pthread_join(wk->runners[i], NULL);
@@ -701,10 +701,10 @@ int jobs_worker_run(const struct jobs_worker_cfg *w, atomic_int *stop, struct er
     free(r.hb);
     free(r.leased);
     free(wk->runners);
-    free(wk->todo);
+    free(wk->ready);
     free(wk->running);
     free(wk->done);
-    pthread_cond_destroy(&wk->todo_cv);
+    pthread_cond_destroy(&wk->ready_cv);
     pthread_mutex_destroy(&wk->mu);
     free(wk);
     return rc;
