@@ -131,6 +131,30 @@ def test_kill9_worker_mid_activity_retries_once_and_restarts(fresh_server, tmp_p
     assert "restarting worker process 0" in srv.log_text()
 
 
+def test_heartbeats_carry_progress_and_keep_the_lease(fresh_server):
+    """A job running longer than its lease keeps it through heartbeats, which also bring
+    its progress to the API."""
+    srv = diag_server(fresh_server, ACERVO_JOB_LEASE="1s")  # heartbeat every 100 ms
+    api = Api(srv.base_url, srv.s3_url)
+    wf_id = start(api, srv.admin_token, "diagnostic.sleep", {"seconds": 3})
+    job = running_job(api, srv.admin_token, wf_id)
+
+    def reported():
+        a = get(api, srv.admin_token, wf_id)["activities"][0]
+        return a if a["progress_detail"] == "sleeping" else None
+    first = wait_until(reported, 2, what="the activity's progress")
+    assert first["progress"] == 0
+    time.sleep(1.2)
+    later = get(api, srv.admin_token, wf_id)["activities"][0]
+    assert later["status"] == "leased" and later["lease_owner"] == job["lease_owner"]
+    assert ms(later["lease_until"]) > ms(first["lease_until"])
+    assert ms(later["heartbeat_at"]) > ms(first["heartbeat_at"])
+    wf = wait_status(api, srv.admin_token, wf_id, timeout=10)
+    assert wf["status"] == "completed"
+    assert len(events(wf, "job.started")) == 1 and not events(wf, "job.lease_expired")
+    assert wf["activities"][0]["progress"] == 100
+
+
 def test_workers_never_run_the_same_job(fresh_server):
     srv = diag_server(fresh_server, ACERVO_WORKERS="3", ACERVO_QUEUES="ingest:16")
     api = Api(srv.base_url, srv.s3_url)
