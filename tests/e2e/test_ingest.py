@@ -226,3 +226,26 @@ def test_asset_processing_without_an_ingest_gets_one_at_start(fresh_server, medi
     assemble = [x for x in wf["activities"] if x["step"] == "assemble"][0]
     assert assemble["output"]["sha256"] == a["content_hash"]
     assert "was processing without an ingest" in srv.log_text()
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.05, 0.15])
+def test_kill9_of_everything_mid_ingest_then_restart_finishes_it_once(fresh_server, media,
+                                                                      delay):
+    """The whole server (supervisor, API, worker, probe) dies at some point of an ingest;
+    after a restart the ingest finishes, once."""
+    import time
+    from conftest import Api
+    srv = fresh_server(env={"ACERVO_JOB_LEASE": "2s"})
+    api = Api(srv.base_url, srv.s3_url)
+    data = (media / "clip.mp4").read_bytes()
+    asset = upload(api, srv.admin_token, data, filename="crash.mp4", wait=False)
+    time.sleep(delay)
+    srv.kill()
+    srv.start()
+    a = wait_ingest(api, srv.admin_token, asset["id"], timeout=60)
+    assert a["status"] == "ready", a["failure_reason"]
+    assert a["content_hash"] == hashlib.sha256(data).hexdigest()
+    wf = workflow_of(api, srv.admin_token, asset["id"])
+    assert wf["status"] == "completed"
+    completed = [e["step"] for e in wf["history"] if e["type"] == "job.completed"]
+    assert sorted(completed) == sorted(["assemble", "detect", "probe", "index"])
