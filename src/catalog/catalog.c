@@ -676,3 +676,150 @@ int cat_asset_mark_duplicate(struct catalog *c, const char *id, const char *dupl
     return logged("asset_mark_duplicate",
                   c->ops->wf->asset_mark_duplicate(c, id, duplicate_of, reason, err), err);
 }
+
+/* ---- renditions ------------------------------------------------------------------------------ */
+
+static const char *const rend_statuses[] = {REND_PENDING, REND_RUNNING, REND_READY, REND_FAILED,
+                                            REND_EXPIRED};
+
+void cat_rendition_release(struct cat_rendition *r)
+{
+    if (!r)
+        return;
+    free(r->storage_key);
+    free(r->mime_type);
+    free(r->files);
+    free(r->params);
+    free(r->error);
+    r->storage_key = NULL;
+    r->mime_type = NULL;
+    r->files = NULL;
+    r->params = NULL;
+    r->error = NULL;
+}
+
+/* s must end within its field of n bytes (the struct's char arrays). */
+static int check_fits(const char *what, const char *s, size_t n, struct err *err)
+{
+    if (strnlen(s, n) == n)
+        return err_set(err, ERR_INVALID, "%s is longer than %zu bytes", what, n - 1);
+    return 0;
+}
+
+static int check_profile(const char *profile, int version, struct err *err)
+{
+    size_t max = sizeof(((struct cat_rendition *)NULL)->profile_name) - 1;
+
+    if (!profile || !*profile)
+        return err_set(err, ERR_INVALID, "rendition profile name is required");
+    if (strnlen(profile, max + 1) > max)
+        return err_set(err, ERR_INVALID, "rendition profile name is longer than %zu bytes", max);
+    if (version < 1)
+        return err_set(err, ERR_INVALID, "rendition profile version %d is less than 1", version);
+    return 0;
+}
+
+/* "" (the standard rendition) or an on-demand request's id. */
+static int check_variant(const char *variant, struct err *err)
+{
+    if (strnlen(variant, 37) == 37 || (*variant && !util_uuid_valid(variant)))
+        return err_set(err, ERR_INVALID, "rendition variant '%.36s' is neither \"\" nor a uuid",
+                       variant);
+    return 0;
+}
+
+static int check_measure(const char *what, int64_t v, struct err *err)
+{
+    if (v < -1)
+        return err_set(err, ERR_INVALID, "rendition %s %lld is negative (-1: unknown)", what,
+                       (long long)v);
+    return 0;
+}
+
+/* The backend's workflow operations (where the renditions are), if it has them. */
+static const struct catalog_wf_ops *rend_ops(struct catalog *c, struct err *err)
+{
+    if (!c->ops->wf)
+        err_set(err, ERR_UNSUPPORTED, "catalog backend %s has no renditions", c->ops->name);
+    return c->ops->wf;
+}
+
+int cat_rendition_put(struct catalog *c, struct cat_rendition *r, struct err *err)
+{
+    const struct catalog_wf_ops *ops = rend_ops(c, err);
+
+    if (!ops)
+        return -1;
+    if (check_fits("rendition id", r->id, sizeof(r->id), err) < 0)
+        return -1;
+    if (r->id[0] && !util_uuid_valid(r->id))
+        return err_set(err, ERR_INVALID, "rendition id '%s' is not a uuid", r->id);
+    if (check_fits("asset id", r->asset_id, sizeof(r->asset_id), err) < 0 ||
+        check_id("asset", r->asset_id, err) < 0 ||
+        check_profile(r->profile_name, r->profile_version, err) < 0 ||
+        check_variant(r->variant, err) < 0 ||
+        check_fits("rendition status", r->status, sizeof(r->status), err) < 0 ||
+        check_in("rendition status", r->status, rend_statuses, ARRAY_LEN(rend_statuses), err) < 0 ||
+        check_fits("rendition bucket", r->bucket, sizeof(r->bucket), err) < 0 ||
+        check_fits("rendition workflow id", r->workflow_id, sizeof(r->workflow_id), err) < 0)
+        return -1;
+    if (check_measure("file_size_bytes", r->file_size_bytes, err) < 0 ||
+        check_measure("width", r->width, err) < 0 || check_measure("height", r->height, err) < 0 ||
+        check_measure("duration_ms", r->duration_ms, err) < 0 ||
+        check_measure("bitrate_kbps", r->bitrate_kbps, err) < 0)
+        return -1;
+    if (r->expires_at < 0 || r->created_at < 0)
+        return err_set(err, ERR_INVALID, "rendition times must not be negative");
+    return logged("rendition_put", ops->rendition_put(c, r, err), err);
+}
+
+int cat_rendition_get(struct catalog *c, const char *id, struct cat_rendition *out, struct err *err)
+{
+    const struct catalog_wf_ops *ops = rend_ops(c, err);
+
+    if (!ops || check_id("rendition", id, err) < 0) {
+        memset(out, 0, sizeof(*out)); /* as the backend leaves it on failure */
+        return -1;
+    }
+    return logged("rendition_get", ops->rendition_get(c, id, out, err), err);
+}
+
+int cat_rendition_find(struct catalog *c, const char *asset_id, const char *profile, int version,
+                       const char *variant, struct cat_rendition *out, struct err *err)
+{
+    const struct catalog_wf_ops *ops = rend_ops(c, err);
+
+    if (!variant)
+        variant = "";
+    if (!ops || check_id("asset", asset_id, err) < 0 || check_profile(profile, version, err) < 0 ||
+        check_variant(variant, err) < 0) {
+        memset(out, 0, sizeof(*out));
+        return -1;
+    }
+    return logged("rendition_find",
+                  ops->rendition_find(c, asset_id, profile, version, variant, out, err), err);
+}
+
+int cat_rendition_list(struct catalog *c, const char *asset_id,
+                       int (*cb)(void *ctx, const struct cat_rendition *r), void *ctx,
+                       struct err *err)
+{
+    const struct catalog_wf_ops *ops = rend_ops(c, err);
+
+    if (!ops || check_id("asset", asset_id, err) < 0)
+        return -1;
+    return logged("rendition_list", ops->rendition_list(c, asset_id, cb, ctx, err), err);
+}
+
+int cat_renditions_expired(struct catalog *c, int64_t now, int limit,
+                           int (*cb)(void *ctx, const struct cat_rendition *r), void *ctx,
+                           struct err *err)
+{
+    const struct catalog_wf_ops *ops = rend_ops(c, err);
+
+    if (!ops)
+        return -1;
+    if (limit <= 0)
+        return 0;
+    return logged("renditions_expired", ops->renditions_expired(c, now, limit, cb, ctx, err), err);
+}

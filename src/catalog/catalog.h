@@ -234,6 +234,43 @@ struct cat_worker {
 
 struct catalog;
 
+/* ---- renditions ------------------------------------------------------------------------ */
+
+/** Rendition states. */
+#define REND_PENDING "pending"
+#define REND_RUNNING "running"
+#define REND_READY   "ready"
+#define REND_FAILED  "failed"
+#define REND_EXPIRED "expired"
+
+/** A rendition row: one profile (version) of an asset's master, standard or on demand. */
+struct cat_rendition {
+    char id[37];
+    char asset_id[37];
+    char profile_name[32];
+    int profile_version;
+    char variant[37];        /* "" for the standard rendition; an on-demand request's id */
+    char status[12];         /* REND_* */
+    char bucket[16];         /* of the main file, "" until ready */
+    char *storage_key;       /* the main file (heap, may be NULL) */
+    char *mime_type;         /* heap, may be NULL */
+    int64_t file_size_bytes; /* -1 if unknown (also below) */
+    int64_t width;
+    int64_t height;
+    int64_t duration_ms;
+    int64_t bitrate_kbps;
+    char *files;  /* JSON array of every file {key, bytes, ...} (heap, may be NULL) */
+    char *params; /* JSON object of on-demand parameters (heap, may be NULL) */
+    char workflow_id[37];
+    char *error;        /* heap, may be NULL */
+    int64_t expires_at; /* ms, 0: never */
+    int64_t created_at;
+    int64_t updated_at;
+};
+
+/** Frees the heap strings of r. */
+void cat_rendition_release(struct cat_rendition *r);
+
 /** An open write transaction; only valid inside a cat_tx_run callback. */
 struct cat_tx;
 
@@ -313,6 +350,17 @@ struct catalog_wf_ops {
                             int64_t size, struct err *err);
     int (*asset_mark_duplicate)(struct catalog *c, const char *id, const char *duplicate_of,
                                 const char *reason, struct err *err);
+    int (*rendition_put)(struct catalog *c, struct cat_rendition *r, struct err *err);
+    int (*rendition_get)(struct catalog *c, const char *id, struct cat_rendition *out,
+                         struct err *err);
+    int (*rendition_find)(struct catalog *c, const char *asset_id, const char *profile, int version,
+                          const char *variant, struct cat_rendition *out, struct err *err);
+    int (*rendition_list)(struct catalog *c, const char *asset_id,
+                          int (*cb)(void *ctx, const struct cat_rendition *r), void *ctx,
+                          struct err *err);
+    int (*renditions_expired)(struct catalog *c, int64_t now, int limit,
+                              int (*cb)(void *ctx, const struct cat_rendition *r), void *ctx,
+                              struct err *err);
 };
 
 struct catalog;
@@ -612,5 +660,44 @@ int cat_asset_set_master(struct catalog *c, const char *id, const char *sha256, 
 /** Marks a processing asset failed as a duplicate of another, with reason. */
 int cat_asset_mark_duplicate(struct catalog *c, const char *id, const char *duplicate_of,
                              const char *reason, struct err *err);
+
+/* ---- renditions ---------------------------------------------------------------------------- */
+
+/**
+ * Inserts or updates the rendition (asset_id, profile_name, profile_version, variant):
+ * every field of r is written (NULL heap strings, "" bucket and workflow_id, -1 measures
+ * and expires_at 0 as NULL). id: kept if the row exists, else r->id or a new UUIDv7;
+ * created_at: kept if the row exists, else r->created_at or now; updated_at now. r->id,
+ * r->created_at and r->updated_at receive the row's. ERR_NOTFOUND if the asset is gone;
+ * ERR_INVALID for a bad field (status, files or params not JSON); ERR_CONFLICT if r->id
+ * is another rendition's.
+ */
+int cat_rendition_put(struct catalog *c, struct cat_rendition *r, struct err *err);
+/**
+ * Reads a rendition by id into out (release with cat_rendition_release; out is overwritten,
+ * zeroed on failure). ERR_NOTFOUND if absent.
+ */
+int cat_rendition_get(struct catalog *c, const char *id, struct cat_rendition *out,
+                      struct err *err);
+/**
+ * Reads the rendition of asset for profile@version and variant ("" or NULL: the standard
+ * one) into out, as cat_rendition_get. ERR_NOTFOUND if absent.
+ */
+int cat_rendition_find(struct catalog *c, const char *asset_id, const char *profile, int version,
+                       const char *variant, struct cat_rendition *out, struct err *err);
+/**
+ * Calls cb for each rendition of an asset: standard ones by profile name then version,
+ * then on-demand ones newest first (created_at). Iteration as for cat_asset_list.
+ */
+int cat_rendition_list(struct catalog *c, const char *asset_id,
+                       int (*cb)(void *ctx, const struct cat_rendition *r), void *ctx,
+                       struct err *err);
+/**
+ * Calls cb for up to limit (at most 1000) ready renditions whose expires_at is before now
+ * (0 never is), soonest expiry first. Iteration as for cat_asset_list.
+ */
+int cat_renditions_expired(struct catalog *c, int64_t now, int limit,
+                           int (*cb)(void *ctx, const struct cat_rendition *r), void *ctx,
+                           struct err *err);
 
 #endif

@@ -19,6 +19,7 @@
 
 extern const char cat_migration_0001[];
 extern const char cat_migration_0002[];
+extern const char cat_migration_0003[];
 
 /** One schema step; applied in version order, each in its own transaction. */
 struct migration {
@@ -29,6 +30,7 @@ struct migration {
 static const struct migration migrations[] = {
     {1, cat_migration_0001},
     {2, cat_migration_0002},
+    {3, cat_migration_0003},
 };
 
 /* ---- tuning ------------------------------------------------------------------------ */
@@ -269,6 +271,8 @@ static void conn_close(struct conn *cn)
         sqlite3_finalize(cn->wst[i]);
     for (size_t i = 0; i < ARRAY_LEN(cn->wlist); i++)
         sqlite3_finalize(cn->wlist[i]);
+    for (size_t i = 0; i < ARRAY_LEN(cn->rst); i++)
+        sqlite3_finalize(cn->rst[i]);
     sqlite3_close(cn->db);
     free(cn);
 }

@@ -1,7 +1,7 @@
 /*
  * catalog_sqlite internals shared by catalog_sqlite.c (connections, pool, run(), the
- * asset/upload/user/key/audit operations) and catalog_sqlite_wf.c (the workflow engine's
- * operations). See docs/internals/catalog.md.
+ * asset/upload/user/key/audit operations), catalog_sqlite_wf.c (the workflow engine's
+ * operations) and catalog_sqlite_rend.c (renditions). See docs/internals/catalog.md.
  */
 #ifndef ACERVO_CATALOG_SQLITE_INT_H
 #define ACERVO_CATALOG_SQLITE_INT_H
@@ -109,6 +109,9 @@ enum {
     WLF_COUNT = 64
 };
 
+/* The statements of catalog_sqlite_rend.c (rend_sql[] there). */
+enum rend_stmt_id { RS_PUT, RS_GET, RS_FIND, RS_LIST, RS_EXPIRED, RS_COUNT };
+
 /** One pooled connection; used by one thread at a time. */
 struct conn {
     sqlite3 *db;
@@ -116,6 +119,7 @@ struct conn {
     sqlite3_stmt *list[LF_COUNT];
     sqlite3_stmt *wst[W_COUNT];
     sqlite3_stmt *wlist[WLF_COUNT];
+    sqlite3_stmt *rst[RS_COUNT];
     int bind_rc;           /* first failed bind since the last step */
     int busy_timeout_ms;   /* how long the busy handler waits for a lock */
     int64_t busy_since_us; /* when the current wait began (monotonic) */
@@ -171,6 +175,20 @@ int cat__asset_set_status(struct conn *cn, const char *id, const char *from, con
 
 /** The workflow-engine operations (catalog_sqlite_wf.c). */
 extern const struct catalog_wf_ops cat__sqlite_wf_ops;
+
+/* The rendition operations (catalog_sqlite_rend.c), members of cat__sqlite_wf_ops. */
+int cat__sqlite_rendition_put(struct catalog *c, struct cat_rendition *r, struct err *err);
+int cat__sqlite_rendition_get(struct catalog *c, const char *id, struct cat_rendition *out,
+                              struct err *err);
+int cat__sqlite_rendition_find(struct catalog *c, const char *asset_id, const char *profile,
+                               int version, const char *variant, struct cat_rendition *out,
+                               struct err *err);
+int cat__sqlite_rendition_list(struct catalog *c, const char *asset_id,
+                               int (*cb)(void *ctx, const struct cat_rendition *r), void *ctx,
+                               struct err *err);
+int cat__sqlite_renditions_expired(struct catalog *c, int64_t now, int limit,
+                                   int (*cb)(void *ctx, const struct cat_rendition *r), void *ctx,
+                                   struct err *err);
 
 /* ---- binding and columns ------------------------------------------------------------------- */
 

@@ -1690,4 +1690,10 @@ const struct catalog_wf_ops cat__sqlite_wf_ops = {
     .asset_set_technical = sqlite_asset_set_technical,
     .asset_set_master = sqlite_asset_set_master,
     .asset_mark_duplicate = sqlite_asset_mark_duplicate,
+    /* renditions: catalog_sqlite_rend.c */
+    .rendition_put = cat__sqlite_rendition_put,
+    .rendition_get = cat__sqlite_rendition_get,
+    .rendition_find = cat__sqlite_rendition_find,
+    .rendition_list = cat__sqlite_rendition_list,
+    .renditions_expired = cat__sqlite_renditions_expired,
 };

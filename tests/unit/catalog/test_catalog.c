@@ -10,6 +10,7 @@
 /* static functions (sqlite_open_tuned, the statement tables) are reached by including the
  * backend */
 #include "catalog/catalog_sqlite.c"
+#include "catalog/catalog_sqlite_rend.c"
 #include "catalog/catalog_sqlite_wf.c"
 
 #include <pthread.h>
@@ -110,12 +111,12 @@ static void test_migrations(void **state)
     struct fixture *f = *state;
     struct err e = {0};
 
-    assert_int_equal(cat_schema_version(f->c), 2);
+    assert_int_equal(cat_schema_version(f->c), 3);
     cat_close(f->c);
     f->c = NULL;
     assert_int_equal(cat_sqlite_open(&f->c, f->path, &e), 0);
-    assert_int_equal(cat_schema_version(f->c), 2);
-    assert_int_equal(raw_sql(f->path, "SELECT count(*) FROM schema_migrations"), 2);
+    assert_int_equal(cat_schema_version(f->c), 3);
+    assert_int_equal(raw_sql(f->path, "SELECT count(*) FROM schema_migrations"), 3);
     assert_int_equal(raw_sql(f->path, "SELECT count(*) FROM sqlite_master WHERE name = "
                                       "'ux_assets_live_content_hash'"),
                      1);
@@ -981,7 +982,7 @@ static int lease(struct cat_tx *tx, const char *queue, int limit, const char *ow
 }
 
 /* A database with only migration 0001 applied (as acervod before 0002 left it) opens
- * and is upgraded to 2, its rows intact. */
+ * and is upgraded to the latest version, its rows intact. */
 static void test_wf_upgrade(void **state)
 {
     struct fixture *f = *state;
@@ -1012,8 +1013,8 @@ static void test_wf_upgrade(void **state)
     assert_int_equal(raw_sql(path, "SELECT count(*) FROM sqlite_master WHERE name = 'jobs'"), 0);
 
     assert_int_equal(cat_sqlite_open(&c, path, &e), 0);
-    assert_int_equal(cat_schema_version(c), 2);
-    assert_int_equal(raw_sql(path, "SELECT count(*) FROM schema_migrations"), 2);
+    assert_int_equal(cat_schema_version(c), 3);
+    assert_int_equal(raw_sql(path, "SELECT count(*) FROM schema_migrations"), 3);
     assert_int_equal(raw_sql(path, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
                                    "name IN ('workflows', 'workflow_steps', 'jobs', "
                                    "'workflow_events', 'activity_effects', 'workers')"),
@@ -1033,7 +1034,7 @@ static void test_wf_upgrade(void **state)
     cat_close(c);
     /* and re-opening changes nothing */
     assert_int_equal(cat_sqlite_open(&c, path, &e), 0);
-    assert_int_equal(cat_schema_version(c), 2);
+    assert_int_equal(cat_schema_version(c), 3);
     cat_close(c);
 
     unlink(path);
@@ -2324,6 +2325,694 @@ static void test_lease_contention(void **state)
     assert_int_equal(raw_sql(f->path, "SELECT count(DISTINCT job_id) FROM workflow_events"), NJOBS);
 }
 
+/* ---- renditions ------------------------------------------------------------------------------ */
+
+/* Fills r as a pending rendition of asset for profile@version and variant (NULL: ""), with
+ * every measure unknown; the caller adjusts it. */
+static void rend_fill(struct cat_rendition *r, const char *asset_id, const char *profile,
+                      int version, const char *variant)
+{
+    memset(r, 0, sizeof(*r));
+    snprintf(r->asset_id, sizeof(r->asset_id), "%s", asset_id);
+    snprintf(r->profile_name, sizeof(r->profile_name), "%s", profile);
+    r->profile_version = version;
+    snprintf(r->variant, sizeof(r->variant), "%s", variant ? variant : "");
+    snprintf(r->status, sizeof(r->status), "%s", REND_PENDING);
+    r->file_size_bytes = r->width = r->height = r->duration_ms = r->bitrate_kbps = -1;
+}
+
+/* Puts a rendition in status with this expiry and creation time; id (may be NULL) receives
+ * its id. */
+static void rend_make(struct catalog *c, const char *asset_id, const char *profile, int version,
+                      const char *variant, const char *status, int64_t expires_at,
+                      int64_t created_at, char id[37])
+{
+    struct cat_rendition r;
+    struct err e = {0};
+    int rc;
+
+    rend_fill(&r, asset_id, profile, version, variant);
+    snprintf(r.status, sizeof(r.status), "%s", status);
+    r.expires_at = expires_at;
+    r.created_at = created_at;
+    rc = cat_rendition_put(c, &r, &e);
+    if (rc < 0)
+        fprintf(stderr, "put %s: %s\n", profile, e.msg);
+    assert_int_equal(rc, 0);
+    if (id)
+        memcpy(id, r.id, 37);
+}
+
+/* A put that must fail with code and a message containing what. */
+static void rend_put_fails(struct catalog *c, struct cat_rendition *r, enum err_code code,
+                           const char *what)
+{
+    struct err e = {0};
+
+    assert_int_equal(cat_rendition_put(c, r, &e), -1);
+    assert_int_equal(e.code, code);
+    if (!strstr(e.msg, what))
+        fprintf(stderr, "'%s' not in '%s'\n", what, e.msg);
+    assert_non_null(strstr(e.msg, what));
+}
+
+/* What a rendition callback saw, in order. */
+struct rend_seen {
+    int n;
+    int stop_after; /* return 7 after this many rows; 0: never */
+    char id[16][37];
+    char profile[16][32];
+    int version[16];
+    char variant[16][37];
+    char status[16][12];
+    int64_t expires_at[16];
+};
+
+static int rend_saw(void *ctx, const struct cat_rendition *r)
+{
+    struct rend_seen *s = ctx;
+
+    assert_true(s->n < 16);
+    memcpy(s->id[s->n], r->id, sizeof(r->id));
+    memcpy(s->profile[s->n], r->profile_name, sizeof(r->profile_name));
+    s->version[s->n] = r->profile_version;
+    memcpy(s->variant[s->n], r->variant, sizeof(r->variant));
+    memcpy(s->status[s->n], r->status, sizeof(r->status));
+    s->expires_at[s->n] = r->expires_at;
+    s->n++;
+    return s->stop_after && s->n == s->stop_after ? 7 : 0;
+}
+
+static void rend_list_n(struct catalog *c, const char *asset_id, struct rend_seen *s)
+{
+    struct err e = {0};
+
+    memset(s, 0, sizeof(*s));
+    assert_int_equal(cat_rendition_list(c, asset_id, rend_saw, s, &e), 0);
+}
+
+static void rend_expired_n(struct catalog *c, int64_t now, int limit, struct rend_seen *s)
+{
+    struct err e = {0};
+
+    memset(s, 0, sizeof(*s));
+    assert_int_equal(cat_renditions_expired(c, now, limit, rend_saw, s, &e), 0);
+}
+
+/* A database at version 2 (migrations 0001 and 0002, as acervod before 0003 left it), with
+ * rows in the old renditions table, opens and is upgraded to 3 with those rows carried over. */
+static void test_rend_upgrade(void **state)
+{
+    static const char asset[] = "0190aaaa-0000-7000-8000-000000000001";
+    static const char proxy[] = "0190aaaa-0000-7000-8000-00000000000a";
+    char dir[64], path[128], p[160], sql[256];
+    struct catalog *c = NULL;
+    struct cat_rendition got, r;
+    struct err e = {0};
+    sqlite3 *db;
+
+    (void)state;
+    snprintf(dir, sizeof(dir), "/tmp/acervo-catalog-v2-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/catalog.db", dir);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA journal_mode = WAL", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, cat_migration_0001, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, cat_migration_0002, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
+                                  "applied_at INTEGER NOT NULL) STRICT;"
+                                  "INSERT INTO schema_migrations VALUES (1, 0), (2, 0);"
+                                  "INSERT INTO assets (id, type, status, original_filename, "
+                                  "mime_type, file_size_bytes, created_at, updated_at) VALUES "
+                                  "('0190aaaa-0000-7000-8000-000000000001', 'video', 'ready', "
+                                  "'old.mov', 'video/quicktime', 77, 1, 2);"
+                                  "INSERT INTO renditions (id, asset_id, profile_name, status, "
+                                  "storage_key, storage_bucket, mime_type, file_size_bytes, "
+                                  "width, height, duration_ms, bitrate_kbps, created_at) VALUES "
+                                  "('0190aaaa-0000-7000-8000-00000000000a', "
+                                  "'0190aaaa-0000-7000-8000-000000000001', 'proxy', 'ready', "
+                                  "'proxies/x/proxy.mp4', 'proxies', 'video/mp4', 5000, 1280, "
+                                  "720, 10000, 2500, 111), "
+                                  "('0190aaaa-0000-7000-8000-00000000000b', "
+                                  "'0190aaaa-0000-7000-8000-000000000001', 'thumb', 'done', "
+                                  "NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 222)",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(raw_sql(path, "SELECT count(*) FROM pragma_table_info('renditions') "
+                                   "WHERE name = 'variant'"),
+                     0);
+
+    assert_int_equal(cat_sqlite_open(&c, path, &e), 0);
+    assert_int_equal(cat_schema_version(c), 3);
+    assert_int_equal(raw_sql(path, "SELECT count(*) FROM schema_migrations"), 3);
+    assert_int_equal(raw_sql(path, "SELECT count(*) FROM pragma_table_info('renditions') WHERE "
+                                   "name IN ('profile_version', 'variant', 'files', 'params', "
+                                   "'workflow_id', 'error', 'expires_at', 'updated_at')"),
+                     8);
+    /* the sweep's index holds ready renditions only */
+    assert_int_equal(raw_sql(path, "SELECT count(*) FROM sqlite_master WHERE name = "
+                                   "'idx_renditions_expires' AND sql LIKE "
+                                   "'%WHERE status = ''ready'' AND expires_at IS NOT NULL'"),
+                     1);
+    assert_int_equal(raw_sql(path, "SELECT count(*) FROM sqlite_master WHERE name LIKE "
+                                   "'%renditions_v3%'"),
+                     0);
+    assert_int_equal(raw_sql(path, "SELECT count(*) FROM renditions"), 2);
+
+    assert_int_equal(cat_rendition_get(c, proxy, &got, &e), 0);
+    assert_string_equal(got.asset_id, asset);
+    assert_string_equal(got.profile_name, "proxy");
+    assert_int_equal(got.profile_version, 1);
+    assert_string_equal(got.variant, "");
+    assert_string_equal(got.status, REND_READY);
+    assert_string_equal(got.bucket, "proxies");
+    assert_string_equal(got.storage_key, "proxies/x/proxy.mp4");
+    assert_string_equal(got.mime_type, "video/mp4");
+    assert_int_equal(got.file_size_bytes, 5000);
+    assert_int_equal(got.width, 1280);
+    assert_int_equal(got.height, 720);
+    assert_int_equal(got.duration_ms, 10000);
+    assert_int_equal(got.bitrate_kbps, 2500);
+    assert_null(got.files);
+    assert_null(got.params);
+    assert_null(got.error);
+    assert_string_equal(got.workflow_id, "");
+    assert_int_equal(got.expires_at, 0);
+    assert_int_equal(got.created_at, 111);
+    assert_int_equal(got.updated_at, 111);
+    cat_rendition_release(&got);
+    /* a status the new CHECK does not know becomes pending */
+    assert_int_equal(cat_rendition_find(c, asset, "thumb", 1, "", &got, &e), 0);
+    assert_string_equal(got.id, "0190aaaa-0000-7000-8000-00000000000b");
+    assert_string_equal(got.status, REND_PENDING);
+    assert_string_equal(got.bucket, "");
+    assert_null(got.storage_key);
+    assert_int_equal(got.file_size_bytes, -1);
+    assert_int_equal(got.width, -1);
+    assert_int_equal(got.created_at, 222);
+    cat_rendition_release(&got);
+    /* the key now has a version: a second version of the profile is a row of its own */
+    rend_fill(&r, asset, "proxy", 2, NULL);
+    assert_int_equal(cat_rendition_put(c, &r, &e), 0);
+    assert_string_not_equal(r.id, proxy);
+    cat_close(c);
+
+    /* and re-opening changes nothing */
+    assert_int_equal(cat_sqlite_open(&c, path, &e), 0);
+    assert_int_equal(cat_schema_version(c), 3);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM renditions WHERE asset_id = '%s'", asset);
+    assert_int_equal(raw_sql(path, sql), 3);
+    cat_close(c);
+
+    unlink(path);
+    snprintf(p, sizeof(p), "%s-wal", path);
+    unlink(p);
+    snprintf(p, sizeof(p), "%s-shm", path);
+    unlink(p);
+    rmdir(dir);
+}
+
+/* The columns of rendition id that a put of "nothing known" leaves NULL: 13 of them. */
+static int64_t rend_nulls(const char *path, const char *id)
+{
+    char sql[640];
+
+    snprintf(sql, sizeof(sql),
+             "SELECT (storage_bucket IS NULL) + (storage_key IS NULL) + (mime_type IS NULL) + "
+             "(file_size_bytes IS NULL) + (width IS NULL) + (height IS NULL) + "
+             "(duration_ms IS NULL) + (bitrate_kbps IS NULL) + (files IS NULL) + "
+             "(params IS NULL) + (workflow_id IS NULL) + (error IS NULL) + "
+             "(expires_at IS NULL) FROM renditions WHERE id = '%s'",
+             id);
+    return raw_sql(path, sql);
+}
+
+/* Put inserts, then updates the same row: same id, created_at kept, every field replaced. */
+static void test_rend_put(void **state)
+{
+    struct fixture *f = *state;
+    struct cat_rendition r, again, got;
+    struct err e = {0};
+    int64_t before = util_now_ms();
+    char a[37], first[37], wf[37], mine[37], sql[256];
+
+    create_asset(f->c, "video", NULL, a);
+    rend_fill(&r, a, "proxy", 1, NULL);
+    r.created_at = 1000;
+    assert_int_equal(cat_rendition_put(f->c, &r, &e), 0);
+    assert_true(util_uuid_valid(r.id));
+    assert_int_equal(r.created_at, 1000);
+    assert_true(r.updated_at >= before);
+    memcpy(first, r.id, sizeof(first));
+    assert_int_equal(cat_rendition_get(f->c, first, &got, &e), 0);
+    assert_string_equal(got.id, first);
+    assert_string_equal(got.asset_id, a);
+    assert_string_equal(got.profile_name, "proxy");
+    assert_int_equal(got.profile_version, 1);
+    assert_string_equal(got.variant, "");
+    assert_string_equal(got.status, REND_PENDING);
+    assert_string_equal(got.bucket, "");
+    assert_null(got.storage_key);
+    assert_null(got.mime_type);
+    assert_int_equal(got.file_size_bytes, -1);
+    assert_int_equal(got.width, -1);
+    assert_int_equal(got.height, -1);
+    assert_int_equal(got.duration_ms, -1);
+    assert_int_equal(got.bitrate_kbps, -1);
+    assert_null(got.files);
+    assert_null(got.params);
+    assert_string_equal(got.workflow_id, "");
+    assert_null(got.error);
+    assert_int_equal(got.expires_at, 0);
+    assert_int_equal(got.created_at, 1000);
+    assert_int_equal(got.updated_at, r.updated_at);
+    cat_rendition_release(&got);
+    /* "nothing known" is stored as NULL, not as "" or -1 or 0 */
+    assert_int_equal(rend_nulls(f->path, first), 13);
+
+    /* the same key from a fresh row (no id, another created_at): the same row, replaced */
+    while (util_now_ms() <= r.updated_at)
+        ;
+    util_uuid7(wf);
+    rend_fill(&again, a, "proxy", 1, NULL);
+    snprintf(again.status, sizeof(again.status), "%s", REND_READY);
+    snprintf(again.bucket, sizeof(again.bucket), "%s", "proxies");
+    snprintf(again.workflow_id, sizeof(again.workflow_id), "%s", wf);
+    again.storage_key = (char *)"proxies/a/proxy.mp4";
+    again.mime_type = (char *)"video/mp4";
+    again.file_size_bytes = 123456;
+    again.width = 1280;
+    again.height = 720;
+    again.duration_ms = 10000;
+    again.bitrate_kbps = 2500;
+    again.files = (char *)"[{\"key\":\"proxies/a/proxy.mp4\",\"bytes\":123456}]";
+    again.params = (char *)"{\"in_ms\":0}";
+    again.error = (char *)"retried once";
+    again.expires_at = 99999;
+    again.created_at = 5;
+    assert_int_equal(cat_rendition_put(f->c, &again, &e), 0);
+    assert_string_equal(again.id, first);
+    assert_int_equal(again.created_at, 1000);
+    assert_true(again.updated_at > r.updated_at);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM renditions WHERE asset_id = '%s'", a);
+    assert_int_equal(raw_sql(f->path, sql), 1);
+    assert_int_equal(cat_rendition_get(f->c, first, &got, &e), 0);
+    assert_string_equal(got.status, REND_READY);
+    assert_string_equal(got.bucket, "proxies");
+    assert_string_equal(got.storage_key, "proxies/a/proxy.mp4");
+    assert_string_equal(got.mime_type, "video/mp4");
+    assert_int_equal(got.file_size_bytes, 123456);
+    assert_int_equal(got.width, 1280);
+    assert_int_equal(got.height, 720);
+    assert_int_equal(got.duration_ms, 10000);
+    assert_int_equal(got.bitrate_kbps, 2500);
+    assert_string_equal(got.files, "[{\"key\":\"proxies/a/proxy.mp4\",\"bytes\":123456}]");
+    assert_string_equal(got.params, "{\"in_ms\":0}");
+    assert_string_equal(got.workflow_id, wf);
+    assert_string_equal(got.error, "retried once");
+    assert_int_equal(got.expires_at, 99999);
+    assert_int_equal(got.created_at, 1000);
+    assert_int_equal(got.updated_at, again.updated_at);
+    cat_rendition_release(&got);
+    assert_int_equal(rend_nulls(f->path, first), 0);
+
+    /* every field is written: a row with nothing known clears them all */
+    rend_fill(&r, a, "proxy", 1, NULL);
+    snprintf(r.status, sizeof(r.status), "%s", REND_FAILED);
+    assert_int_equal(cat_rendition_put(f->c, &r, &e), 0);
+    assert_string_equal(r.id, first);
+    assert_int_equal(rend_nulls(f->path, first), 13);
+
+    /* a caller's id names a new row; an existing row keeps its own */
+    util_uuid7(mine);
+    rend_fill(&r, a, "thumb", 1, NULL);
+    memcpy(r.id, mine, sizeof(r.id));
+    assert_int_equal(cat_rendition_put(f->c, &r, &e), 0);
+    assert_string_equal(r.id, mine);
+    assert_int_equal(cat_rendition_get(f->c, mine, &got, &e), 0);
+    assert_string_equal(got.profile_name, "thumb");
+    cat_rendition_release(&got);
+    rend_fill(&r, a, "proxy", 1, NULL);
+    util_uuid7(r.id);
+    memcpy(mine, r.id, sizeof(mine));
+    assert_int_equal(cat_rendition_put(f->c, &r, &e), 0);
+    assert_string_equal(r.id, first);
+    assert_int_equal(cat_rendition_get(f->c, mine, &got, &e), -1);
+    assert_int_equal(e.code, ERR_NOTFOUND);
+    /* an id that is another rendition's */
+    rend_fill(&r, a, "hls", 1, NULL);
+    memcpy(r.id, first, sizeof(r.id));
+    rend_put_fails(f->c, &r, ERR_CONFLICT, first);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM renditions WHERE profile_name = 'hls'");
+    assert_int_equal(raw_sql(f->path, sql), 0);
+}
+
+/* Variants are rows of their own; a list has the standard renditions by profile then
+ * version, then the on-demand ones newest first. */
+static void test_rend_list(void **state)
+{
+    struct fixture *f = *state;
+    struct rend_seen s;
+    struct err e = {0};
+    char a[37], b[37], v1[37], v2[37], v3[37], sql[256];
+    static const char *const want_profile[] = {"clip",  "hls",  "proxy", "proxy",
+                                               "thumb", "clip", "clip",  "clip"};
+    static const int want_version[] = {1, 1, 1, 2, 1, 1, 1, 1};
+    const char *want_variant[8];
+
+    create_asset(f->c, "video", NULL, a);
+    create_asset(f->c, "video", NULL, b);
+    util_uuid7(v1);
+    util_uuid7(v2);
+    util_uuid7(v3);
+    /* in an order that is none of the list's */
+    rend_make(f->c, a, "thumb", 1, NULL, REND_READY, 0, 0, NULL);
+    rend_make(f->c, a, "clip", 1, v1, REND_READY, 0, 2000, NULL);
+    rend_make(f->c, a, "proxy", 2, NULL, REND_PENDING, 0, 0, NULL);
+    rend_make(f->c, a, "clip", 1, v3, REND_RUNNING, 0, 1000, NULL);
+    rend_make(f->c, a, "hls", 1, NULL, REND_READY, 0, 0, NULL);
+    rend_make(f->c, a, "clip", 1, v2, REND_READY, 0, 3000, NULL);
+    rend_make(f->c, a, "proxy", 1, NULL, REND_READY, 0, 0, NULL);
+    rend_make(f->c, a, "clip", 1, NULL, REND_READY, 0, 0, NULL);
+    rend_make(f->c, b, "proxy", 1, NULL, REND_READY, 0, 0, NULL);
+
+    /* the same profile and version: one standard row and one per variant */
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM renditions WHERE asset_id = '%s' AND profile_name = 'clip' "
+             "AND profile_version = 1",
+             a);
+    assert_int_equal(raw_sql(f->path, sql), 4);
+
+    want_variant[0] = want_variant[1] = want_variant[2] = want_variant[3] = want_variant[4] = "";
+    want_variant[5] = v2;
+    want_variant[6] = v1;
+    want_variant[7] = v3;
+    rend_list_n(f->c, a, &s);
+    assert_int_equal(s.n, 8);
+    for (int i = 0; i < 8; i++) {
+        assert_string_equal(s.profile[i], want_profile[i]);
+        assert_int_equal(s.version[i], want_version[i]);
+        assert_string_equal(s.variant[i], want_variant[i]);
+    }
+    rend_list_n(f->c, b, &s);
+    assert_int_equal(s.n, 1);
+    assert_string_equal(s.profile[0], "proxy");
+
+    /* a callback's non-zero result stops the list and is returned */
+    memset(&s, 0, sizeof(s));
+    s.stop_after = 3;
+    assert_int_equal(cat_rendition_list(f->c, a, rend_saw, &s, &e), 7);
+    assert_int_equal(s.n, 3);
+
+    /* an asset without renditions (or none at all) lists nothing */
+    create_asset(f->c, "audio", NULL, b);
+    rend_list_n(f->c, b, &s);
+    assert_int_equal(s.n, 0);
+    rend_list_n(f->c, "00000000-0000-7000-8000-000000000000", &s);
+    assert_int_equal(s.n, 0);
+    assert_int_equal(cat_rendition_list(f->c, "", rend_saw, &s, &e), -1);
+    assert_int_equal(e.code, ERR_INVALID);
+}
+
+static void test_rend_find(void **state)
+{
+    struct fixture *f = *state;
+    struct cat_rendition got, r;
+    struct err e = {0};
+    char a[37], v[37], std[37], od[37], other[37], longest[32], too_long[40];
+
+    create_asset(f->c, "video", NULL, a);
+    util_uuid7(v);
+    rend_make(f->c, a, "proxy", 1, NULL, REND_READY, 0, 0, std);
+    rend_make(f->c, a, "proxy", 1, v, REND_RUNNING, 0, 0, od);
+    assert_string_not_equal(std, od);
+
+    assert_int_equal(cat_rendition_find(f->c, a, "proxy", 1, "", &got, &e), 0);
+    assert_string_equal(got.id, std);
+    assert_string_equal(got.status, REND_READY);
+    cat_rendition_release(&got);
+    assert_int_equal(cat_rendition_find(f->c, a, "proxy", 1, NULL, &got, &e), 0);
+    assert_string_equal(got.id, std);
+    cat_rendition_release(&got);
+    assert_int_equal(cat_rendition_find(f->c, a, "proxy", 1, v, &got, &e), 0);
+    assert_string_equal(got.id, od);
+    assert_string_equal(got.variant, v);
+    assert_string_equal(got.status, REND_RUNNING);
+    /* the arguments may point into out (whose heap strings are all NULL here: nothing
+     * leaks when it is overwritten) */
+    assert_int_equal(cat_rendition_find(f->c, got.asset_id, got.profile_name, got.profile_version,
+                                        got.variant, &got, &e),
+                     0);
+    assert_string_equal(got.id, od);
+    assert_int_equal(cat_rendition_get(f->c, got.id, &got, &e), 0);
+    assert_string_equal(got.id, od);
+    assert_string_equal(got.variant, v);
+    cat_rendition_release(&got);
+
+    /* absent: ERR_NOTFOUND, out zeroed */
+    memset(&got, 'x', sizeof(got));
+    assert_int_equal(cat_rendition_find(f->c, a, "proxy", 2, "", &got, &e), -1);
+    assert_int_equal(e.code, ERR_NOTFOUND);
+    assert_non_null(strstr(e.msg, "proxy"));
+    assert_string_equal(got.id, "");
+    assert_null(got.storage_key);
+    assert_null(got.files);
+    util_uuid7(other);
+    assert_int_equal(cat_rendition_find(f->c, a, "proxy", 1, other, &got, &e), -1);
+    assert_int_equal(e.code, ERR_NOTFOUND);
+    assert_int_equal(cat_rendition_find(f->c, a, "thumb", 1, "", &got, &e), -1);
+    assert_int_equal(e.code, ERR_NOTFOUND);
+    memset(&got, 'x', sizeof(got));
+    assert_int_equal(cat_rendition_get(f->c, other, &got, &e), -1);
+    assert_int_equal(e.code, ERR_NOTFOUND);
+    assert_non_null(strstr(e.msg, other));
+    assert_string_equal(got.id, "");
+    assert_null(got.mime_type);
+
+    /* arguments (out zeroed all the same) */
+    e.code = ERR_OK;
+    memset(&got, 'x', sizeof(got));
+    assert_int_equal(cat_rendition_find(f->c, a, "", 1, "", &got, &e), -1);
+    assert_int_equal(e.code, ERR_INVALID);
+    assert_string_equal(got.id, "");
+    assert_null(got.error);
+    e.code = ERR_OK;
+    assert_int_equal(cat_rendition_find(f->c, a, NULL, 1, "", &got, &e), -1);
+    assert_int_equal(e.code, ERR_INVALID);
+    e.code = ERR_OK;
+    assert_int_equal(cat_rendition_find(f->c, a, "proxy", 0, "", &got, &e), -1);
+    assert_int_equal(e.code, ERR_INVALID);
+    e.code = ERR_OK;
+    assert_int_equal(cat_rendition_find(f->c, a, "proxy", 1, "not-a-uuid", &got, &e), -1);
+    assert_int_equal(e.code, ERR_INVALID);
+    e.code = ERR_OK;
+    assert_int_equal(cat_rendition_find(f->c, "", "proxy", 1, "", &got, &e), -1);
+    assert_int_equal(e.code, ERR_INVALID);
+    e.code = ERR_OK;
+    memset(&got, 'x', sizeof(got));
+    assert_int_equal(cat_rendition_get(f->c, "", &got, &e), -1);
+    assert_int_equal(e.code, ERR_INVALID);
+    assert_null(got.params);
+
+    /* a profile name is 1..31 bytes */
+    memset(longest, 'p', 31);
+    longest[31] = '\0';
+    memset(too_long, 'p', 32);
+    too_long[32] = '\0';
+    rend_make(f->c, a, longest, 1, NULL, REND_READY, 0, 0, NULL);
+    assert_int_equal(cat_rendition_find(f->c, a, longest, 1, "", &got, &e), 0);
+    assert_string_equal(got.profile_name, longest);
+    cat_rendition_release(&got);
+    e.code = ERR_OK;
+    assert_int_equal(cat_rendition_find(f->c, a, too_long, 1, "", &got, &e), -1);
+    assert_int_equal(e.code, ERR_INVALID);
+    rend_fill(&r, a, "x", 1, NULL);
+    memset(r.profile_name, 'p', sizeof(r.profile_name)); /* no room left for the NUL */
+    rend_put_fails(f->c, &r, ERR_INVALID, "profile name");
+}
+
+/* The sweep's listing: ready renditions whose expires_at has passed, soonest first. */
+static void test_rend_expired(void **state)
+{
+    struct fixture *f = *state;
+    struct cat_rendition r;
+    struct rend_seen s;
+    struct err e = {0};
+    char a[37], e1[37], e2[37], e3[37];
+
+    create_asset(f->c, "video", NULL, a);
+    rend_make(f->c, a, "p3", 1, NULL, REND_READY, 3000, 0, e3);
+    rend_make(f->c, a, "p1", 1, NULL, REND_READY, 1000, 0, e1);
+    rend_make(f->c, a, "p0", 1, NULL, REND_READY, 0, 0, NULL); /* never expires */
+    rend_make(f->c, a, "p2", 1, NULL, REND_READY, 2000, 0, e2);
+    rend_make(f->c, a, "pf", 1, NULL, REND_FAILED, 500, 0, NULL);
+    rend_make(f->c, a, "px", 1, NULL, REND_EXPIRED, 400, 0, NULL);
+    rend_make(f->c, a, "pr", 1, NULL, REND_RUNNING, 100, 0, NULL);
+    rend_make(f->c, a, "pp", 1, NULL, REND_PENDING, 200, 0, NULL);
+    rend_make(f->c, a, "pl", 1, NULL, REND_READY, 10000, 0, NULL); /* later */
+
+    rend_expired_n(f->c, 5000, 10, &s);
+    assert_int_equal(s.n, 3);
+    assert_string_equal(s.id[0], e1);
+    assert_string_equal(s.id[1], e2);
+    assert_string_equal(s.id[2], e3);
+    assert_int_equal(s.expires_at[0], 1000);
+    assert_int_equal(s.expires_at[2], 3000);
+    for (int i = 0; i < s.n; i++)
+        assert_string_equal(s.status[i], REND_READY);
+    rend_expired_n(f->c, 5000, 2, &s);
+    assert_int_equal(s.n, 2);
+    assert_string_equal(s.id[0], e1);
+    assert_string_equal(s.id[1], e2);
+    /* before, not at */
+    rend_expired_n(f->c, 1000, 10, &s);
+    assert_int_equal(s.n, 0);
+    rend_expired_n(f->c, 1001, 10, &s);
+    assert_int_equal(s.n, 1);
+    assert_string_equal(s.id[0], e1);
+    rend_expired_n(f->c, 20000, 10, &s);
+    assert_int_equal(s.n, 4);
+    /* limits: nothing asked, nothing listed; more than 1000 is 1000 */
+    rend_expired_n(f->c, 5000, 0, &s);
+    assert_int_equal(s.n, 0);
+    rend_expired_n(f->c, 5000, 100000, &s);
+    assert_int_equal(s.n, 3);
+
+    /* a swept rendition (status expired) leaves the listing */
+    assert_int_equal(cat_rendition_find(f->c, a, "p1", 1, "", &r, &e), 0);
+    snprintf(r.status, sizeof(r.status), "%s", REND_EXPIRED);
+    assert_int_equal(cat_rendition_put(f->c, &r, &e), 0);
+    cat_rendition_release(&r);
+    rend_expired_n(f->c, 5000, 10, &s);
+    assert_int_equal(s.n, 2);
+    assert_string_equal(s.id[0], e2);
+    assert_string_equal(s.id[1], e3);
+
+    /* a callback's non-zero result stops the listing and is returned */
+    memset(&s, 0, sizeof(s));
+    s.stop_after = 1;
+    assert_int_equal(cat_renditions_expired(f->c, 5000, 10, rend_saw, &s, &e), 7);
+    assert_int_equal(s.n, 1);
+}
+
+static void test_rend_errors(void **state)
+{
+    static const char gone[] = "00000000-0000-7000-8000-000000000000";
+    struct fixture *f = *state;
+    struct cat_rendition r;
+    struct err e = {0};
+    char a[37], sql[256];
+
+    /* the asset must exist (the foreign key): ERR_NOTFOUND naming it */
+    rend_fill(&r, gone, "proxy", 1, NULL);
+    rend_put_fails(f->c, &r, ERR_NOTFOUND, gone);
+    assert_int_equal(raw_sql(f->path, "SELECT count(*) FROM renditions"), 0);
+    /* renditions go with their asset; a put after the delete is refused alike */
+    create_asset(f->c, "video", NULL, a);
+    rend_make(f->c, a, "proxy", 1, NULL, REND_READY, 0, 0, NULL);
+    assert_int_equal(raw_sql(f->path, "SELECT count(*) FROM renditions"), 1);
+    assert_int_equal(cat_asset_delete(f->c, a, NULL, &e), 0);
+    assert_int_equal(raw_sql(f->path, "SELECT count(*) FROM renditions"), 0);
+    rend_fill(&r, a, "proxy", 1, NULL);
+    rend_put_fails(f->c, &r, ERR_NOTFOUND, "not found");
+
+    create_asset(f->c, "video", NULL, a);
+    /* a status outside the CHECK: refused by the wrapper, and by the schema behind it */
+    rend_fill(&r, a, "proxy", 1, NULL);
+    snprintf(r.status, sizeof(r.status), "%s", "done");
+    rend_put_fails(f->c, &r, ERR_INVALID, "done");
+    e.code = ERR_OK;
+    assert_int_equal(f->c->ops->wf->rendition_put(f->c, &r, &e), -1);
+    assert_int_equal(e.code, ERR_INVALID);
+    assert_non_null(strstr(e.msg, "status 'done'"));
+    r.status[0] = '\0';
+    rend_put_fails(f->c, &r, ERR_INVALID, "status");
+    snprintf(r.status, sizeof(r.status), "%s", REND_READY);
+
+    /* files and params are JSON */
+    r.files = (char *)"[{\"key\":";
+    rend_put_fails(f->c, &r, ERR_INVALID, "files");
+    r.files = NULL;
+    r.params = (char *)"not json";
+    rend_put_fails(f->c, &r, ERR_INVALID, "params");
+    r.params = NULL;
+
+    /* measures: -1 is unknown, below is refused; times are not negative */
+    r.width = -2;
+    rend_put_fails(f->c, &r, ERR_INVALID, "width");
+    r.width = -1;
+    r.expires_at = -5;
+    rend_put_fails(f->c, &r, ERR_INVALID, "negative");
+    r.expires_at = 0;
+
+    /* ids, key and fixed-size fields */
+    snprintf(r.id, sizeof(r.id), "%s", "nope");
+    rend_put_fails(f->c, &r, ERR_INVALID, "nope");
+    r.id[0] = '\0';
+    snprintf(r.variant, sizeof(r.variant), "%s", "on-demand");
+    rend_put_fails(f->c, &r, ERR_INVALID, "variant");
+    r.variant[0] = '\0';
+    r.profile_version = 0;
+    rend_put_fails(f->c, &r, ERR_INVALID, "version");
+    r.profile_version = 1;
+    r.profile_name[0] = '\0';
+    rend_put_fails(f->c, &r, ERR_INVALID, "profile name");
+    snprintf(r.profile_name, sizeof(r.profile_name), "%s", "proxy");
+    memset(r.bucket, 'b', sizeof(r.bucket));
+    rend_put_fails(f->c, &r, ERR_INVALID, "bucket");
+    r.bucket[0] = '\0';
+    r.asset_id[0] = '\0';
+    rend_put_fails(f->c, &r, ERR_INVALID, "asset");
+    snprintf(r.asset_id, sizeof(r.asset_id), "%s", a);
+
+    /* none of it was written; the row as fixed is */
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM renditions WHERE asset_id = '%s'", a);
+    assert_int_equal(raw_sql(f->path, sql), 0);
+    assert_int_equal(cat_rendition_put(f->c, &r, &e), 0);
+    assert_int_equal(raw_sql(f->path, sql), 1);
+}
+
+/* cat_rendition_release frees every heap string (ASan reports a leak otherwise). */
+static void test_rend_release(void **state)
+{
+    struct fixture *f = *state;
+    struct cat_rendition r, got;
+    struct err e = {0};
+    char a[37];
+
+    create_asset(f->c, "video", NULL, a);
+    rend_fill(&r, a, "proxy", 1, NULL);
+    r.storage_key = xstrdup("proxies/a/proxy.mp4");
+    r.mime_type = xstrdup("video/mp4");
+    r.files = xstrdup("[]");
+    r.params = xstrdup("{}");
+    r.error = xstrdup("none");
+    assert_int_equal(cat_rendition_put(f->c, &r, &e), 0);
+    cat_rendition_release(&r);
+    assert_null(r.storage_key);
+    assert_null(r.mime_type);
+    assert_null(r.files);
+    assert_null(r.params);
+    assert_null(r.error);
+
+    assert_int_equal(cat_rendition_get(f->c, r.id, &got, &e), 0);
+    assert_string_equal(got.storage_key, "proxies/a/proxy.mp4");
+    assert_string_equal(got.mime_type, "video/mp4");
+    assert_string_equal(got.files, "[]");
+    assert_string_equal(got.params, "{}");
+    assert_string_equal(got.error, "none");
+    cat_rendition_release(&got);
+    assert_null(got.storage_key);
+    assert_null(got.mime_type);
+    assert_null(got.files);
+    assert_null(got.params);
+    assert_null(got.error);
+    cat_rendition_release(&got); /* twice is harmless */
+    cat_rendition_release(NULL);
+}
+
 /* The plan of a statement, one detail line per row, joined with '\n'. */
 static void query_plan(const char *path, const char *sql, char *out, size_t n)
 {
@@ -2355,7 +3044,7 @@ static void query_plan(const char *path, const char *sql, char *out, size_t n)
  */
 static void plan_check(const char *path, const char *sql, const char *index, int in_order)
 {
-    static const char *const tables[] = {"jobs", "workflows", "workflow_events"};
+    static const char *const tables[] = {"jobs", "workflows", "workflow_events", "renditions"};
     char plan[4096];
 
     query_plan(path, sql, plan, sizeof(plan));
@@ -2417,6 +3106,12 @@ static void test_query_plans(void **state)
     plan_uses(f->path, wf_sql[W_JOB_FINISH], "INTEGER PRIMARY KEY");
     plan_uses(f->path, wf_sql[W_JOBS_HEARTBEAT], "INTEGER PRIMARY KEY");
     plan_uses(f->path, wf_sql[W_WF_BY_IDEM], "sqlite_autoindex_workflows");
+    /* renditions: the sweep in expiry order; by id the primary key's index (autoindex 1);
+     * by key and an asset's list the UNIQUE (asset_id, profile, version, variant) one */
+    plan_in_order(f->path, rend_sql[RS_EXPIRED], "idx_renditions_expires");
+    plan_uses(f->path, rend_sql[RS_GET], "sqlite_autoindex_renditions_1");
+    plan_uses(f->path, rend_sql[RS_FIND], "sqlite_autoindex_renditions_2");
+    plan_uses(f->path, rend_sql[RS_LIST], "sqlite_autoindex_renditions_2");
 
     /* the list statements, as built and cached per filter combination */
     flt.asset_id = "a";
@@ -2474,6 +3169,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tx_run, setup, teardown),
         cmocka_unit_test(test_busy_handler),
         cmocka_unit_test_setup_teardown(test_lease_contention, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rend_upgrade, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rend_put, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rend_list, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rend_find, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rend_expired, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rend_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rend_release, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query_plans, setup, teardown),
     };
 
