@@ -41,8 +41,7 @@ void media__vips_log_init(void)
                       NULL);
 }
 
-/* the first line of libvips' error text (else its last warning), then cleared: both shared */
-static void vips_err(char *out, size_t n)
+void media__vips_error(char *out, size_t n)
 {
     const char *text = vips_error_buffer();
     size_t len;
@@ -65,23 +64,39 @@ static void set_str(char *dst, size_t n, const char *s)
     media__text_copy(dst, n, s, SIZE_MAX, 1);
 }
 
-int media__image_open(struct media__src *src, struct err *err)
+const char *media__image_path(const struct media__src *src, char *buf, size_t n)
 {
-    const struct image_format *f = NULL;
-    const char *loader, *nick, *vpath = src->path;
     size_t len = strlen(src->path);
-    char fdpath[64], reason[256];
-    int64_t w, h;
 
     /* libvips reads "name.jpg[opts]" as options: such a name is reached through the fd */
     if (len > 0 && src->path[len - 1] == ']') {
-        snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", src->fd);
-        vpath = fdpath;
+        snprintf(buf, n, "/proc/self/fd/%d", src->fd);
+        return buf;
     }
+    return src->path;
+}
+
+int media__image_open(struct media__src *src, struct err *err)
+{
+    const struct image_format *f = NULL;
+    const char *loader, *nick, *vpath;
+    char fdpath[64], reason[256];
+    int64_t w, h;
+
+    vpath = media__image_path(src, fdpath, sizeof(fdpath));
     vips_last_warning[0] = '\0';
     loader = vips_foreign_find_load(vpath);
     if (!loader) {
         vips_error_clear();
+        /* heifload is a loadable module of libvips: say so when it is the one missing */
+        if ((strcmp(src->magic_mime, "image/heic") == 0 ||
+             strcmp(src->magic_mime, "image/heif") == 0 ||
+             strcmp(src->magic_mime, "image/avif") == 0) &&
+            vips_type_find("VipsOperation", "heifload") == 0)
+            return err_set(err, ERR_UNSUPPORTED,
+                           "unsupported image: %s needs libvips' heifload, which this libvips "
+                           "lacks (libmagic: %s)",
+                           src->magic_mime, src->kind.magic);
         return err_set(err, ERR_UNSUPPORTED,
                        "unsupported image: libvips cannot read it (libmagic: %s)", src->kind.magic);
     }
@@ -95,7 +110,7 @@ int media__image_open(struct media__src *src, struct err *err)
                        nick ? nick : loader, src->kind.magic);
     if (vips_call(f->loader, vpath, &src->img, "access", VIPS_ACCESS_SEQUENTIAL, NULL) != 0) {
         src->img = NULL;
-        vips_err(reason, sizeof(reason));
+        media__vips_error(reason, sizeof(reason));
         return err_set(err, ERR_UNSUPPORTED, "invalid %s: %s", f->long_name, reason);
     }
     w = vips_image_get_width(src->img);

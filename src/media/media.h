@@ -78,4 +78,34 @@ json_t *media_kind_json(const struct media_kind *k);
  */
 int media_file_probe(const char *path, json_t **out, struct err *err);
 
+/** Most thumbnail sizes one media_thumbs_make call makes. */
+#define MEDIA_MAX_THUMBS 8
+/** Largest thumbnail size (longest side, pixels); WebP itself stops at 16383. */
+#define MEDIA_MAX_THUMB_SIZE 4096
+
+/**
+ * Parses a thumbnail size list, "300,800,1200", into sizes (0-ended, so it holds
+ * MEDIA_MAX_THUMBS + 1 ints). Each size is a decimal 1..MEDIA_MAX_THUMB_SIZE, sizes are
+ * distinct, at most MEDIA_MAX_THUMBS of them; anything else fails with ERR_INVALID.
+ */
+int media_thumbs_sizes_parse(const char *list, int *sizes, struct err *err);
+
+/**
+ * Makes WebP thumbnails of the image at path: out_dir/thumb_<size>.webp for each size of
+ * sizes (0-ended), whose longest side is size pixels, or the source's own size when that
+ * is smaller (never upscaled; the file keeps the requested size's name). The source is
+ * decoded once, shrunk on load to what the largest size needs; EXIF orientation applied,
+ * colour converted to sRGB 8-bit, alpha kept, metadata stripped, first frame of animated
+ * images. *out is a new object the caller json_decref's:
+ * {"thumbs":[{"size","file","width","height","bytes"},...],
+ *  "source":{"width","height","orientation","display_width","display_height"}}
+ * (source dimensions as stored, as media_file_probe gives them). Fails as
+ * media_kind_detect does (a file that is not an image with ERR_UNSUPPORTED, an image
+ * over MEDIA_MAX_PIXELS with ERR_LIMIT before any pixel is decoded), with ERR_INVALID
+ * for a bad size list and ERR_IO when out_dir cannot be written; files already written
+ * are removed when it fails.
+ */
+int media_thumbs_make(const char *path, const int *sizes, const char *out_dir, json_t **out,
+                      struct err *err);
+
 #endif

@@ -90,4 +90,15 @@ json_t *media__json_text(const char *s, size_t max);
 /** A JSON integer, or null if v is negative. */
 json_t *media__json_count(int64_t v);
 
+/**
+ * The path to give libvips for src: src->path, or /proc/self/fd/N (written into buf) when
+ * the name ends in ']', which libvips would read as options. Valid while src is open.
+ */
+const char *media__image_path(const struct media__src *src, char *buf, size_t n);
+/**
+ * Copies the first line of libvips' error text (else its last GLib warning) into out,
+ * "unknown error" if both are empty, and clears both: they are shared.
+ */
+void media__vips_error(char *out, size_t n);
+
 #endif
