@@ -353,6 +353,8 @@ static void sweep(struct api_ctx *ctx)
         log_write(LOG_WARN, "sweep", "listing S3 uploads failed: %s", err.msg);
     if (api_resume_ingests(ctx, &err) < 0)
         log_write(LOG_WARN, "sweep", "resuming ingests failed: %s", err.msg);
+    if (api_sweep_renditions(ctx, util_now_ms(), &err) < 0)
+        log_write(LOG_WARN, "sweep", "expiring on-demand renditions failed: %s", err.msg);
     if (n > 0 || s.swept > 0)
         log_write(LOG_INFO, "sweep", "removed %d expired asset uploads and %d S3 uploads",
                   n > 0 ? n : 0, s.swept);

@@ -39,6 +39,9 @@ int api_sweep_uploads(struct api_ctx *ctx, int64_t now_ms, struct err *err);
  * workflow engine existed, or whose workflow was lost). Returns how many were started.
  */
 int api_resume_ingests(struct api_ctx *ctx, struct err *err);
+/** Removes the files of on-demand renditions past their expiry and marks them expired;
+ * returns how many. */
+int api_sweep_renditions(struct api_ctx *ctx, int64_t now_ms, struct err *err);
 
 /**
  * Creates a user and an API key with role, filling the token (64 hex), S3 access key and

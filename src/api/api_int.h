@@ -112,6 +112,9 @@ void api__assets_direct_begin(struct http_req *req);
 /** Releases what a direct upload holds; an unfinished one is removed entirely. */
 void api__assets_direct_free(struct http_req *req);
 
+void api__renditions_list(struct http_req *req, const char *const *params);
+void api__renditions_create(struct http_req *req, const char *const *params);
+void api__renditions_download(struct http_req *req, const char *const *params);
 void api__keys_create(struct http_req *req, const char *const *params);
 void api__me(struct http_req *req, const char *const *params);
 void api__keys_revoke(struct http_req *req, const char *const *params);

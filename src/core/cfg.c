@@ -43,6 +43,8 @@ const struct cfg_entry cfg_table[] = {
      "longest a media probe of one file may run before it is killed"},
     {"probe_memory", "ACERVO_PROBE_MEMORY", CFG_SIZE, "2G", L(probe_memory),
      "address-space limit of a media probe process"},
+    {"ondemand_ttl", "ACERVO_ONDEMAND_TTL", CFG_DURATION, "2d", L(ondemand_ttl),
+     "how long an on-demand rendition (POST /api/v1/assets/{id}/renditions) is kept"},
     {"max_connections", "ACERVO_MAX_CONNECTIONS", CFG_LONG, "1024", L(max_connections),
      "open connections per listener (each has its own thread)"},
     {"idle_timeout", "ACERVO_IDLE_TIMEOUT", CFG_DURATION, "5m", L(idle_timeout),

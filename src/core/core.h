@@ -152,6 +152,7 @@ struct cfg {
     long diagnostics;        /* 1: diagnostic workflows may be started */
     long probe_timeout;      /* seconds */
     long probe_memory;       /* bytes */
+    long ondemand_ttl;       /* seconds an on-demand rendition is kept */
     long max_connections;    /* per listener; one thread each */
     long idle_timeout;       /* seconds an idle or stalled connection is kept */
     long max_json_body;      /* bytes */

@@ -372,6 +372,8 @@ int jobs_act_spawn(struct jobs_act *act, char *const argv[], const struct jobs_s
                 open_n--;
                 continue;
             }
+            if (i == 0 && o && o->on_stdout)
+                o->on_stdout(o->on_stdout_ctx, chunk, (size_t)n);
             if (i == 0 && out_cap && out.len < out_cap) {
                 size_t take = (size_t)n;
 

@@ -218,6 +218,9 @@ struct jobs_spawn_opts {
     size_t max_stdout;  /* stdout kept up to this many bytes (0: discarded) */
     int use_stdin;      /* give the child stdin_fd as its stdin (else /dev/null) */
     int stdin_fd;
+    /* sees stdout as it arrives (progress reports), besides max_stdout; may be NULL */
+    void (*on_stdout)(void *ctx, const char *data, size_t n);
+    void *on_stdout_ctx;
 };
 
 /** What a child left behind. */

@@ -4,6 +4,7 @@
 
 const struct jobs_workflow_def *const jobs__workflows[] = {
     &wf__ingest,
+    &wf__rendition,
     &wf__diag_noop,
     &wf__diag_fanout,
     &wf__diag_gated,
@@ -16,6 +17,7 @@ const struct jobs_workflow_def *const jobs__workflows[] = {
 };
 
 const struct jobs_activity *const jobs__activities[] = {
-    &wf__act_assemble, &wf__act_detect, &wf__act_probe, &wf__act_index, &wf__act_noop,
-    &wf__act_sleep,    &wf__act_fail,   &wf__act_join,  &wf__act_gate,  NULL,
+    &wf__act_assemble,  &wf__act_detect, &wf__act_probe, &wf__act_index,
+    &wf__act_rendition, &wf__act_noop,   &wf__act_sleep, &wf__act_fail,
+    &wf__act_join,      &wf__act_gate,   NULL,
 };

@@ -94,7 +94,9 @@ def test_video_is_ready_with_its_technical_metadata(api, editor, media):
     wf = workflow_of(api, editor.token, a["id"])
     assert wf["status"] == "completed"
     assert [s["name"] for s in wf["steps"]] == STEPS
-    assert {s["name"]: s["jobs_total"] for s in wf["steps"]}["renditions"] == 0
+    # proxy, web_low, poster, hls, waveform: one job each on the transcode queue
+    assert {s["name"]: s["jobs_total"] for s in wf["steps"]}["renditions"] == 5
+    assert {a["queue"] for a in wf["activities"] if a["step"] == "renditions"} == {"transcode"}
 
 
 def test_audio_files_are_ready(api, editor, media):
@@ -247,5 +249,8 @@ def test_kill9_of_everything_mid_ingest_then_restart_finishes_it_once(fresh_serv
     assert a["content_hash"] == hashlib.sha256(data).hexdigest()
     wf = workflow_of(api, srv.admin_token, asset["id"])
     assert wf["status"] == "completed"
-    completed = [e["step"] for e in wf["history"] if e["type"] == "job.completed"]
-    assert sorted(completed) == sorted(["assemble", "detect", "probe", "index"])
+    completed = [(e["step"], e["job_id"]) for e in wf["history"] if e["type"] == "job.completed"]
+    assert len(set(completed)) == len(completed), "a job completed twice"
+    assert sorted({s for s, _ in completed}) == ["assemble", "detect", "index", "probe",
+                                                 "renditions"]
+    assert sum(1 for s, _ in completed if s == "renditions") == 5

@@ -20,9 +20,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define PROBE_EXIT_UNSUPPORTED 3 /* acervo-probe: not supported media, or over a limit */
-#define PROBE_STDOUT_MAX       (4u << 20)
-
 /* ---- assemble ------------------------------------------------------------------------------- */
 
 /* The parts the client listed at completion, from the workflow input. */
@@ -182,127 +179,25 @@ out:
     return rc;
 }
 
-/* ---- detect and probe: `acervo-probe` in a child -----------------------------------------
+/* ---- detect and probe: `acervo-probe` in a child ----------------------------------------------
  */
-
-/* The name of signal sig ("SIGSEGV"), for messages. */
-static const char *sig_name(int sig)
-{
-    switch (sig) {
-    case SIGSEGV:
-        return "SIGSEGV";
-    case SIGABRT:
-        return "SIGABRT";
-    case SIGBUS:
-        return "SIGBUS";
-    case SIGKILL:
-        return "SIGKILL";
-    case SIGXCPU:
-        return "SIGXCPU";
-    case SIGFPE:
-        return "SIGFPE";
-    case SIGILL:
-        return "SIGILL";
-    default:
-        return "a signal";
-    }
-}
-
-/* The reason acervo-probe gave on stderr (its last line, without "acervo-probe: "). */
-static void probe_reason(const char *tail, char *out, size_t n)
-{
-    static const char prefix[] = "acervo-probe: ";
-    const char *p = tail, *nl;
-    size_t len = strlen(tail);
-
-    while (len && (tail[len - 1] == '\n' || tail[len - 1] == '\r' || tail[len - 1] == ' '))
-        len--;
-    for (nl = memchr(p, '\n', len); nl; nl = memchr(p, '\n', len - (size_t)(p - tail)))
-        p = nl + 1;
-    len -= (size_t)(p - tail);
-    if (len >= sizeof(prefix) - 1 && strncmp(p, prefix, sizeof(prefix) - 1) == 0) {
-        p += sizeof(prefix) - 1;
-        len -= sizeof(prefix) - 1;
-    }
-    if (!len)
-        snprintf(out, n, "no reason given");
-    else
-        snprintf(out, n, "%.*s", (int)len, p);
-}
 
 /* Runs acervo-probe (with --detect if detect) on the master; *out is its JSON. */
 static int probe_run(struct jobs_act *act, int detect, json_t **out, struct err *err)
 {
-    const struct cfg *cfg = jobs_act_cfg(act);
-    struct cat_asset a;
-    struct store_meta m;
-    struct jobs_spawn_opts o = {0};
-    struct jobs_child ch;
-    char exe[1024], flag[] = "--detect", file[] = "/dev/stdin";
-    char *argv[4], reason[200], *slash;
-    int fd = -1, rc = -1, argc = 0;
-    ssize_t len;
+    char flag[] = "--detect", file[] = "/dev/stdin";
+    char *args[3];
+    int fd, rc, n = 0;
 
     *out = NULL;
-    memset(&a, 0, sizeof(a));
-    /* acervo-probe is installed next to acervod */
-    len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    if (len <= 0)
-        return err_errno(err, ERR_IO, "cannot find the acervod executable");
-    exe[len] = '\0';
-    slash = strrchr(exe, '/');
-    if (!slash || (size_t)(slash - exe) + sizeof("/acervo-probe") > sizeof(exe))
-        return err_set(err, ERR_IO, "cannot place acervo-probe next to %s", exe);
-    memcpy(slash, "/acervo-probe", sizeof("/acervo-probe"));
-    if (cat_asset_get(jobs_act_catalog(act), jobs_act_asset_id(act), &a, err) < 0)
+    if (wf__master_open(act, &fd, err) < 0)
         return -1;
-    if (!a.master_storage_key) {
-        err_set(err, ERR_CONFLICT, "asset %s has no master", a.id);
-        goto out;
-    }
-    if (store_object_open(jobs_act_store(act), STORE_BUCKET_ARCHIVE, a.master_storage_key, &fd, &m,
-                          err) < 0)
-        goto out;
-    argv[argc++] = exe;
     if (detect)
-        argv[argc++] = flag;
-    argv[argc++] = file;
-    argv[argc] = NULL;
-    o.timeout_ms = (int64_t)cfg->probe_timeout * 1000;
-    o.max_memory = cfg->probe_memory;
-    o.max_cpu_s = cfg->probe_timeout;
-    o.max_stdout = PROBE_STDOUT_MAX;
-    o.use_stdin = 1;
-    o.stdin_fd = fd;
-    if (jobs_act_spawn(act, argv, &o, &ch, err) < 0) {
-        if (err->code == ERR_LIMIT)
-            jobs_act_permanent(act); /* the same file will hang the same way */
-        goto out;
-    }
-    if (WIFSIGNALED(ch.status)) {
-        jobs_act_permanent(act);
-        err_set(err, ERR_UNSUPPORTED, "the media probe crashed on this file (%s, signal %d)",
-                sig_name(WTERMSIG(ch.status)), WTERMSIG(ch.status));
-    } else if (WEXITSTATUS(ch.status) == PROBE_EXIT_UNSUPPORTED) {
-        jobs_act_permanent(act);
-        probe_reason(ch.err_tail, reason, sizeof(reason));
-        err_set(err, ERR_UNSUPPORTED, "%s", reason);
-    } else if (WEXITSTATUS(ch.status) != 0) {
-        probe_reason(ch.err_tail, reason, sizeof(reason));
-        err_set(err, ERR_IO, "the media probe failed (exit %d): %s", WEXITSTATUS(ch.status),
-                reason);
-    } else if (!ch.out || !(*out = json_loads(ch.out, 0, NULL)) || !json_is_object(*out)) {
-        json_decref(*out);
-        *out = NULL;
-        err_set(err, ERR_INTERNAL, "the media probe printed no JSON object");
-    } else {
-        rc = 0;
-    }
-    free(ch.out);
-out:
-    if (fd >= 0)
-        close(fd);
-    cat_asset_release(&a);
+        args[n++] = flag;
+    args[n++] = file;
+    args[n] = NULL;
+    rc = wf__probe(act, args, fd, out, err);
+    close(fd);
     return rc;
 }
 
@@ -325,24 +220,6 @@ static int act_probe(struct jobs_act *act, struct err *err)
     if (probe_run(act, 0, &tech, err) < 0)
         return -1;
     jobs_act_set_output(act, tech);
-    return 0;
-}
-
-/* ---- renditions ---------------------------------------------------------------------------------
- */
-
-/*
- * One job per rendition profile that applies to the detected type. The profile table
- * (name, version, type, output spec) arrives with the renditions work; until then no
- * profile applies and the step completes at once.
- */
-static int renditions_fanout(const json_t *input, const json_t *outputs, json_t **items,
-                             struct err *err)
-{
-    (void)input;
-    (void)outputs;
-    (void)err;
-    *items = json_array();
     return 0;
 }
 
@@ -408,7 +285,7 @@ static const struct jobs_step ingest_steps[] = {
     {.name = "renditions",
      .activity = "media.rendition",
      .queue = JOBS_Q_TRANSCODE,
-     .fanout = renditions_fanout},
+     .fanout = wf__renditions_fanout},
     {.name = "index", .activity = "ingest.index", .queue = JOBS_Q_INGEST},
 };
 

@@ -26,5 +26,32 @@ extern const struct jobs_activity wf__act_assemble;
 extern const struct jobs_activity wf__act_detect;
 extern const struct jobs_activity wf__act_probe;
 extern const struct jobs_activity wf__act_index;
+extern const struct jobs_activity wf__act_rendition;
+extern const struct jobs_workflow_def wf__rendition;
+
+/**
+ * The renditions step's fan-out: one job {profile, version} per profile (not on demand)
+ * that applies to the detected type and the streams the probe found.
+ */
+int wf__renditions_fanout(const json_t *input, const json_t *outputs, json_t **items,
+                          struct err *err);
+
+/* ---- child processes (child.c) ---------------------------------------------------------- */
+
+/** The path of program prog installed next to acervod. */
+int wf__beside(const char *prog, char *out, size_t n, struct err *err);
+/** "SIGSEGV" for SIGSEGV, ... (static). */
+const char *wf__sig_name(int sig);
+/** The last line of a child's stderr tail, without prefix (may be NULL), into out. */
+void wf__last_line(const char *tail, const char *prefix, char *out, size_t n);
+/** Opens the master of the activity's asset for reading; *fd is the caller's to close. */
+int wf__master_open(struct jobs_act *act, int *fd, struct err *err);
+/**
+ * Runs acervo-probe with args (NULL-ended; stdin_fd as its stdin, or -1) under the probe
+ * limits; *out is the JSON object it printed. Unsupported media, a crash or a timeout
+ * fail permanently with the reason.
+ */
+int wf__probe(struct jobs_act *act, char *const args[], int stdin_fd, json_t **out,
+              struct err *err);
 
 #endif
