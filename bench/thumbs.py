@@ -43,11 +43,11 @@ def make_inputs(dir_, count):
     """count JPEGs, 4000x3000, quality 90: a plasma fractal (seeded) with a line of text."""
     dir_.mkdir(parents=True, exist_ok=True)
     paths = [dir_ / f"img-{i:02d}.jpg" for i in range(count)]
-    todo = [p for p in paths if not p.exists()]
-    if not todo:
+    missing = [p for p in paths if not p.exists()]
+    if not missing:
         log(f"{count} inputs in {dir_.relative_to(REPO)} already there, reusing")
         return paths
-    log(f"generating {len(todo)} {WIDTH}x{HEIGHT} JPEGs (ImageMagick plasma, quality 90) ...")
+    log(f"generating {len(missing)} {WIDTH}x{HEIGHT} JPEGs (ImageMagick plasma, quality 90) ...")
     t0 = time.monotonic()
     errors, lock = [], threading.Lock()
 
@@ -67,7 +67,7 @@ def make_inputs(dir_, count):
             return
         tmp.rename(path)
 
-    pending = list(todo)
+    pending = list(missing)
 
     def worker():
         while True:
