@@ -43,6 +43,13 @@ const struct cfg_entry cfg_table[] = {
      "longest a media probe of one file may run before it is killed"},
     {"probe_memory", "ACERVO_PROBE_MEMORY", CFG_SIZE, "2G", L(probe_memory),
      "address-space limit of a media probe process"},
+    {"max_media_duration", "ACERVO_MAX_MEDIA_DURATION", CFG_DURATION, "24h", L(max_media_duration),
+     "longest video or audio master accepted; a longer one fails its ingest at the probe"},
+    {"max_video_pixels", "ACERVO_MAX_VIDEO_PIXELS", CFG_LONG, "35389440", L(max_video_pixels),
+     "most pixels (width x height) of a video master's picture (default 8192x4320)"},
+    {"max_image_pixels", "ACERVO_MAX_IMAGE_PIXELS", CFG_LONG, "1000000000", L(max_image_pixels),
+     "most pixels (width x height) an image master may declare (decompression bombs are "
+     "refused from the header, before any pixel is decoded); at most 1000000000"},
     {"ondemand_ttl", "ACERVO_ONDEMAND_TTL", CFG_DURATION, "2d", L(ondemand_ttl),
      "how long an on-demand rendition (POST /api/v1/assets/{id}/renditions) is kept"},
     {"max_connections", "ACERVO_MAX_CONNECTIONS", CFG_LONG, "1024", L(max_connections),
@@ -347,6 +354,12 @@ int cfg_load(struct cfg *c, int argc, char **argv, int *optind, struct err *err)
         return err_set(err, ERR_INVALID, "diagnostics: must be 0 or 1");
     if (c->probe_timeout < 1)
         return err_set(err, ERR_INVALID, "probe_timeout: must be at least 1s");
+    if (c->max_media_duration < 1)
+        return err_set(err, ERR_INVALID, "max_media_duration: must be at least 1s");
+    if (c->max_video_pixels < 1)
+        return err_set(err, ERR_INVALID, "max_video_pixels: must be positive");
+    if (c->max_image_pixels < 1 || c->max_image_pixels > 1000000000L)
+        return err_set(err, ERR_INVALID, "max_image_pixels: must be between 1 and 1000000000");
     if (c->max_connections < 1 || c->max_connections > 65536)
         return err_set(err, ERR_INVALID, "max_connections: must be between 1 and 65536");
     if (c->idle_timeout < 1)

@@ -152,6 +152,9 @@ struct cfg {
     long diagnostics;        /* 1: diagnostic workflows may be started */
     long probe_timeout;      /* seconds */
     long probe_memory;       /* bytes */
+    long max_media_duration; /* seconds of a video or audio master */
+    long max_video_pixels;   /* width x height of a video master */
+    long max_image_pixels;   /* width x height of an image master (<= MEDIA_MAX_PIXELS) */
     long ondemand_ttl;       /* seconds an on-demand rendition is kept */
     long max_connections;    /* per listener; one thread each */
     long idle_timeout;       /* seconds an idle or stalled connection is kept */

@@ -6,8 +6,9 @@ is downloaded through the API and probed with ffprobe here, independently of ace
 
 import json
 import shutil
+import struct
 import subprocess
-import time
+import zlib
 from pathlib import Path
 
 import pytest
@@ -44,7 +45,56 @@ def media(tmp_path_factory):
         d / "tone.mp3")
     run(CONVERT, "-size", "1600x1200", "gradient:navy-orange", "-quality", "90", d / "p.jpg")
     run(EXIFTOOL, "-overwrite_original", "-Orientation#=6", d / "p.jpg")
+    # a phone held upright: stored 1280x720, turned 90 degrees for display
+    run(FFMPEG, "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30",
+        "-f", "lavfi", "-i", "sine=sample_rate=48000", "-t", "2", "-c:v", "libx264",
+        "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", d / "tmp.mp4")
+    run(FFMPEG, "-v", "error", "-i", d / "tmp.mp4", "-map", "0", "-c", "copy",
+        "-metadata:s:v:0", "rotate=90", d / "portrait.mp4")
+    # PAL SD: 720x576 with 4:3 display (non-square pixels), interlaced top field first, mono
+    run(FFMPEG, "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=720x576:rate=25,setdar=4/3",
+        "-f", "lavfi", "-i", "sine=sample_rate=48000", "-t", "3", "-c:v", "libx264",
+        "-preset", "ultrafast", "-flags", "+ilme+ildct", "-x264opts", "tff=1",
+        "-pix_fmt", "yuv420p", "-c:a", "aac", "-ac", "1", d / "sd.mp4")
+    run(FFMPEG, "-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+        "-t", "3", d / "mono.wav")
+    # a camera's 6000x4000 frame, held upright (EXIF orientation 6), and a print CMYK JPEG
+    run(CONVERT, "-size", "6000x4000", "gradient:white-darkgreen", "-quality", "85",
+        d / "cam.jpg")
+    run(EXIFTOOL, "-overwrite_original", "-Orientation#=6", d / "cam.jpg")
+    run(CONVERT, "-size", "900x600", "gradient:yellow-blue", "-colorspace", "CMYK",
+        "-quality", "90", d / "cmyk.jpg")
+    (d / "bomb.png").write_bytes(png_bomb(40000, 30000))
     return d
+
+
+def png_bomb(width, height):
+    """A valid PNG header declaring width x height pixels, with a few bytes of data."""
+    def chunk(kind, data):
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+            + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+
+
+def stream(probe, kind):
+    return [s for s in probe["streams"] if s["codec_type"] == kind][0]
+
+
+def rotation(s):
+    """The display rotation ffprobe reports for a video stream (side data or tag), 0 if none."""
+    for sd in s.get("side_data_list", []):
+        if "rotation" in sd:
+            return int(sd["rotation"]) % 360
+    return int(s.get("tags", {}).get("rotate", 0)) % 360
+
+
+def hls_rungs(api, token, rend):
+    """RESOLUTION of every variant of an HLS master playlist, in order."""
+    text = api("GET", rend["links"]["download"], token).text
+    return [line.split("RESOLUTION=")[1].split(",")[0] for line in text.splitlines()
+            if line.startswith("#EXT-X-STREAM-INF") and "RESOLUTION=" in line]
 
 
 def ingest(api, token, path, mime):
@@ -100,6 +150,14 @@ def test_video_gets_every_profile(api, editor, media, tmp_path):
     # range requests on a rendition
     r = api("GET", rs["proxy"]["links"]["download"], editor.token, headers={"Range": "bytes=0-99"})
     assert r.status_code == 206 and len(r.content) == 100
+    # each rendition job says how it was made and where its time went
+    wf = api("GET", "/api/v1/workflows", editor.token,
+             params={"asset_id": a["id"], "type": "ingest"}).json()["items"][0]
+    jobs = api("GET", f"/api/v1/workflows/{wf['id']}", editor.token).json()["activities"]
+    proxy_job = [j for j in jobs if (j["output"] or {}).get("profile") == "proxy"][0]
+    cmd = proxy_job["output"]["command"]
+    assert cmd[0].endswith("ffmpeg") and "libx264" in cmd and "/dev/stdin" in " ".join(cmd)
+    assert set(proxy_job["output"]["timings_ms"]) == {"encode", "check", "store"}
 
 
 def test_silent_video_has_no_waveform(api, editor, media):
@@ -188,3 +246,137 @@ def test_on_demand_renditions_expire(fresh_server, media):
     # the standard preview is untouched
     std = renditions(api, srv.admin_token, a["id"])["preview"]
     assert api("GET", std["links"]["download"], srv.admin_token).status_code == 200
+
+
+def test_portrait_phone_video_is_turned_upright(api, editor, media, tmp_path):
+    a = ingest(api, editor.token, media / "portrait.mp4", "video/mp4")
+    assert a["status"] == "ready", a["failure_reason"]
+    assert (a["width"], a["height"]) == (720, 1280)  # displayed size
+    rs = renditions(api, editor.token, a["id"])
+    assert all(r["status"] == "ready" for r in rs.values()), rs
+    for name in ("proxy", "web_low"):
+        v = stream(ffprobe(fetch(api, editor.token, rs[name]["links"]["download"],
+                                 tmp_path / f"{name}.mp4")), "video")
+        # the pixels are upright and no player turns them again
+        assert (v["width"], v["height"], rotation(v)) == (720, 1280, 0), (name, v)
+    poster = stream(ffprobe(fetch(api, editor.token, rs["poster"]["links"]["download"],
+                                  tmp_path / "poster.jpg")), "video")
+    assert (poster["width"], poster["height"]) == (720, 1280)
+    # the ladder: 720x1280 is the source's own size; the 360 rung is 360x640
+    assert hls_rungs(api, editor.token, rs["hls"]) == ["720x1280", "360x640"]
+
+
+def test_interlaced_sd_is_deinterlaced_with_square_pixels(api, editor, media, tmp_path):
+    a = ingest(api, editor.token, media / "sd.mp4", "video/mp4")
+    assert a["status"] == "ready", a["failure_reason"]
+    rs = renditions(api, editor.token, a["id"])
+    assert set(rs) == {"proxy", "web_low", "poster", "hls", "waveform"}
+    p = ffprobe(fetch(api, editor.token, rs["proxy"]["links"]["download"], tmp_path / "p.mp4"))
+    v, au = stream(p, "video"), stream(p, "audio")
+    assert (v["width"], v["height"]) == (768, 576)  # 4:3 at 576 lines, square pixels
+    assert v.get("sample_aspect_ratio", "1:1") in ("1:1", "0:1")
+    assert v.get("field_order", "progressive") == "progressive"
+    assert au["channels"] == 2  # mono master, stereo proxy
+    assert abs(float(p["format"]["duration"]) - 3.0) <= 0.5
+    assert hls_rungs(api, editor.token, rs["hls"]) == ["768x576", "480x360"]
+
+
+def test_mono_audio_keeps_its_channel(api, editor, media, tmp_path):
+    a = ingest(api, editor.token, media / "mono.wav", "audio/wav")
+    assert a["status"] == "ready", a["failure_reason"]
+    rs = renditions(api, editor.token, a["id"])
+    assert set(rs) == {"preview", "broadcast", "waveform"}
+    assert all(r["status"] == "ready" for r in rs.values()), rs
+    p = stream(ffprobe(fetch(api, editor.token, rs["preview"]["links"]["download"],
+                             tmp_path / "p.mp3")), "audio")
+    assert (p["codec_name"], p["channels"]) == ("mp3", 1)
+    b = ffprobe(fetch(api, editor.token, rs["broadcast"]["links"]["download"],
+                      tmp_path / "b.wav"))
+    s = stream(b, "audio")
+    assert (s["codec_name"], s["sample_rate"], s["channels"]) == ("pcm_s24le", "48000", 1)
+    assert abs(float(b["format"]["duration"]) - 3.0) <= 0.5
+    peaks = api("GET", rs["waveform"]["links"]["download"], editor.token).json()
+    assert peaks["points"] == len(peaks["peaks"]) == 30  # 10 per second
+    assert max(hi for _, hi in peaks["peaks"]) > 0.05  # a sine, not silence
+
+
+def thumbs_of(api, token, asset_id, tmp_path):
+    rs = renditions(api, token, asset_id)
+    assert set(rs) == {"thumbs"} and rs["thumbs"]["status"] == "ready", rs
+    out = {}
+    for f in rs["thumbs"]["files"]:
+        path = fetch(api, token, f["href"], tmp_path / f["name"])
+        out[f["name"]] = stream(ffprobe(path), "video")
+    return out
+
+
+def test_camera_jpeg_orientation_6(api, editor, media, tmp_path):
+    a = ingest(api, editor.token, media / "cam.jpg", "image/jpeg")
+    assert a["status"] == "ready", a["failure_reason"]
+    assert (a["width"], a["height"]) == (4000, 6000)
+    t = thumbs_of(api, editor.token, a["id"], tmp_path)
+    assert {n: (s["width"], s["height"]) for n, s in t.items()} == {
+        "thumb_300.webp": (200, 300), "thumb_800.webp": (533, 800),
+        "thumb_1200.webp": (800, 1200)}
+
+
+def test_cmyk_jpeg_thumbnails_are_srgb(api, editor, media, tmp_path):
+    a = ingest(api, editor.token, media / "cmyk.jpg", "image/jpeg")
+    assert a["status"] == "ready", a["failure_reason"]
+    t = thumbs_of(api, editor.token, a["id"], tmp_path)
+    assert (t["thumb_300.webp"]["width"], t["thumb_300.webp"]["height"]) == (300, 200)
+    # decoded back, the picture is the gradient's colours (yellow at the top, blue at the
+    # bottom), not the inverted or washed-out colours of CMYK bytes read as RGB
+    path = tmp_path / "thumb_800.webp"
+    top = subprocess.run([CONVERT, str(path), "-crop", "800x20+0+0", "-resize", "1x1!",
+                          "-depth", "8", "txt:-"], capture_output=True, text=True, check=True)
+    bottom = subprocess.run([CONVERT, str(path), "-crop", "800x20+0+513", "-resize", "1x1!",
+                             "-depth", "8", "txt:-"], capture_output=True, text=True, check=True)
+
+    def rgb(txt):
+        inside = txt.stdout.splitlines()[-1].split("(")[1].split(")")[0]
+        return [float(x.rstrip("%")) for x in inside.split(",")[:3]]
+    r, g, b = rgb(top)
+    assert r > 180 and g > 180 and b < 100, (r, g, b)
+    r, g, b = rgb(bottom)
+    assert b > 100 and b > r + 50 and b > g + 50, (r, g, b)  # in-gamut CMYK blue
+
+
+def test_png_decompression_bomb_is_refused(api, editor, media):
+    a = ingest(api, editor.token, media / "bomb.png", "image/png")
+    assert a["status"] == "failed"
+    assert "40000 x 30000" in a["failure_reason"] and "limit" in a["failure_reason"], a
+    assert renditions(api, editor.token, a["id"]) == {}
+
+
+def test_truncated_mp4_fails_before_any_rendition(api, editor, media, tmp_path):
+    data = (media / "land.mp4").read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    a = ingest(api, editor.token, cut, "video/mp4")
+    assert a["status"] == "failed" and "moov atom not found" in a["failure_reason"], a
+    assert renditions(api, editor.token, a["id"]) == {}
+
+
+def test_server_limits_refuse_long_or_large_masters(fresh_server, media):
+    srv = fresh_server(env={"ACERVO_MAX_MEDIA_DURATION": "2s",
+                            "ACERVO_MAX_VIDEO_PIXELS": "100000",
+                            "ACERVO_MAX_IMAGE_PIXELS": "1000000"})
+    api = Api(srv.base_url, srv.s3_url)
+    tok = srv.admin_token
+    a = ingest(api, tok, media / "land.mp4", "video/mp4")  # 640x360, 3 s
+    assert a["status"] == "failed"
+    assert a["failure_reason"].endswith(
+        "the video picture is 640x360 (0.2 Mpixel), over this server's limit of 0.1 Mpixel "
+        "(max_video_pixels)"), a["failure_reason"]
+    a = ingest(api, tok, media / "mono.wav", "audio/wav")  # 3 s
+    assert a["status"] == "failed"
+    assert a["failure_reason"].endswith(
+        "the audio lasts 0h00m03s, over this server's limit of 0h00m02s (max_media_duration)"), \
+        a["failure_reason"]
+    a = ingest(api, tok, media / "p.jpg", "image/jpeg")  # 1600x1200
+    assert a["status"] == "failed" and "(max_image_pixels)" in a["failure_reason"], a
+    assert renditions(api, tok, a["id"]) == {}
+    # within the limits, the same server ingests
+    a = ingest(api, tok, media / "cmyk.jpg", "image/jpeg")  # 900x600
+    assert a["status"] == "ready", a["failure_reason"]

@@ -212,6 +212,43 @@ static int act_detect(struct jobs_act *act, struct err *err)
     return 0;
 }
 
+static void hms(long long s, char *out, size_t n)
+{
+    snprintf(out, n, "%lldh%02lldm%02llds", s / 3600, s / 60 % 60, s % 60);
+}
+
+/* The server's limits for hostile or unreasonable masters (max_media_duration,
+ * max_video_pixels, max_image_pixels), checked on the probe's summary before any encode. */
+static int limits_check(const struct cfg *cfg, const json_t *tech, struct err *err)
+{
+    const json_t *sum = json_object_get(tech, "summary");
+    const char *type = json_string_value(json_object_get(sum, "type"));
+    json_int_t w = json_integer_value(json_object_get(sum, "width"));
+    json_int_t h = json_integer_value(json_object_get(sum, "height"));
+    json_int_t ms = json_integer_value(json_object_get(sum, "duration_ms"));
+    int video = type && strcmp(type, "video") == 0, image = type && strcmp(type, "image") == 0;
+    long long max_px = image ? cfg->max_image_pixels : cfg->max_video_pixels;
+    char a[32], b[32];
+
+    if (!type)
+        return 0;
+    if ((video || image) && w > 0 && h > 0 && (long long)w * h > max_px)
+        return err_set(err, ERR_LIMIT,
+                       "the %s is %lldx%lld (%.1f Mpixel), over this server's limit of %.1f "
+                       "Mpixel (%s)",
+                       video ? "video picture" : "image", (long long)w, (long long)h,
+                       (double)w * (double)h / 1e6, (double)max_px / 1e6,
+                       video ? "max_video_pixels" : "max_image_pixels");
+    if (!image && ms > (json_int_t)cfg->max_media_duration * 1000) {
+        hms(ms / 1000, a, sizeof(a));
+        hms(cfg->max_media_duration, b, sizeof(b));
+        return err_set(err, ERR_LIMIT,
+                       "the %s lasts %s, over this server's limit of %s (max_media_duration)", type,
+                       a, b);
+    }
+    return 0;
+}
+
 static int act_probe(struct jobs_act *act, struct err *err)
 {
     json_t *tech;
@@ -219,6 +256,11 @@ static int act_probe(struct jobs_act *act, struct err *err)
     jobs_act_progress(act, 0, "extracting technical metadata");
     if (probe_run(act, 0, &tech, err) < 0)
         return -1;
+    if (limits_check(jobs_act_cfg(act), tech, err) < 0) {
+        json_decref(tech);
+        jobs_act_permanent(act);
+        return -1;
+    }
     jobs_act_set_output(act, tech);
     return 0;
 }

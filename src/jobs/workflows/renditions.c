@@ -186,10 +186,11 @@ static int store_dir(struct jobs_act *act, const char *dir, const struct media_p
 /* ---- encoding -----------------------------------------------------------------------------------
  */
 
-/* Runs the ffmpeg command of profile p on the master (fd) into dir. */
+/* Runs the ffmpeg command of profile p on the master (fd) into dir; *command receives it
+ * (a JSON array of strings, for the job's output: how the rendition was made). */
 static int encode(struct jobs_act *act, const struct media_profile *p,
                   const struct media_source *src, const struct media_clip *clip, int fd,
-                  const char *dir, struct err *err)
+                  const char *dir, json_t **command, struct err *err)
 {
     struct progress_ctx pc = {.act = act};
     struct jobs_spawn_opts o = {0};
@@ -199,6 +200,9 @@ static int encode(struct jobs_act *act, const struct media_profile *p,
 
     if (media_encode_argv(p, src, FFMPEG, "/dev/stdin", dir, clip, &argv, err) < 0)
         return -1;
+    *command = json_array();
+    for (char **a = argv; *a; a++)
+        json_array_append_new(*command, json_string(*a));
     media_progress_init(&pc.p, clip ? clip->out_s - clip->in_s : src->duration_s);
     o.timeout_ms = (int64_t)(media_encode_timeout_s(p, src) * 1000);
     o.use_stdin = 1;
@@ -296,7 +300,8 @@ static int act_rendition(struct jobs_act *act, struct err *err)
     struct media_source src;
     struct cat_rendition row;
     struct cat_asset a;
-    json_t *tech = NULL, *files = NULL, *out_probe = NULL;
+    json_t *tech = NULL, *files = NULL, *out_probe = NULL, *command = NULL, *out;
+    int64_t t0, t_encoded = 0, t_checked = 0, t_stored = 0;
     const char *dir;
     char prefix[512], main_path[1024];
     int fd = -1, rc = -1;
@@ -355,6 +360,7 @@ static int act_rendition(struct jobs_act *act, struct err *err)
         media_profile_prefix(p, a.id, a.content_hash, prefix, sizeof(prefix));
 
     jobs_act_progress(act, 0, "starting");
+    t0 = util_mono_ms();
     if (p->output == MEDIA_OUT_WEBP_THUMBS) {
         char sizes[64] = "", flag[] = "--thumbs", file[] = "/dev/stdin", dirarg[640];
         char *args[5] = {flag, dirarg, sizes, file, NULL};
@@ -366,6 +372,7 @@ static int act_rendition(struct jobs_act *act, struct err *err)
                 (size_t)snprintf(sizes + used, sizeof(sizes) - used, "%s%d", used ? "," : "", *s);
         if (wf__probe(act, args, fd, &out_probe, err) < 0)
             goto out_failed;
+        t_encoded = t_checked = util_mono_ms();
         {
             const json_t *first = json_array_get(json_object_get(out_probe, "thumbs"), 0);
 
@@ -373,8 +380,9 @@ static int act_rendition(struct jobs_act *act, struct err *err)
             row.height = int_field(first, "height");
         }
     } else {
-        if (encode(act, p, &src, cp, fd, dir, err) < 0)
+        if (encode(act, p, &src, cp, fd, dir, &command, err) < 0)
             goto out_failed;
+        t_encoded = util_mono_ms();
         if (p->output == MEDIA_OUT_WAVEFORM) {
             if (waveform(p, &src, cp, dir, err) < 0) {
                 jobs_act_permanent(act);
@@ -415,9 +423,11 @@ static int act_rendition(struct jobs_act *act, struct err *err)
                 row.bitrate_kbps = int_field(sum, "bitrate_kbps");
             }
         }
+        t_checked = util_mono_ms();
     }
     if (store_dir(act, dir, p, prefix, &files, err) < 0)
         goto out_failed;
+    t_stored = util_mono_ms();
 
     /* recorded: the main file and every file */
     snprintf(row.status, sizeof(row.status), "%s", REND_READY);
@@ -446,9 +456,15 @@ static int act_rendition(struct jobs_act *act, struct err *err)
     row.files = json_dumps(files, JSON_COMPACT);
     if (cat_rendition_put(jobs_act_catalog(act), &row, err) < 0)
         goto out;
-    jobs_act_set_output(act, json_pack("{s:s,s:i,s:s,s:s,s:s}", "profile", p->name, "version",
-                                       p->version, "rendition_id", row.id, "bucket", p->bucket,
-                                       "key", row.storage_key));
+    /* what was made, how, and where the time went */
+    out = json_pack("{s:s,s:i,s:s,s:s,s:s}", "profile", p->name, "version", p->version,
+                    "rendition_id", row.id, "bucket", p->bucket, "key", row.storage_key);
+    json_object_set_new(out, "command", command ? json_incref(command) : json_null());
+    json_object_set_new(out, "timings_ms",
+                        json_pack("{s:I,s:I,s:I}", "encode", (json_int_t)(t_encoded - t0), "check",
+                                  (json_int_t)(t_checked - t_encoded), "store",
+                                  (json_int_t)(t_stored - t_checked)));
+    jobs_act_set_output(act, out);
     rc = 0;
     goto out;
 
@@ -460,6 +476,7 @@ out:
     json_decref(tech);
     json_decref(files);
     json_decref(out_probe);
+    json_decref(command);
     cat_rendition_release(&row);
     cat_asset_release(&a);
     return rc;
