@@ -5,6 +5,7 @@
  */
 #include "jobs/jobs_int.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -178,6 +179,15 @@ const struct cfg *jobs_act_cfg(struct jobs_act *act)
     return act->w->cfg;
 }
 
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
 const char *jobs_act_scratch(struct jobs_act *act, struct err *err)
 {
     char dir[600];
@@ -195,6 +205,18 @@ const char *jobs_act_scratch(struct jobs_act *act, struct err *err)
         act->scratch[0] = '\0';
         err_set(err, ERR_LIMIT, "the data dir path is too long for scratch files");
         return NULL;
+    }
+    /* an earlier attempt of this job that died (its worker killed, its lease lost) may
+     * have left its directory: only the attempt holding the lease writes here now */
+    for (int a = act->job.attempt - 1; a >= 1 && a >= act->job.attempt - 16; a--) {
+        char old[700];
+
+        snprintf(old, sizeof(old), "%.500s/tmp/job-%lld-%d", act->w->cfg->data_dir,
+                 (long long)act->job.id, a);
+        if (access(old, F_OK) == 0) {
+            nftw(old, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+            log_write(LOG_INFO, "jobs", "removed %s, left by an attempt that did not finish", old);
+        }
     }
     if (mkdir(act->scratch, 0700) < 0 && errno != EEXIST) {
         err_errno(err, ERR_IO, "cannot create %s", act->scratch);
@@ -419,13 +441,79 @@ out_close:
 /* ---- lifetime ---------------------------------------------------------------------------------
  */
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+/* ---- leftover scratch directories ------------------------------------------------------------ */
+
+#define SWEEP_MAX 1024 /* directories looked at per sweep; the next sweep does the rest */
+
+struct sweep_dir {
+    int64_t job;
+    int attempt;
+    int keep;
+};
+
+struct sweep_ctx {
+    struct sweep_dir *d;
+    size_t n;
+};
+
+static int sweep_body(struct cat_tx *tx, void *p, struct err *err)
 {
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    remove(path);
+    struct sweep_ctx *c = p;
+
+    for (size_t i = 0; i < c->n; i++) {
+        struct cat_job j;
+        struct err e;
+
+        memset(&j, 0, sizeof(j));
+        if (cat_tx_job_get(tx, c->d[i].job, &j, &e) < 0) {
+            if (e.code != ERR_NOTFOUND)
+                return err_set(err, e.code, "%s", e.msg);
+            c->d[i].keep = 0;
+            continue;
+        }
+        /* only the attempt that holds the lease may still be writing there */
+        c->d[i].keep = strcmp(j.status, JOB_LEASED) == 0 && j.attempt == c->d[i].attempt;
+        cat_job_release(&j);
+    }
     return 0;
+}
+
+void jobs__scratch_sweep(const struct cfg *cfg, struct catalog *cat)
+{
+    struct sweep_ctx c = {xcalloc(SWEEP_MAX, sizeof(struct sweep_dir)), 0};
+    struct dirent *de;
+    char path[700];
+    struct err e;
+    DIR *d;
+
+    snprintf(path, sizeof(path), "%.500s/tmp", cfg->data_dir);
+    d = opendir(path);
+    while (d && (de = readdir(d)) != NULL && c.n < SWEEP_MAX) {
+        long long job;
+        int attempt, end = 0;
+
+        if (sscanf(de->d_name, "job-%lld-%d%n", &job, &attempt, &end) == 2 &&
+            de->d_name[end] == '\0') {
+            c.d[c.n].job = job;
+            c.d[c.n].attempt = attempt;
+            c.n++;
+        }
+    }
+    if (d)
+        closedir(d);
+    if (c.n && cat_tx_run(cat, sweep_body, &c, &e) < 0) {
+        log_write(LOG_WARN, "jobs", "cannot check leftover scratch directories: %s", e.msg);
+        c.n = 0;
+    }
+    for (size_t i = 0; i < c.n; i++) {
+        if (c.d[i].keep)
+            continue;
+        snprintf(path, sizeof(path), "%.500s/tmp/job-%lld-%d", cfg->data_dir, (long long)c.d[i].job,
+                 c.d[i].attempt);
+        nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        log_write(LOG_INFO, "jobs", "removed %s, left by an attempt that did not finish", path);
+    }
+    free(c.d);
 }
 
 void jobs__act_release(struct jobs_act *act)

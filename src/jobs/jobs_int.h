@@ -89,5 +89,8 @@ struct jobs_act {
 void jobs__act_kill(struct jobs_act *act);
 /** Frees what the context holds (not the struct) and removes its scratch dir. */
 void jobs__act_release(struct jobs_act *act);
+/* Removes the scratch directories under DATA/tmp of job attempts that no longer hold a
+ * lease (left by a worker that was killed or lost its lease mid-activity). */
+void jobs__scratch_sweep(const struct cfg *cfg, struct catalog *cat);
 
 #endif

@@ -20,9 +20,10 @@
 #define REAP_BATCH        64
 #define LEASE_MAX         256 /* jobs leased per queue per round */
 #define IDLE_WAIT_MS      5000
-#define WORKER_ROW_MS     10000 /* a worker refreshes its row this often */
-#define WORKER_ROW_TTL_MS 60000 /* rows older than this belong to dead workers */
-#define ISOLATE_AFTER     3     /* failed rounds before results are recorded one at a time */
+#define WORKER_ROW_MS     10000  /* a worker refreshes its row this often */
+#define SCRATCH_SWEEP_MS  600000 /* and looks for leftover scratch directories this often */
+#define WORKER_ROW_TTL_MS 60000  /* rows older than this belong to dead workers */
+#define ISOLATE_AFTER     3      /* failed rounds before results are recorded one at a time */
 
 /** The worker's shared state. */
 struct worker {
@@ -446,7 +447,7 @@ int jobs_worker_run(const struct jobs_worker_cfg *w, atomic_int *stop, struct er
     size_t nserved = 0;
     int dirty[JOBS_Q_COUNT];
     int64_t started = util_now_ms(), next_hb, next_row, stop_deadline = 0, backoff = 0;
-    int64_t next_expiry = 0;
+    int64_t next_expiry = 0, next_sweep;
     int fails = 0, isolate = 0;
     int total = 0, have_bells, rc = 0;
     char host[64] = "";
@@ -486,6 +487,8 @@ int jobs_worker_run(const struct jobs_worker_cfg *w, atomic_int *stop, struct er
     r.wk = wk;
     next_hb = util_mono_ms() + w->heartbeat_ms;
     next_row = util_mono_ms() + WORKER_ROW_MS;
+    jobs__scratch_sweep(w->cfg, w->cat);
+    next_sweep = util_mono_ms() + SCRATCH_SWEEP_MS;
     while (rc == 0) {
         uint32_t wake_seen = atomic_load(&wk->wake);
         int64_t mono = util_mono_ms(), now = util_now_ms(), next_run = INT64_MAX,
@@ -637,6 +640,10 @@ int jobs_worker_run(const struct jobs_worker_cfg *w, atomic_int *stop, struct er
         if (mono >= next_row) {
             worker_row(wk, started);
             next_row = mono + WORKER_ROW_MS;
+        }
+        if (mono >= next_sweep) {
+            jobs__scratch_sweep(w->cfg, w->cat);
+            next_sweep = mono + SCRATCH_SWEEP_MS;
         }
 
         /* sleep until a ring, a finished activity, or the next due time */

@@ -5,7 +5,9 @@ is downloaded through the API and probed with ffprobe here, independently of ace
 """
 
 import json
+import os
 import shutil
+import signal
 import struct
 import subprocess
 import zlib
@@ -14,7 +16,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import (Api, assert_problem, get_asset, upload, wait_ingest, wait_until)
+from conftest import (Api, assert_problem, get_asset, pid_alive, upload, wait_ingest,
+                      wait_until)
 
 FFMPEG = shutil.which("ffmpeg") or "/usr/bin/ffmpeg"
 FFPROBE = shutil.which("ffprobe") or "/usr/bin/ffprobe"
@@ -380,3 +383,82 @@ def test_server_limits_refuse_long_or_large_masters(fresh_server, media):
     # within the limits, the same server ingests
     a = ingest(api, tok, media / "cmyk.jpg", "image/jpeg")  # 900x600
     assert a["status"] == "ready", a["failure_reason"]
+
+
+def encoders(srv):
+    """ffmpeg processes writing into this server's job scratch directories (from /proc)."""
+    mark = str(srv.data_dir / "tmp" / "job-").encode()
+    found = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if mark in (d / "cmdline").read_bytes():
+                    found.append(int(d.name))
+            except OSError:
+                pass
+    return found
+
+
+def scratch_dirs(srv):
+    tmp = srv.data_dir / "tmp"
+    return sorted(p.name for p in tmp.iterdir() if p.name.startswith("job-")) if tmp.exists() \
+        else []
+
+
+def test_crash_and_cancel_leave_no_encoder_and_no_scratch(fresh_server, tmp_path):
+    """kill -9 of a worker mid-encode: its ffmpeg dies with it, the retry removes the dead
+    attempt's files; cancel: the encoder is killed at once and its files removed; a
+    leftover directory from before a restart is swept when a worker starts."""
+    long_mp4 = tmp_path / "long.mp4"
+    run(FFMPEG, "-v", "error", "-f", "lavfi", "-i",
+        "testsrc2=size=1280x720:rate=25,noise=alls=8:allf=t", "-f", "lavfi", "-i",
+        "sine=sample_rate=48000", "-t", "20", "-c:v", "libx264", "-preset", "ultrafast",
+        "-pix_fmt", "yuv420p", "-c:a", "aac", long_mp4)
+    srv = fresh_server(start=False, env={"ACERVO_JOB_LEASE": "2s"})
+    stale = srv.data_dir / "tmp" / "job-987654-1"
+    stale.mkdir(parents=True)
+    (stale / "proxy.mp4").write_bytes(b"\0" * 1000)
+    srv.start()
+    wait_until(lambda: not stale.exists(), 15, what="the leftover scratch directory to go")
+    api = Api(srv.base_url, srv.s3_url)
+    tok = srv.admin_token
+    a = upload(api, tok, long_mp4.read_bytes(), filename="long.mp4", wait=False)
+    asset_id = a["assetId"] if "assetId" in a else a["id"]
+
+    def encoding():
+        wfs = api("GET", "/api/v1/workflows", tok, params={"asset_id": asset_id}).json()["items"]
+        if not wfs:
+            return None
+        wf = api("GET", f"/api/v1/workflows/{wfs[0]['id']}", tok).json()
+        jobs = [j for j in wf["activities"] if j["step"] == "renditions"
+                and j["status"] == "leased" and (j["progress"] or 0) > 0]
+        pids = encoders(srv)
+        return (wf, jobs[0], pids) if jobs and pids else None
+    wf, job, pids = wait_until(encoding, 120, interval=0.1, what="an encode in progress")
+    dead_dir = srv.data_dir / "tmp" / f"job-{job['id']}-{job['attempt']}"
+    assert dead_dir.is_dir() and any(dead_dir.iterdir())
+    victim = int(job["lease_owner"].split("/")[1])
+    os.kill(victim, signal.SIGKILL)
+    wait_until(lambda: not any(pid_alive(p) for p in pids), 5, what="the encoder to die")
+
+    # the lease expires, the job runs again: the dead attempt's files go
+    def again():
+        w = api("GET", f"/api/v1/workflows/{wf['id']}", tok).json()
+        j = [x for x in w["activities"] if x["id"] == job["id"]][0]
+        return j if j["status"] == "leased" and j["attempt"] > job["attempt"] else None
+    wait_until(again, 60, interval=0.1, what="the job's next attempt")
+    wait_until(lambda: not dead_dir.exists(), 10, what="the dead attempt's directory to go")
+
+    _, _, pids = wait_until(encoding, 60, interval=0.1, what="the encode running again")
+    r = api("POST", f"/api/v1/workflows/{wf['id']}/cancel", tok)
+    assert r.status_code in (200, 202), r.text
+    wait_until(lambda: not any(pid_alive(p) for p in pids), 3, what="the encoder to be killed")
+    wait_until(lambda: api("GET", f"/api/v1/workflows/{wf['id']}", tok).json()["status"]
+               == "cancelled", 15, what="the workflow to end cancelled")
+    wait_until(lambda: not scratch_dirs(srv), 10, what="every scratch directory to go")
+    assert not encoders(srv)
+    a = get_asset(api, tok, asset_id)
+    assert a["status"] == "failed" and a["failure_reason"].startswith("cancelled"), a
+    # the rendition the cancelled job was making is not left 'running'
+    rs = api("GET", f"/api/v1/assets/{asset_id}/renditions", tok).json()["items"]
+    assert all(x["status"] != "running" for x in rs), rs
