@@ -562,21 +562,27 @@ def find_sha256(obj):
     return None
 
 
-def wait_master(srv, asset_id):
-    """The asset once its ingest recorded the master (complete answers 202 at once)."""
-    deadline = time.monotonic() + HTTP_TIMEOUT
+def wait_asset(srv, asset_id, done, what, timeout=HTTP_TIMEOUT, interval=0.002):
+    """The asset once done(asset) is true; BenchError if its ingest fails first or timeout
+    seconds pass."""
+    deadline = time.monotonic() + timeout
     while True:
         r = srv.api("GET", f"/api/v1/assets/{asset_id}")
         if r.status_code != 200:
             raise BenchError(f"GET asset: {r.status_code} {r.text[:500]}")
         asset = r.json()
-        if asset.get("content_hash"):
+        if done(asset):
             return asset
         if asset.get("status") == "failed":
-            raise BenchError(f"ingest failed before the master: {asset.get('failure_reason')}")
+            raise BenchError(f"the ingest failed before {what}: {asset.get('failure_reason')}")
         if time.monotonic() > deadline:
-            raise BenchError("the master was not recorded in time")
-        time.sleep(0.002)
+            raise BenchError(f"{what}: not within {timeout} s")
+        time.sleep(interval)
+
+
+def wait_master(srv, asset_id):
+    """The asset once its ingest recorded the master (complete answers 202 at once)."""
+    return wait_asset(srv, asset_id, lambda a: a.get("content_hash"), "the master recorded")
 
 
 def acervo_upload(srv, path, size, digest):
@@ -909,6 +915,18 @@ acervod and nginx). MB/s is 10^6 bytes per second; RSS is in MiB.
 """
 
 
+def publish(text, ok, no_record):
+    """Prints a suite's report, appends it to RESULTS.md unless no_record; the exit status
+    (0 every target met, 1 a target missed)."""
+    print()
+    print(text)
+    if no_record:
+        log("--no-record: RESULTS.md left alone")
+    else:
+        append_results(text)
+    return 0 if ok else 1
+
+
 def append_results(text):
     path = HERE / "RESULTS.md"
     if not path.exists():
@@ -1000,13 +1018,7 @@ def main():
             shutil.rmtree(rundir, ignore_errors=True)
 
     text, all_pass = report(info, size, args, up, down, sm)
-    print()
-    print(text)
-    if args.no_record:
-        log("--no-record: RESULTS.md left alone")
-    else:
-        append_results(text)
-    return 0 if all_pass else 1
+    return publish(text, all_pass, args.no_record)
 
 
 if __name__ == "__main__":

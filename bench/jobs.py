@@ -434,13 +434,7 @@ def main():
         if not args.keep and work.exists():
             shutil.rmtree(work, ignore_errors=True)
     text, ok = report(info, args, thr, single, lat, peer)
-    print()
-    print(text)
-    if args.no_record:
-        log("--no-record: RESULTS.md left alone")
-    else:
-        common.append_results(text)
-    return 0 if ok else 1
+    return common.publish(text, ok, args.no_record)
 
 
 if __name__ == "__main__":

@@ -294,13 +294,7 @@ def main():
             shutil.rmtree(work, ignore_errors=True)
     best = {k: max(v, key=lambda r: r["rate"]) for k, v in runs.items()}
     text, ok = report(info, args, len(images), best, runs)
-    print()
-    print(text)
-    if args.no_record:
-        log("--no-record: RESULTS.md left alone")
-    else:
-        common.append_results(text)
-    return 0 if ok else 1
+    return common.publish(text, ok, args.no_record)
 
 
 if __name__ == "__main__":
