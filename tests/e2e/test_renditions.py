@@ -68,6 +68,9 @@ def media(tmp_path_factory):
     run(CONVERT, "-size", "900x600", "gradient:yellow-blue", "-colorspace", "CMYK",
         "-quality", "90", d / "cmyk.jpg")
     (d / "bomb.png").write_bytes(png_bomb(40000, 30000))
+    # a phone's HEIC photo, and a 16-bit PNG
+    run(CONVERT, "-size", "1200x900", "gradient:red-blue", "-quality", "80", d / "phone.heic")
+    run(CONVERT, "-size", "1000x500", "gradient:black-white", "-depth", "16", d / "deep.png")
     return d
 
 
@@ -343,6 +346,21 @@ def test_cmyk_jpeg_thumbnails_are_srgb(api, editor, media, tmp_path):
     assert r > 180 and g > 180 and b < 100, (r, g, b)
     r, g, b = rgb(bottom)
     assert b > 100 and b > r + 50 and b > g + 50, (r, g, b)  # in-gamut CMYK blue
+
+
+@pytest.mark.parametrize("name, mime, size, thumbs", [
+    ("phone.heic", "image/heic", (1200, 900), [(300, 225), (800, 600), (1200, 900)]),
+    ("deep.png", "image/png", (1000, 500), [(300, 150), (800, 400), (1000, 500)]),
+])
+def test_heic_and_16_bit_png_thumbnails(api, editor, media, tmp_path, name, mime, size, thumbs):
+    a = ingest(api, editor.token, media / name, mime)
+    assert a["status"] == "ready", a["failure_reason"]
+    assert (a["width"], a["height"]) == size
+    t = thumbs_of(api, editor.token, a["id"], tmp_path)
+    # never upscaled: the 1200 px thumbnail of a 1000 px picture is 1000 px
+    assert [(t[f"thumb_{n}.webp"]["width"], t[f"thumb_{n}.webp"]["height"])
+            for n in (300, 800, 1200)] == thumbs
+    assert all(s["pix_fmt"] in ("yuv420p", "yuva420p", "argb", "rgb24") for s in t.values())
 
 
 def test_png_decompression_bomb_is_refused(api, editor, media):
