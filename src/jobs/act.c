@@ -188,6 +188,15 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
     return 0;
 }
 
+/* DATA/tmp/job-<job>-<attempt>: the scratch directory of one attempt of a job. */
+static int scratch_path(const struct cfg *cfg, int64_t job, int attempt, char *out, size_t n)
+{
+    return (size_t)snprintf(out, n, "%.500s/tmp/job-%lld-%d", cfg->data_dir, (long long)job,
+                            attempt) < n
+               ? 0
+               : -1;
+}
+
 const char *jobs_act_scratch(struct jobs_act *act, struct err *err)
 {
     char dir[600];
@@ -199,9 +208,8 @@ const char *jobs_act_scratch(struct jobs_act *act, struct err *err)
         err_errno(err, ERR_IO, "cannot create %s", dir);
         return NULL;
     }
-    if ((size_t)snprintf(act->scratch, sizeof(act->scratch), "%.500s/tmp/job-%lld-%d",
-                         act->w->cfg->data_dir, (long long)act->job.id,
-                         act->job.attempt) >= sizeof(act->scratch)) {
+    if (scratch_path(act->w->cfg, act->job.id, act->job.attempt, act->scratch,
+                     sizeof(act->scratch)) < 0) {
         act->scratch[0] = '\0';
         err_set(err, ERR_LIMIT, "the data dir path is too long for scratch files");
         return NULL;
@@ -211,9 +219,8 @@ const char *jobs_act_scratch(struct jobs_act *act, struct err *err)
     for (int a = act->job.attempt - 1; a >= 1 && a >= act->job.attempt - 16; a--) {
         char old[700];
 
-        snprintf(old, sizeof(old), "%.500s/tmp/job-%lld-%d", act->w->cfg->data_dir,
-                 (long long)act->job.id, a);
-        if (access(old, F_OK) == 0) {
+        if (scratch_path(act->w->cfg, act->job.id, a, old, sizeof(old)) == 0 &&
+            access(old, F_OK) == 0) {
             nftw(old, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
             log_write(LOG_INFO, "jobs", "removed %s, left by an attempt that did not finish", old);
         }
@@ -508,8 +515,8 @@ void jobs__scratch_sweep(const struct cfg *cfg, struct catalog *cat)
     for (size_t i = 0; i < c.n; i++) {
         if (c.d[i].keep)
             continue;
-        snprintf(path, sizeof(path), "%.500s/tmp/job-%lld-%d", cfg->data_dir, (long long)c.d[i].job,
-                 c.d[i].attempt);
+        if (scratch_path(cfg, c.d[i].job, c.d[i].attempt, path, sizeof(path)) < 0)
+            continue;
         nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
         log_write(LOG_INFO, "jobs", "removed %s, left by an attempt that did not finish", path);
     }
