@@ -66,4 +66,76 @@ int search_analyze(struct search_analyzer *a, enum search_lang lang, const char 
  */
 size_t search_fold(const char *word, size_t len, char *out, size_t n);
 
+/* ---- the query language (query.c) -------------------------------------------------------- */
+
+/** Longest query text accepted, in bytes. */
+#define SEARCH_QUERY_MAX 2048
+/** Most words, phrases, prefixes and filters in one query. */
+#define SEARCH_QUERY_MAX_TERMS 64
+/** Deepest nesting of parentheses. */
+#define SEARCH_QUERY_MAX_DEPTH 8
+
+enum search_node_kind {
+    SEARCH_N_TERM,   /* a word */
+    SEARCH_N_PHRASE, /* "words in this order" */
+    SEARCH_N_PREFIX, /* word* */
+    SEARCH_N_AND,
+    SEARCH_N_OR,
+    SEARCH_N_NOT,    /* one child: what must not match */
+    SEARCH_N_FILTER, /* field:value */
+};
+
+/** The fields a filter may name. */
+enum search_field {
+    SEARCH_F_NONE = 0,
+    SEARCH_F_TYPE,   /* video, audio, image, document */
+    SEARCH_F_STATUS, /* uploading, processing, ready, failed, archived */
+    SEARCH_F_TAG,    /* the exact tag (folded) */
+    SEARCH_F_PROGRAM,
+    SEARCH_F_CATEGORY,
+    SEARCH_F_ENTITY,   /* a person, place or organisation's name */
+    SEARCH_F_OBJECT,   /* a detected object's label */
+    SEARCH_F_LANG,     /* es, en */
+    SEARCH_F_CREATED,  /* a range of created_at */
+    SEARCH_F_DURATION, /* a range of duration */
+    SEARCH_F_COUNT
+};
+
+/** One node of a parsed query. Ranges are [lo, hi): milliseconds (epoch for created). */
+struct search_node {
+    enum search_node_kind kind;
+    enum search_field field; /* FILTER */
+    char *text;              /* TERM, PHRASE, PREFIX: as typed; FILTER: the value as typed */
+    int64_t lo, hi;          /* FILTER on created or duration; INT64_MIN / INT64_MAX: open */
+    size_t pos;              /* byte offset in the query where the node starts */
+    struct search_node **kids;
+    size_t nkids;
+};
+
+/** A parsed query: the tree and how many terms it holds. */
+struct search_query {
+    struct search_node *root; /* NULL for an empty query (every document) */
+    int nterms;
+};
+
+/**
+ * Parses q (len bytes) into *out, to be released with search_query_release:
+ *
+ *   words (all must match), "an exact phrase", a OR b, -excluded, prefix*, ( ... ),
+ *   type:video tag:economía tag:"cambio climático" program: category: entity: object:
+ *   status:ready lang:es created:2024 created:2024-11 created:2024-11-01..2024-12-31
+ *   created:>=2020 duration:>60s duration:1m..5m (units ms, s, m, h; s by default)
+ *
+ * AND binds tighter than OR; `AND` may be written. A query that is all exclusions is
+ * refused (it would match almost everything). Errors are ERR_INVALID (ERR_LIMIT beyond
+ * the bounds above) with *err_pos the byte offset they refer to and a message saying what
+ * was expected: "position 14: expected a closing quote", "position 0: unknown field
+ * 'typ' (fields: type, status, ...)".
+ */
+int search_query_parse(const char *q, size_t len, struct search_query *out, size_t *err_pos,
+                       struct err *err);
+void search_query_release(struct search_query *q);
+/** The field's name in the query language ("type"), "" for NONE. */
+const char *search_field_name(enum search_field f);
+
 #endif
