@@ -481,7 +481,7 @@ static void gen_asset(struct out *o, const struct shared *sh, int64_t seq)
     rng_seed(&r, sh->seed * 0x9e3779b97f4a7c15ULL + (uint64_t)seq);
     l = &langs[rng_unit(&r) < 0.7 ? 0 : 1];
     u = rng_unit(&r);
-    type = u < 0.45 ? "video" : u < 0.80 ? "image" : u < 0.90 ? "audio" : "document";
+    type = u < 0.45 ? "video" : u < 0.85 ? "image" : "audio";
     u = rng_unit(&r);
     status = u < 0.97 ? "ready" : u < 0.99 ? "processing" : "failed";
     cat = (int)alias_draw(&sh->categories, &r);
@@ -514,10 +514,7 @@ static void gen_asset(struct out *o, const struct shared *sh, int64_t seq)
     out_s(o, ",\"description\":");
     out_str(o, desc.buf);
 
-    ext = strcmp(type, "video") == 0   ? "mp4"
-          : strcmp(type, "image") == 0 ? "jpg"
-          : strcmp(type, "audio") == 0 ? "wav"
-                                       : "pdf";
+    ext = strcmp(type, "video") == 0 ? "mp4" : strcmp(type, "image") == 0 ? "jpg" : "wav";
     slug(title.buf, name, 48);
     snprintf(fname, sizeof(fname), "%s_%.4s%.2s%.2s.%s", name, day, day + 5, day + 8, ext);
     out_s(o, ",\"filename\":");

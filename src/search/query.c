@@ -22,7 +22,7 @@ static const char *const field_names[SEARCH_F_COUNT] = {
     "entity", "object", "lang",   "created", "duration",
 };
 
-static const char *const types[] = {"video", "audio", "image", "document"};
+static const char *const types[] = {"video", "audio", "image"};
 static const char *const statuses[] = {"uploading", "processing", "ready", "failed", "archived"};
 
 struct parser {
@@ -319,8 +319,8 @@ static struct search_node *parse_filter(struct parser *p, size_t start, size_t n
 {
     enum search_field f = SEARCH_F_NONE;
     struct search_node *n;
-    const char *v;
-    size_t vn, vpos;
+    const char *v = NULL;
+    size_t vn = 0, vpos;
     char known[160] = "";
     size_t used = 0;
 
@@ -359,7 +359,7 @@ static struct search_node *parse_filter(struct parser *p, size_t start, size_t n
     case SEARCH_F_TYPE:
         if (!one_of(v, vn, types, ARRAY_LEN(types))) {
             fail_at(p, vpos, ERR_INVALID,
-                    "expected video, audio, image or document after 'type:', not '%.*s'",
+                    "expected video, audio or image after 'type:', not '%.*s'",
                     (int)(vn > 40 ? 40 : vn), v);
             goto fail;
         }
@@ -397,8 +397,8 @@ fail:
 /* *out is NULL for a word without letters or digits (punctuation: ignored) */
 static int parse_primary(struct parser *p, struct search_node **out)
 {
-    size_t start = p->i, n, colon;
-    const char *s;
+    size_t start = p->i, n = 0, colon;
+    const char *s = NULL;
 
     *out = NULL;
     if (p->q[p->i] == '(') {

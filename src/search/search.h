@@ -88,7 +88,7 @@ enum search_node_kind {
 /** The fields a filter may name. */
 enum search_field {
     SEARCH_F_NONE = 0,
-    SEARCH_F_TYPE,   /* video, audio, image, document */
+    SEARCH_F_TYPE,   /* video, audio, image */
     SEARCH_F_STATUS, /* uploading, processing, ready, failed, archived */
     SEARCH_F_TAG,    /* the exact tag (folded) */
     SEARCH_F_PROGRAM,

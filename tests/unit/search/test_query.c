@@ -176,8 +176,9 @@ static void test_errors_say_where_and_what(void **state)
     assert_string_equal(parse("typ:video"),
                         "ERR 0 position 0: unknown field 'typ' (fields: type, status, tag, "
                         "program, category, entity, object, lang, created, duration)");
-    assert_string_equal(parse("a type:movie"), "ERR 7 position 7: expected video, audio, image "
-                                               "or document after 'type:', not 'movie'");
+    assert_string_equal(parse("a type:movie"),
+                        "ERR 7 position 7: expected video, audio or image after 'type:', not "
+                        "'movie'");
     assert_string_equal(parse("status:gone"),
                         "ERR 7 position 7: expected uploading, processing, ready, failed or "
                         "archived after 'status:', not 'gone'");
