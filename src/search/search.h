@@ -138,4 +138,26 @@ void search_query_release(struct search_query *q);
 /** The field's name in the query language ("type"), "" for NONE. */
 const char *search_field_name(enum search_field f);
 
+/* ---- highlighted snippets (snippet.c) ------------------------------------------------------ */
+
+/** What a snippet highlights: the query's terms as the analyzer makes them. */
+struct search_highlight {
+    const char *const *terms; /* whole terms: a word matches when its term is one of them */
+    size_t nterms;
+    const char *const *prefixes; /* folded prefixes: a word matches when its folded form
+                                  * starts with one of them */
+    size_t nprefixes;
+};
+
+/**
+ * The part of text (UTF-8, analysed in lang) that best shows why it matched, as HTML:
+ * the window of at most max_words words holding the most distinct highlighted terms (then
+ * the most matches, then the earliest), matched words wrapped in <em>...</em>, everything
+ * else escaped (&amp; &lt; &gt; &quot; &#39;), "…" where the text is cut. A text without a
+ * match gives its first max_words words. *out is a new string (free); its length in
+ * *out_len if not NULL. Returns how many words of the window matched.
+ */
+int search_snippet(struct search_analyzer *a, enum search_lang lang, const char *text, size_t len,
+                   const struct search_highlight *h, int max_words, char **out, size_t *out_len);
+
 #endif

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -230,6 +231,81 @@ static void test_fold_and_lang(void **state)
     assert_string_equal(search_lang_code(SEARCH_LANG_NONE), "");
 }
 
+static char *snip(enum search_lang lang, const char *text, const char *const *terms, size_t nterms,
+                  const char *const *prefixes, size_t nprefixes, int max_words, int *lit)
+{
+    struct search_highlight h = {terms, nterms, prefixes, nprefixes};
+    size_t len;
+    char *out;
+
+    *lit = search_snippet(an, lang, text, strlen(text), &h, max_words, &out, &len);
+    assert_int_equal(strlen(out), len);
+    return out;
+}
+
+static void test_snippet_highlights_what_the_index_matched(void **state)
+{
+    static const char *const infl[] = {"inflacion"}, *const pre[] = {"infla"};
+    int lit;
+    char *s;
+
+    (void)state;
+    /* the stem matches every form; the original bytes are kept */
+    s = snip(SEARCH_LANG_ES, "La inflación sube. Las inflaciones bajan.", infl, 1, NULL, 0, 30,
+             &lit);
+    assert_string_equal(s, "La <em>inflación</em> sube. Las <em>inflaciones</em> bajan.");
+    assert_int_equal(lit, 2);
+    free(s);
+    /* a prefix matches the folded word */
+    s = snip(SEARCH_LANG_ES, "INFLACIÓN e inflado; nada más", NULL, 0, pre, 1, 30, &lit);
+    assert_string_equal(s, "<em>INFLACIÓN</em> e <em>inflado</em>; nada más");
+    free(s);
+    /* everything else is escaped */
+    s = snip(SEARCH_LANG_ES, "<b>inflación</b> & \"IVA\" d'Or", infl, 1, NULL, 0, 30, &lit);
+    assert_string_equal(s, "&lt;b&gt;<em>inflación</em>&lt;/b&gt; &amp; &quot;IVA&quot; d&#39;Or");
+    free(s);
+}
+
+static void test_snippet_window(void **state)
+{
+    static const char *const ab[] = {"alfa", "beta"};
+    char text[4096];
+    size_t used = 0;
+    int lit;
+    char *s;
+
+    (void)state;
+    /* alfa alone early and often; alfa and beta together at words 60-61 */
+    for (int i = 0; i < 100; i++)
+        used += (size_t)snprintf(text + used, sizeof(text) - used, "%s ",
+                                 i < 10 && i % 2 ? "alfa"
+                                 : i == 60       ? "alfa"
+                                 : i == 61       ? "beta"
+                                                 : "palabra");
+    s = snip(SEARCH_LANG_NONE, text, ab, 2, NULL, 0, 10, &lit);
+    /* both terms, a little context before, cut on both sides */
+    assert_string_equal(s, "… palabra palabra palabra <em>alfa</em> <em>beta</em> palabra "
+                           "palabra palabra palabra palabra …");
+    assert_int_equal(lit, 2);
+    free(s);
+    /* no match: the beginning */
+    s = snip(SEARCH_LANG_NONE, "uno dos tres cuatro cinco", ab, 2, NULL, 0, 3, &lit);
+    assert_string_equal(s, "uno dos tres …");
+    assert_int_equal(lit, 0);
+    free(s);
+    /* a match at the very end still shows max_words words */
+    s = snip(SEARCH_LANG_NONE, "uno dos tres cuatro beta", ab, 2, NULL, 0, 3, &lit);
+    assert_string_equal(s, "… tres cuatro <em>beta</em>");
+    free(s);
+    /* empty text, and text of separators only */
+    s = snip(SEARCH_LANG_NONE, "", ab, 2, NULL, 0, 3, &lit);
+    assert_string_equal(s, "");
+    free(s);
+    s = snip(SEARCH_LANG_NONE, " -- ", ab, 2, NULL, 0, 3, &lit);
+    assert_string_equal(s, "");
+    free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -241,6 +317,8 @@ int main(void)
         cmocka_unit_test(test_callback_stops),
         cmocka_unit_test(test_stem_cache_is_exact),
         cmocka_unit_test(test_fold_and_lang),
+        cmocka_unit_test(test_snippet_highlights_what_the_index_matched),
+        cmocka_unit_test(test_snippet_window),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
