@@ -370,6 +370,16 @@ json_t *api__asset_json(const struct cat_asset *a)
     tags = json_object_get(em, "tags");
     json_object_set_new(o, "tags", json_is_array(tags) ? json_deep_copy(tags) : json_array());
     json_object_set_new(o, "editorial_metadata", em);
+    json_object_set_new(o, "language", str_or_null(a->language));
+    {
+        json_t *ai = a->ai_metadata ? json_loads(a->ai_metadata, 0, NULL) : NULL;
+
+        if (!json_is_object(ai)) {
+            json_decref(ai);
+            ai = json_object();
+        }
+        json_object_set_new(o, "ai_metadata", ai);
+    }
     json_object_set_new(o, "failure_reason", str_or_null(a->failure_reason));
     json_object_set_new(o, "created_by", str_or_null(a->created_by));
     util_time_rfc3339_ms(a->created_at, t);

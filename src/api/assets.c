@@ -962,14 +962,14 @@ static json_t *patch_detail(json_t *body)
 
 void api__assets_patch(struct http_req *req, const char *const *params)
 {
-    static const char *const fields[] = {"title", "description", "tags", "editorial_metadata",
-                                         NULL};
+    static const char *const fields[] = {"title",    "description", "tags", "editorial_metadata",
+                                         "language", NULL};
     struct api_state *st = api__state(req);
     json_t *body = st->body, *tags, *patch, *em = NULL;
-    const char *title, *desc;
+    const char *title, *desc, *lang = NULL;
     char *em_text = NULL;
     struct cat_asset a, out;
-    int pt, pd;
+    int pt, pd, pl;
     struct err e;
 
     memset(&a, 0, sizeof(a));
@@ -987,6 +987,12 @@ void api__assets_patch(struct http_req *req, const char *const *params)
         title = "";
     if (pd == API_NULL)
         desc = "";
+    /* the language of the asset's text (which stemmer search uses); null clears it */
+    pl = api__json_string(body, "language", 0, 15, 1, &lang, &e);
+    if (pl < 0)
+        goto out_err;
+    if (pl == API_NULL)
+        lang = "";
     tags = json_object_get(body, "tags");
     if (tags && api__tags_check("tags", tags, &e) < 0)
         goto out_err;
@@ -1010,6 +1016,10 @@ void api__assets_patch(struct http_req *req, const char *const *params)
             goto out_err;
         em_text = json_dumps(em, JSON_COMPACT);
     }
+    /* the language first: the catalog checks it, and the update below reads it back */
+    if (pl != API_ABSENT &&
+        cat_asset_set_enrichment(st->ctx->cat, a.id, lang, NULL, NULL, 0, 0, &e) < 0)
+        goto out_err;
     if (cat_asset_update_editorial(st->ctx->cat, a.id, title, desc, em_text, &out, &e) < 0)
         goto out_err;
     api__audit(req, "asset.patch", "asset", a.id, patch_detail(body));

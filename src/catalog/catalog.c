@@ -5,6 +5,7 @@
 #include "catalog/catalog.h"
 #include "catalog/catalog_int.h"
 
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,6 +49,8 @@ void cat_asset_release(struct cat_asset *a)
     free(a->technical_metadata);
     free(a->editorial_metadata);
     free(a->failure_reason);
+    free(a->ai_metadata);
+    a->ai_metadata = NULL;
     a->external_id = NULL;
     a->title = NULL;
     a->description = NULL;
@@ -639,6 +642,75 @@ int cat_worker_delete(struct catalog *c, const char *id, struct err *err)
 int cat_workers_expire(struct catalog *c, int64_t before, struct err *err)
 {
     return logged("workers_expire", c->ops->wf->workers_expire(c, before, err), err);
+}
+
+/* a BCP 47 language tag's start: "es", "en", "spa", "es-ES", "en-419" */
+static int check_language(const char *lang, struct err *err)
+{
+    static const char alnum[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    size_t n = strspn(lang, "abcdefghijklmnopqrstuvwxyz"), len = strlen(lang);
+
+    if (len == 0)
+        return 0;
+    if ((n == 2 || n == 3) && len < 16 &&
+        (lang[n] == '\0' ||
+         (lang[n] == '-' && n + 1 < len && strspn(lang + n + 1, alnum) == len - n - 1)))
+        return 0;
+    return err_set(err, ERR_INVALID, "language '%.32s' is not a language code like es or en-GB",
+                   lang);
+}
+
+int cat_asset_set_enrichment(struct catalog *c, const char *asset_id, const char *language,
+                             const char *ai_json, const struct cat_segment *segs, size_t nsegs,
+                             int set_segments, struct err *err)
+{
+    if (check_id("asset", asset_id, err) < 0)
+        return -1;
+    if (language && check_language(language, err) < 0)
+        return -1;
+    if (ai_json) {
+        json_t *j = json_loads(ai_json, JSON_REJECT_DUPLICATES, NULL);
+        int ok = json_is_object(j);
+
+        json_decref(j);
+        if (!ok)
+            return err_set(err, ERR_INVALID, "the AI metadata is not a JSON object");
+    }
+    if (set_segments && nsegs > CAT_MAX_SEGMENTS)
+        return err_set(err, ERR_LIMIT, "a transcript has at most %d segments, not %zu",
+                       CAT_MAX_SEGMENTS, nsegs);
+    for (size_t i = 0; set_segments && i < nsegs; i++) {
+        const struct cat_segment *s = &segs[i];
+
+        if (s->idx != (int)i)
+            return err_set(err, ERR_INVALID,
+                           "segment %zu has idx %d: segments are numbered "
+                           "0, 1, 2 ... in order",
+                           i, s->idx);
+        if (s->start_ms < 0 || s->end_ms < s->start_ms)
+            return err_set(err, ERR_INVALID, "segment %zu runs from %lld to %lld ms", i,
+                           (long long)s->start_ms, (long long)s->end_ms);
+        if (!(s->confidence == -1 || (s->confidence >= 0 && s->confidence <= 1)))
+            return err_set(err, ERR_INVALID, "segment %zu has confidence %g, not 0..1", i,
+                           s->confidence);
+        if (!s->text)
+            return err_set(err, ERR_INVALID, "segment %zu has no text", i);
+    }
+    return logged("asset_set_enrichment",
+                  c->ops->search->enrichment_set(c, asset_id, language, ai_json, segs, nsegs,
+                                                 set_segments, err),
+                  err);
+}
+
+int cat_segments_list(struct catalog *c, const char *asset_id, int after_idx, int limit,
+                      int (*cb)(void *ctx, const struct cat_segment *s), void *ctx, struct err *err)
+{
+    if (check_id("asset", asset_id, err) < 0)
+        return -1;
+    if (limit < 1 || limit > 1000)
+        return err_set(err, ERR_INVALID, "limit must be 1..1000");
+    return logged("segments_list",
+                  c->ops->search->segments_list(c, asset_id, after_idx, limit, cb, ctx, err), err);
 }
 
 int cat_asset_set_technical(struct catalog *c, const char *id, const char *type,

@@ -55,6 +55,10 @@ struct cat_asset {
     char container[64];
     char captured_at[40];
     char duplicate_of[37]; /* the asset this one duplicates, "" if none */
+    /* search (migration 0004) */
+    int64_t seq;       /* document number, in creation order (the search index's id) */
+    char language[16]; /* es, en ...: the stemmer of its text; "" if not known */
+    char *ai_metadata; /* JSON object of the analyzers' output, "{}" when none */
 };
 
 /** Frees the heap strings of a (not the struct). */
@@ -363,6 +367,26 @@ struct catalog_wf_ops {
                               struct err *err);
 };
 
+/** One timestamped segment of an asset's transcript. */
+struct cat_segment {
+    int idx; /* 0, 1, 2 ... in time order */
+    int64_t start_ms;
+    int64_t end_ms;
+    char speaker[64];  /* "" if not known */
+    double confidence; /* 0..1, or -1 if not known */
+    char *text;        /* never NULL */
+};
+
+/** Search-data operations of a backend (migration 0004); see cat_asset_set_enrichment. */
+struct catalog_search_ops {
+    int (*enrichment_set)(struct catalog *c, const char *asset_id, const char *language,
+                          const char *ai_json, const struct cat_segment *segs, size_t nsegs,
+                          int set_segments, struct err *err);
+    int (*segments_list)(struct catalog *c, const char *asset_id, int after_idx, int limit,
+                         int (*cb)(void *ctx, const struct cat_segment *s), void *ctx,
+                         struct err *err);
+};
+
 struct catalog;
 
 /** A backend; each backend's struct begins with struct catalog. */
@@ -405,6 +429,7 @@ struct catalog_ops {
     int (*schema_version)(struct catalog *c);
     int (*key_revoke)(struct catalog *c, const char *id, struct err *err);
     const struct catalog_wf_ops *wf;
+    const struct catalog_search_ops *search;
 };
 
 /** The handle; each backend's struct embeds it first. */
@@ -660,6 +685,33 @@ int cat_asset_set_master(struct catalog *c, const char *id, const char *sha256, 
 /** Marks a processing asset failed as a duplicate of another, with reason. */
 int cat_asset_mark_duplicate(struct catalog *c, const char *id, const char *duplicate_of,
                              const char *reason, struct err *err);
+
+/* ---- search data ----------------------------------------------------------------------------- */
+
+/** Most segments one transcript may have. */
+#define CAT_MAX_SEGMENTS 100000
+
+/**
+ * Sets what search indexes about an asset besides its own fields, in one transaction:
+ * its language (NULL keeps it; "" clears it; else a language code: 2 or 3 lowercase
+ * letters, then optionally '-' and a region), its AI enrichment (ai_json: a JSON object,
+ * or NULL to keep it) and, when set_segments, its whole transcript (segs[0..nsegs):
+ * idx 0, 1, 2 ... in order, start_ms <= end_ms, confidence 0..1 or -1, text not NULL;
+ * nsegs 0 removes the transcript). ERR_NOTFOUND for no such asset, ERR_INVALID for
+ * anything malformed (nothing is changed then), ERR_LIMIT beyond CAT_MAX_SEGMENTS.
+ */
+int cat_asset_set_enrichment(struct catalog *c, const char *asset_id, const char *language,
+                             const char *ai_json, const struct cat_segment *segs, size_t nsegs,
+                             int set_segments, struct err *err);
+
+/**
+ * Calls cb with the transcript segments of asset_id whose idx > after_idx (-1: from the
+ * start), at most limit (1..1000) of them, in idx order; cb's non-zero return stops the
+ * list. Segments are read before cb runs (it may call the catalog).
+ */
+int cat_segments_list(struct catalog *c, const char *asset_id, int after_idx, int limit,
+                      int (*cb)(void *ctx, const struct cat_segment *s), void *ctx,
+                      struct err *err);
 
 /* ---- renditions ---------------------------------------------------------------------------- */
 

@@ -20,6 +20,7 @@
 extern const char cat_migration_0001[];
 extern const char cat_migration_0002[];
 extern const char cat_migration_0003[];
+extern const char cat_migration_0004[];
 
 /** One schema step; applied in version order, each in its own transaction. */
 struct migration {
@@ -31,6 +32,7 @@ static const struct migration migrations[] = {
     {1, cat_migration_0001},
     {2, cat_migration_0002},
     {3, cat_migration_0003},
+    {4, cat_migration_0004},
 };
 
 /* ---- tuning ------------------------------------------------------------------------ */
@@ -53,7 +55,8 @@ static const struct migration migrations[] = {
     "editorial_metadata, failure_reason, created_by, created_at, updated_at"
 #define ASSET_COLS                                                                                 \
     ASSET_INSERT_COLS ", duration_ms, width, height, bitrate_kbps, frame_rate, video_codec, "      \
-                      "audio_codec, container, captured_at, duplicate_of"
+                      "audio_codec, container, captured_at, duplicate_of, seq, language, "         \
+                      "ai_metadata"
 #define UPLOAD_COLS                                                                                \
     "asset_id, upload_id, bucket, key, part_size, part_count, created_by, created_at, "            \
     "expires_at"
@@ -69,8 +72,9 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
     [S_ASSET_INSERT] =
-        "INSERT INTO assets (" ASSET_INSERT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
-        "?8, ?9, ?10, ?11, ?12, coalesce(?13, '{}'), ?14, ?15, ?16, ?17)",
+        "INSERT INTO assets (" ASSET_INSERT_COLS ", seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
+        "?8, ?9, ?10, ?11, ?12, coalesce(?13, '{}'), ?14, ?15, ?16, ?17, "
+        "(SELECT coalesce(max(seq), 0) + 1 FROM assets))",
     [S_ASSET_GET] = "SELECT " ASSET_COLS " FROM assets WHERE id = ?1",
     [S_ASSET_STATUS] = "SELECT status, content_hash FROM assets WHERE id = ?1",
     [S_ASSET_EDITORIAL] = "UPDATE assets SET title = coalesce(?2, title), "
@@ -220,6 +224,9 @@ static void asset_read(sqlite3_stmt *st, struct cat_asset *a)
     col_copy(a->container, sizeof(a->container), st, 24);
     col_copy(a->captured_at, sizeof(a->captured_at), st, 25);
     col_copy(a->duplicate_of, sizeof(a->duplicate_of), st, 26);
+    a->seq = col_i64_or(st, 27, 0);
+    col_copy(a->language, sizeof(a->language), st, 28);
+    a->ai_metadata = col_dup_nn(st, 29);
 }
 
 static void upload_read(sqlite3_stmt *st, struct cat_upload *u)
@@ -1617,6 +1624,7 @@ static const struct catalog_ops sqlite_ops = {
     .schema_version = sqlite_schema_version,
     .key_revoke = sqlite_key_revoke,
     .wf = &cat__sqlite_wf_ops,
+    .search = &cat__sqlite_search_ops,
 };
 
 /* cat_sqlite_open with explicit busy limits (tests shorten them). */

@@ -175,6 +175,8 @@ int cat__asset_set_status(struct conn *cn, const char *id, const char *from, con
 
 /** The workflow-engine operations (catalog_sqlite_wf.c). */
 extern const struct catalog_wf_ops cat__sqlite_wf_ops;
+/** The search-data operations (catalog_sqlite_search.c). */
+extern const struct catalog_search_ops cat__sqlite_search_ops;
 
 /* The rendition operations (catalog_sqlite_rend.c), members of cat__sqlite_wf_ops. */
 int cat__sqlite_rendition_put(struct catalog *c, struct cat_rendition *r, struct err *err);

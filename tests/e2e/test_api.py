@@ -394,6 +394,17 @@ def test_patch_editorial_metadata_is_a_merge_patch(api, editor, patchable):
     assert got == {"b": {"c": 20, "d": 3}, "e": "keep", "f": [1, 2]}
 
 
+def test_patch_language_picks_the_stemmer_and_null_clears_it(api, editor, patchable):
+    assert patchable["language"] is None and patchable["ai_metadata"] == {}
+    r = patch(api, editor.token, patchable["id"], {"language": "es-ES", "title": "Con idioma"})
+    assert r.status_code == 200, r.text
+    assert (r.json()["language"], r.json()["title"]) == ("es-ES", "Con idioma")
+    got = get_asset(api, editor.token, patchable["id"])
+    assert got["language"] == "es-ES"
+    r = patch(api, editor.token, patchable["id"], {"language": None})
+    assert r.status_code == 200 and r.json()["language"] is None
+
+
 def test_patch_changes_updated_at(api, editor, patchable):
     time.sleep(1.1)  # timestamps may have one-second resolution
     r = patch(api, editor.token, patchable["id"], {"title": "Later"})
@@ -411,8 +422,13 @@ def test_patch_changes_updated_at(api, editor, patchable):
     {"tags": [1, 2]},
     {"editorial_metadata": "flat"},
     {"title": "x" * 100_000},
+    {"title": "ok", "language": "Spanish"},
+    {"language": "es-"},
+    {"language": 5},
+    {"language": "es-ES-valencia-x"},
 ], ids=["unknown-field", "read-only-field", "title-int", "tags-string", "tags-ints",
-        "metadata-string", "title-too-long"])
+        "metadata-string", "title-too-long", "language-name", "language-dash", "language-int",
+        "language-too-long"])
 def test_bad_patch_is_400_and_changes_nothing(api, editor, patchable, body):
     before = get_asset(api, editor.token, patchable["id"])
     assert_problem(patch(api, editor.token, patchable["id"], body), 400)

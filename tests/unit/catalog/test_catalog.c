@@ -111,12 +111,12 @@ static void test_migrations(void **state)
     struct fixture *f = *state;
     struct err e = {0};
 
-    assert_int_equal(cat_schema_version(f->c), 3);
+    assert_int_equal(cat_schema_version(f->c), 4);
     cat_close(f->c);
     f->c = NULL;
     assert_int_equal(cat_sqlite_open(&f->c, f->path, &e), 0);
-    assert_int_equal(cat_schema_version(f->c), 3);
-    assert_int_equal(raw_sql(f->path, "SELECT count(*) FROM schema_migrations"), 3);
+    assert_int_equal(cat_schema_version(f->c), 4);
+    assert_int_equal(raw_sql(f->path, "SELECT count(*) FROM schema_migrations"), 4);
     assert_int_equal(raw_sql(f->path, "SELECT count(*) FROM sqlite_master WHERE name = "
                                       "'ux_assets_live_content_hash'"),
                      1);
@@ -1013,8 +1013,8 @@ static void test_wf_upgrade(void **state)
     assert_int_equal(raw_sql(path, "SELECT count(*) FROM sqlite_master WHERE name = 'jobs'"), 0);
 
     assert_int_equal(cat_sqlite_open(&c, path, &e), 0);
-    assert_int_equal(cat_schema_version(c), 3);
-    assert_int_equal(raw_sql(path, "SELECT count(*) FROM schema_migrations"), 3);
+    assert_int_equal(cat_schema_version(c), 4);
+    assert_int_equal(raw_sql(path, "SELECT count(*) FROM schema_migrations"), 4);
     assert_int_equal(raw_sql(path, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
                                    "name IN ('workflows', 'workflow_steps', 'jobs', "
                                    "'workflow_events', 'activity_effects', 'workers')"),
@@ -1030,11 +1030,15 @@ static void test_wf_upgrade(void **state)
     assert_true(got.frame_rate < 0);
     assert_string_equal(got.video_codec, "");
     assert_string_equal(got.duplicate_of, "");
+    /* 0004: numbered, no language, no enrichment */
+    assert_int_equal(got.seq, 1);
+    assert_string_equal(got.language, "");
+    assert_string_equal(got.ai_metadata, "{}");
     cat_asset_release(&got);
     cat_close(c);
     /* and re-opening changes nothing */
     assert_int_equal(cat_sqlite_open(&c, path, &e), 0);
-    assert_int_equal(cat_schema_version(c), 3);
+    assert_int_equal(cat_schema_version(c), 4);
     cat_close(c);
 
     unlink(path);
@@ -2465,8 +2469,8 @@ static void test_rend_upgrade(void **state)
                      0);
 
     assert_int_equal(cat_sqlite_open(&c, path, &e), 0);
-    assert_int_equal(cat_schema_version(c), 3);
-    assert_int_equal(raw_sql(path, "SELECT count(*) FROM schema_migrations"), 3);
+    assert_int_equal(cat_schema_version(c), 4);
+    assert_int_equal(raw_sql(path, "SELECT count(*) FROM schema_migrations"), 4);
     assert_int_equal(raw_sql(path, "SELECT count(*) FROM pragma_table_info('renditions') WHERE "
                                    "name IN ('profile_version', 'variant', 'files', 'params', "
                                    "'workflow_id', 'error', 'expires_at', 'updated_at')"),
@@ -2521,7 +2525,7 @@ static void test_rend_upgrade(void **state)
 
     /* and re-opening changes nothing */
     assert_int_equal(cat_sqlite_open(&c, path, &e), 0);
-    assert_int_equal(cat_schema_version(c), 3);
+    assert_int_equal(cat_schema_version(c), 4);
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM renditions WHERE asset_id = '%s'", asset);
     assert_int_equal(raw_sql(path, sql), 3);
     cat_close(c);
@@ -2550,6 +2554,185 @@ static int64_t rend_nulls(const char *path, const char *id)
 }
 
 /* Put inserts, then updates the same row: same id, created_at kept, every field replaced. */
+/* ---- search data (0004) ---------------------------------------------------------------- */
+
+struct segs_seen {
+    int n;
+    int idx[16];
+    char text[16][32];
+    double confidence[16];
+    char speaker[16][64];
+};
+
+static int seg_cb(void *ctx, const struct cat_segment *s)
+{
+    struct segs_seen *seen = ctx;
+
+    if (seen->n < 16) {
+        seen->idx[seen->n] = s->idx;
+        snprintf(seen->text[seen->n], sizeof(seen->text[0]), "%s", s->text);
+        seen->confidence[seen->n] = s->confidence;
+        snprintf(seen->speaker[seen->n], sizeof(seen->speaker[0]), "%s", s->speaker);
+    }
+    return ++seen->n == 3 ? 1 : 0; /* stops after 3 */
+}
+
+static void test_search_data(void **state)
+{
+    struct fixture *f = *state;
+    struct cat_segment segs[5];
+    struct segs_seen seen;
+    struct cat_asset got;
+    struct err e = {0};
+    char a[37], b[37], missing[37], text[5][16];
+
+    create_asset(f->c, "video", NULL, a);
+    create_asset(f->c, "audio", NULL, b);
+    /* numbered in creation order */
+    assert_int_equal(cat_asset_get(f->c, a, &got, &e), 0);
+    assert_true(got.seq >= 1);
+    assert_string_equal(got.language, "");
+    assert_string_equal(got.ai_metadata, "{}");
+    {
+        int64_t first = got.seq;
+
+        cat_asset_release(&got);
+        assert_int_equal(cat_asset_get(f->c, b, &got, &e), 0);
+        assert_int_equal(got.seq, first + 1);
+        cat_asset_release(&got);
+    }
+
+    memset(segs, 0, sizeof(segs));
+    for (int i = 0; i < 5; i++) {
+        snprintf(text[i], sizeof(text[i]), "segmento %d", i);
+        segs[i].idx = i;
+        segs[i].start_ms = i * 1000;
+        segs[i].end_ms = i * 1000 + 900;
+        segs[i].confidence = i == 2 ? -1 : 0.9;
+        snprintf(segs[i].speaker, sizeof(segs[i].speaker), "%s", i == 1 ? "S2" : "");
+        segs[i].text = text[i];
+    }
+    assert_int_equal(
+        cat_asset_set_enrichment(f->c, a, "es", "{\"topics\":[\"economía\"]}", segs, 5, 1, &e), 0);
+    assert_int_equal(cat_asset_get(f->c, a, &got, &e), 0);
+    assert_string_equal(got.language, "es");
+    assert_string_equal(got.ai_metadata, "{\"topics\":[\"economía\"]}");
+    cat_asset_release(&got);
+    memset(&seen, 0, sizeof(seen));
+    assert_int_equal(cat_segments_list(f->c, a, -1, 1000, seg_cb, &seen, &e), 0);
+    assert_int_equal(seen.n, 3); /* the callback stopped the list */
+    assert_int_equal(seen.idx[2], 2);
+    assert_string_equal(seen.text[1], "segmento 1");
+    assert_string_equal(seen.speaker[1], "S2");
+    assert_string_equal(seen.speaker[0], "");
+    assert_true(seen.confidence[2] == -1);
+    assert_true(seen.confidence[0] > 0.89 && seen.confidence[0] < 0.91);
+    memset(&seen, 0, sizeof(seen));
+    assert_int_equal(cat_segments_list(f->c, a, 2, 1, seg_cb, &seen, &e), 0);
+    assert_int_equal(seen.n, 1);
+    assert_int_equal(seen.idx[0], 3);
+
+    /* NULLs keep, "" clears the language, a new transcript replaces the old one */
+    assert_int_equal(cat_asset_set_enrichment(f->c, a, NULL, NULL, segs, 2, 1, &e), 0);
+    assert_int_equal(cat_asset_get(f->c, a, &got, &e), 0);
+    assert_string_equal(got.language, "es");
+    assert_string_equal(got.ai_metadata, "{\"topics\":[\"economía\"]}");
+    cat_asset_release(&got);
+    assert_int_equal(raw_sql(f->path, "SELECT count(*) FROM transcript_segments"), 2);
+    assert_int_equal(cat_asset_set_enrichment(f->c, a, "", NULL, NULL, 0, 0, &e), 0);
+    assert_int_equal(cat_asset_get(f->c, a, &got, &e), 0);
+    assert_string_equal(got.language, "");
+    cat_asset_release(&got);
+    assert_int_equal(raw_sql(f->path, "SELECT count(*) FROM transcript_segments"), 2);
+    assert_int_equal(cat_asset_set_enrichment(f->c, a, "en-GB", NULL, NULL, 0, 1, &e), 0);
+    assert_int_equal(raw_sql(f->path, "SELECT count(*) FROM transcript_segments"), 0);
+
+    /* what is refused changes nothing */
+    assert_int_equal(cat_asset_set_enrichment(f->c, a, NULL, NULL, segs, 5, 1, &e), 0);
+    util_uuid7(missing);
+    assert_int_equal(cat_asset_set_enrichment(f->c, missing, "es", NULL, segs, 5, 1, &e), -1);
+    assert_int_equal(e.code, ERR_NOTFOUND);
+    assert_int_equal(cat_asset_set_enrichment(f->c, a, "Spanish", NULL, NULL, 0, 1, &e), -1);
+    assert_int_equal(e.code, ERR_INVALID);
+    assert_int_equal(cat_asset_set_enrichment(f->c, a, "es-", NULL, NULL, 0, 1, &e), -1);
+    assert_int_equal(cat_asset_set_enrichment(f->c, a, NULL, "[1]", NULL, 0, 1, &e), -1);
+    assert_string_equal(e.msg, "the AI metadata is not a JSON object");
+    assert_int_equal(cat_asset_set_enrichment(f->c, a, NULL, "{\"a\":", NULL, 0, 1, &e), -1);
+    segs[3].idx = 4;
+    assert_int_equal(cat_asset_set_enrichment(f->c, a, NULL, NULL, segs, 5, 1, &e), -1);
+    assert_int_equal(e.code, ERR_INVALID);
+    segs[3].idx = 3;
+    segs[3].end_ms = segs[3].start_ms - 1;
+    assert_int_equal(cat_asset_set_enrichment(f->c, a, NULL, NULL, segs, 5, 1, &e), -1);
+    segs[3].end_ms = segs[3].start_ms;
+    segs[4].confidence = 1.5;
+    assert_int_equal(cat_asset_set_enrichment(f->c, a, NULL, NULL, segs, 5, 1, &e), -1);
+    segs[4].confidence = 1;
+    segs[0].text = NULL;
+    assert_int_equal(cat_asset_set_enrichment(f->c, a, NULL, NULL, segs, 5, 1, &e), -1);
+    segs[0].text = text[0];
+    assert_int_equal(
+        cat_asset_set_enrichment(f->c, a, NULL, NULL, segs, CAT_MAX_SEGMENTS + 1, 1, &e), -1);
+    assert_int_equal(e.code, ERR_LIMIT);
+    assert_int_equal(raw_sql(f->path, "SELECT count(*) FROM transcript_segments"), 5);
+    assert_int_equal(cat_segments_list(f->c, a, -1, 0, seg_cb, &seen, &e), -1);
+    assert_int_equal(cat_segments_list(f->c, a, -1, 1001, seg_cb, &seen, &e), -1);
+
+    /* an asset's transcript goes with it */
+    assert_int_equal(cat_asset_delete(f->c, a, ASSET_UPLOADING, &e), 0);
+    assert_int_equal(raw_sql(f->path, "SELECT count(*) FROM transcript_segments"), 0);
+}
+
+static void test_search_seq_upgrade(void **state)
+{
+    struct fixture *f = *state;
+    char path[600];
+    struct catalog *c;
+    struct err e = {0};
+    sqlite3 *db;
+
+    (void)f;
+    snprintf(path, sizeof(path), "%s.up4", f->path);
+    unlink(path);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, cat_migration_0001, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, cat_migration_0002, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, cat_migration_0003, NULL, NULL, NULL), SQLITE_OK);
+    /* three assets inserted out of time order; two share a created_at */
+    assert_int_equal(sqlite3_exec(db,
+                                  "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
+                                  "applied_at INTEGER NOT NULL) STRICT;"
+                                  "INSERT INTO schema_migrations VALUES (1, 0), (2, 0), (3, 0);"
+                                  "INSERT INTO assets (id, type, status, original_filename, "
+                                  "mime_type, file_size_bytes, created_at, updated_at) VALUES "
+                                  "('0190aaaa-0000-7000-8000-00000000000c', 'video', 'ready', "
+                                  "'c.mov', 'video/quicktime', 1, 30, 30), "
+                                  "('0190aaaa-0000-7000-8000-00000000000b', 'video', 'ready', "
+                                  "'b.mov', 'video/quicktime', 1, 10, 10), "
+                                  "('0190aaaa-0000-7000-8000-00000000000a', 'video', 'ready', "
+                                  "'a.mov', 'video/quicktime', 1, 10, 10)",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(cat_sqlite_open(&c, path, &e), 0);
+    assert_int_equal(cat_schema_version(c), 4);
+    cat_close(c);
+    /* numbered by created_at, then id */
+    assert_int_equal(raw_sql(path, "SELECT seq FROM assets WHERE id LIKE '%0a'"), 1);
+    assert_int_equal(raw_sql(path, "SELECT seq FROM assets WHERE id LIKE '%0b'"), 2);
+    assert_int_equal(raw_sql(path, "SELECT seq FROM assets WHERE id LIKE '%0c'"), 3);
+    /* and a new asset comes after them */
+    assert_int_equal(cat_sqlite_open(&c, path, &e), 0);
+    {
+        char id[37];
+
+        create_asset(c, "image", NULL, id);
+    }
+    cat_close(c);
+    assert_int_equal(raw_sql(path, "SELECT max(seq) FROM assets"), 4);
+    unlink(path);
+}
+
 static void test_rend_put(void **state)
 {
     struct fixture *f = *state;
@@ -3171,6 +3354,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lease_contention, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rend_upgrade, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rend_put, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_search_data, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_search_seq_upgrade, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rend_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rend_find, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rend_expired, setup, teardown),
