@@ -104,13 +104,14 @@ int buf_addf(struct buf *b, struct err *err, const char *fmt, ...)
     return 0;
 }
 
-int buf_add_xml(struct buf *b, const char *s, struct err *err)
+int buf_add_xml_n(struct buf *b, const char *s, size_t n, struct err *err)
 {
-    const char *start = s;
+    size_t from = 0;
 
-    for (; *s; s++) {
+    for (size_t i = 0; i < n; i++) {
         const char *rep = NULL;
-        switch (*s) {
+
+        switch (s[i]) {
         case '&':
             rep = "&amp;";
             break;
@@ -129,9 +130,14 @@ int buf_add_xml(struct buf *b, const char *s, struct err *err)
         default:
             continue;
         }
-        if (buf_add(b, start, (size_t)(s - start), err) < 0 || buf_adds(b, rep, err) < 0)
+        if (buf_add(b, s + from, i - from, err) < 0 || buf_adds(b, rep, err) < 0)
             return -1;
-        start = s + 1;
+        from = i + 1;
     }
-    return buf_add(b, start, (size_t)(s - start), err);
+    return buf_add(b, s + from, n - from, err);
+}
+
+int buf_add_xml(struct buf *b, const char *s, struct err *err)
+{
+    return buf_add_xml_n(b, s, strlen(s), err);
 }

@@ -94,8 +94,10 @@ int buf_add(struct buf *b, const void *data, size_t n, struct err *err);
 int buf_adds(struct buf *b, const char *s, struct err *err);
 /** Appends formatted text. */
 int buf_addf(struct buf *b, struct err *err, const char *fmt, ...) ATTR_PRINTF(3, 4);
-/** Appends s escaped for XML text and attribute content. */
+/** Appends s escaped for XML text and attribute content (also HTML5's). */
 int buf_add_xml(struct buf *b, const char *s, struct err *err);
+/** The same for n bytes of s. */
+int buf_add_xml_n(struct buf *b, const char *s, size_t n, struct err *err);
 
 /* ---- arena: request-scoped allocations freed at once -------------------------------- */
 

@@ -68,11 +68,15 @@ static void node_add(struct search_node *parent, struct search_node *kid)
     parent->kids[parent->nkids++] = kid;
 }
 
-/* a group of one is its member */
+/* a group of one is its member; an empty group is nothing */
 static struct search_node *node_collapse(struct search_node *n)
 {
     struct search_node *only;
 
+    if (n->nkids == 0) {
+        node_free(n);
+        return NULL;
+    }
     if (n->nkids != 1)
         return n;
     only = n->kids[0];
@@ -532,10 +536,6 @@ static struct search_node *parse_and(struct parser *p)
         if (kid)
             node_add(all, kid);
     }
-    if (all->nkids == 0) {
-        node_free(all);
-        return NULL;
-    }
     return node_collapse(all);
 fail:
     node_free(all);
@@ -570,10 +570,6 @@ static struct search_node *parse_or(struct parser *p)
         }
         node_add(any, side);
         p->i += 2;
-    }
-    if (any->nkids == 0) {
-        node_free(any);
-        return NULL;
     }
     return node_collapse(any);
 fail:

@@ -153,7 +153,7 @@ struct search_highlight {
  * The part of text (UTF-8, analysed in lang) that best shows why it matched, as HTML:
  * the window of at most max_words words holding the most distinct highlighted terms (then
  * the most matches, then the earliest), matched words wrapped in <em>...</em>, everything
- * else escaped (&amp; &lt; &gt; &quot; &#39;), "…" where the text is cut. A text without a
+ * else escaped (&amp; &lt; &gt; &quot; &apos;), "…" where the text is cut. A text without a
  * match gives its first max_words words. *out is a new string (free); its length in
  * *out_len if not NULL. Returns how many words of the window matched.
  */

@@ -59,39 +59,6 @@ static int on_token(void *ctx, const struct search_token *t)
     return 0;
 }
 
-static void put_escaped(struct buf *b, const char *s, size_t n)
-{
-    size_t from = 0;
-
-    for (size_t i = 0; i < n; i++) {
-        const char *rep = NULL;
-
-        switch (s[i]) {
-        case '&':
-            rep = "&amp;";
-            break;
-        case '<':
-            rep = "&lt;";
-            break;
-        case '>':
-            rep = "&gt;";
-            break;
-        case '"':
-            rep = "&quot;";
-            break;
-        case '\'':
-            rep = "&#39;";
-            break;
-        default:
-            continue;
-        }
-        buf_add(b, s + from, i - from, NULL);
-        buf_adds(b, rep, NULL);
-        from = i + 1;
-    }
-    buf_add(b, s + from, n - from, NULL);
-}
-
 /* [*from, *to) of w: the window of at most max words that holds the most distinct
  * matched ids, then the most matches, then has its first match closest to the third
  * word (a little context before it) */
@@ -176,21 +143,21 @@ int search_snippet(struct search_analyzer *a, enum search_lang lang, const char 
     /* from the start of the text: what comes before the first word, unless it is long */
     pos = from > 0 || c.w[0].start > 64 ? c.w[from].start : 0;
     for (size_t i = from; i < to; i++) {
-        put_escaped(&b, text + pos, c.w[i].start - pos); /* what is between words */
+        buf_add_xml_n(&b, text + pos, c.w[i].start - pos, NULL); /* between words */
         if (c.w[i].id >= 0) {
             buf_adds(&b, "<em>", NULL);
-            put_escaped(&b, text + c.w[i].start, c.w[i].end - c.w[i].start);
+            buf_add_xml_n(&b, text + c.w[i].start, c.w[i].end - c.w[i].start, NULL);
             buf_adds(&b, "</em>", NULL);
             lit++;
         } else {
-            put_escaped(&b, text + c.w[i].start, c.w[i].end - c.w[i].start);
+            buf_add_xml_n(&b, text + c.w[i].start, c.w[i].end - c.w[i].start, NULL);
         }
         pos = c.w[i].end;
     }
     if (to < c.n)
         buf_adds(&b, " …", NULL);
     else if (len - pos <= 64) /* to the end: the closing punctuation */
-        put_escaped(&b, text + pos, len - pos);
+        buf_add_xml_n(&b, text + pos, len - pos, NULL);
     *out = buf_detach(&b, out_len);
     free(c.w);
     return lit;

@@ -262,7 +262,7 @@ static void test_snippet_highlights_what_the_index_matched(void **state)
     free(s);
     /* everything else is escaped */
     s = snip(SEARCH_LANG_ES, "<b>inflación</b> & \"IVA\" d'Or", infl, 1, NULL, 0, 30, &lit);
-    assert_string_equal(s, "&lt;b&gt;<em>inflación</em>&lt;/b&gt; &amp; &quot;IVA&quot; d&#39;Or");
+    assert_string_equal(s, "&lt;b&gt;<em>inflación</em>&lt;/b&gt; &amp; &quot;IVA&quot; d&apos;Or");
     free(s);
 }
 
