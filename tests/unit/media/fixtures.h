@@ -1,14 +1,15 @@
 /*
- * Fixture helpers shared by the media unit tests (static: each test file includes this
- * once). The including file defines `static char dir[64]`, the temporary directory the
- * fixtures live in, before including it, after <cmocka.h> and media/media_int.h.
+ * Fixture helpers shared by the media unit tests (static inline: each test file includes
+ * this once and uses what it needs). The including file defines `static char dir[64]`, the
+ * temporary directory the fixtures live in, before including it, after <cmocka.h> and
+ * media/media_int.h.
  */
 #ifndef ACERVO_TEST_MEDIA_FIXTURES_H
 #define ACERVO_TEST_MEDIA_FIXTURES_H
 
 /* Runs a shell command built from fmt; 0 if it exited 0. */
-static int run(const char *fmt, ...) ATTR_PRINTF(1, 2);
-static int run(const char *fmt, ...)
+static inline int run(const char *fmt, ...) ATTR_PRINTF(1, 2);
+static inline int run(const char *fmt, ...)
 {
     char cmd[2048];
     va_list ap;
@@ -24,14 +25,14 @@ static int run(const char *fmt, ...)
 }
 
 /* The path of fixture name in dir. */
-static void fixture(char *out, size_t n, const char *name)
+static inline void fixture(char *out, size_t n, const char *name)
 {
     if ((size_t)snprintf(out, n, "%s/%s", dir, name) >= n)
         fail_msg("fixture path too long: %s", name);
 }
 
 /* The whole file at path, NUL-terminated (caller frees), or NULL. */
-static char *slurp_path(const char *path, size_t *len)
+static inline char *slurp_path(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
     char *p;
@@ -50,7 +51,7 @@ static char *slurp_path(const char *path, size_t *len)
 }
 
 /* The whole fixture name (caller frees), or NULL. */
-static char *slurp(const char *name, size_t *len)
+static inline char *slurp(const char *name, size_t *len)
 {
     char path[128];
 
@@ -59,7 +60,7 @@ static char *slurp(const char *name, size_t *len)
 }
 
 /* Writes fixture name. */
-static int spit(const char *name, const void *data, size_t len)
+static inline int spit(const char *name, const void *data, size_t len)
 {
     char path[128];
     FILE *f;
@@ -73,7 +74,7 @@ static int spit(const char *name, const void *data, size_t len)
     return fclose(f) == 0 && w == len ? 0 : -1;
 }
 
-static uint32_t crc32_png(const unsigned char *p, size_t n)
+static inline uint32_t crc32_png(const unsigned char *p, size_t n)
 {
     uint32_t c = 0xffffffffu;
 
@@ -85,7 +86,7 @@ static uint32_t crc32_png(const unsigned char *p, size_t n)
     return c ^ 0xffffffffu;
 }
 
-static void put32(unsigned char *p, uint32_t v)
+static inline void put32(unsigned char *p, uint32_t v)
 {
     p[0] = (unsigned char)(v >> 24);
     p[1] = (unsigned char)(v >> 16);
@@ -97,7 +98,7 @@ static void put32(unsigned char *p, uint32_t v)
  * A decompression bomb: a tiny, valid PNG (one small IDAT) whose header says width x
  * height pixels of 8-bit colour_type (0 greyscale, 2 RGB), written as fixture name.
  */
-static int make_png_bomb(const char *name, uint32_t width, uint32_t height, int colour_type)
+static inline int make_png_bomb(const char *name, uint32_t width, uint32_t height, int colour_type)
 {
     static const unsigned char sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
     static const unsigned char idat[] = {0x78, 0x9c, 0x63, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01};

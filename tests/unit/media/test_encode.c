@@ -24,29 +24,9 @@ static char dir[64];
 static const char *probe_bin;
 static int have_x265;
 
+#include "fixtures.h"
+
 /* ---- helpers ---------------------------------------------------------------------------- */
-
-static int run(const char *fmt, ...) ATTR_PRINTF(1, 2);
-static int run(const char *fmt, ...)
-{
-    char cmd[2048];
-    va_list ap;
-    int rc;
-
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    rc = system(cmd);
-    if (rc != 0)
-        fprintf(stderr, "command failed (%d): %s\n", rc, cmd);
-    return rc == 0 ? 0 : -1;
-}
-
-static void path_of(char *out, size_t n, const char *name)
-{
-    if ((size_t)snprintf(out, n, "%s/%s", dir, name) >= n)
-        fail_msg("path too long: %s", name);
-}
 
 /* runs argv (no shell) with stdin from stdin_fd (-1: /dev/null); stdout into *out (the
  * caller frees), stderr's end into errtail; returns the wait status */
@@ -59,7 +39,7 @@ static int capture(char *const argv[], int stdin_fd, char **out, char *errtail, 
     pid_t pid;
     FILE *f;
 
-    path_of(errpath, sizeof(errpath), "stderr.txt");
+    fixture(errpath, sizeof(errpath), "stderr.txt");
     assert_int_equal(pipe(pipefd), 0);
     pid = fork();
     assert_true(pid >= 0);
@@ -125,7 +105,7 @@ static void source_of(const char *name, struct media_source *s)
     struct err err = {0};
     json_t *o;
 
-    path_of(path, sizeof(path), name);
+    fixture(path, sizeof(path), name);
     o = probe_path(path);
     if (media_source_from_probe(o, s, &err) < 0)
         fail_msg("%s: %s", name, err.msg);
@@ -178,11 +158,11 @@ struct encoded {
 };
 
 /*
- * Encodes fixture with profile name (and clip) through the real ffmpeg into a directory
+ * Encodes fixture source with profile name (and clip) through the real ffmpeg into a directory
  * of its own; the exit status must be 0, progress must reach 100 at progress=end, and
  * the output must pass media_output_check (media_hls_check for HLS).
  */
-static void encode(const char *name, const char *fixture, const struct media_clip *clip,
+static void encode(const char *name, const char *source, const struct media_clip *clip,
                    int via_stdin, struct encoded *e)
 {
     const struct media_profile *p = profile(name);
@@ -192,17 +172,17 @@ static void encode(const char *name, const char *fixture, const struct media_cli
     int st, fd = -1;
 
     memset(e, 0, sizeof(*e));
-    source_of(fixture, &e->src);
-    snprintf(e->out_dir, sizeof(e->out_dir), "%s/%s-%s%s", dir, fixture, name, clip ? "-clip" : "");
+    source_of(source, &e->src);
+    snprintf(e->out_dir, sizeof(e->out_dir), "%s/%s-%s%s", dir, source, name, clip ? "-clip" : "");
     assert_int_equal(mkdir(e->out_dir, 0700), 0);
-    path_of(input, sizeof(input), fixture);
+    fixture(input, sizeof(input), source);
     if (via_stdin) {
         fd = open(input, O_RDONLY);
         assert_true(fd >= 0);
     }
     if (media_encode_argv(p, &e->src, FFMPEG, via_stdin ? "/dev/stdin" : input, e->out_dir, clip,
                           &argv, &err) < 0)
-        fail_msg("%s of %s: %s", name, fixture, err.msg);
+        fail_msg("%s of %s: %s", name, source, err.msg);
     media_progress_init(&pr, clip ? clip->out_s - clip->in_s : e->src.duration_s);
     st = capture(argv, fd, &out, errtail, sizeof(errtail));
     if (fd >= 0)
@@ -211,7 +191,7 @@ static void encode(const char *name, const char *fixture, const struct media_cli
         char *line = joined(argv);
         fprintf(stderr, "%s\n", line);
         free(line);
-        fail_msg("ffmpeg %s of %s: status %d: %s", name, fixture, st, errtail);
+        fail_msg("ffmpeg %s of %s: status %d: %s", name, source, st, errtail);
     }
     media_argv_free(argv);
     assert_string_equal(errtail, ""); /* -loglevel error: nothing said */
@@ -1040,7 +1020,7 @@ static int pcm_file(const char *name, const int16_t *samples, size_t n, int extr
     unsigned char b[2];
     FILE *f;
 
-    path_of(path, sizeof(path), name);
+    fixture(path, sizeof(path), name);
     f = fopen(path, "wb");
     if (!f)
         return -1;
@@ -1133,7 +1113,7 @@ static void test_waveform_peaks(void **state)
     }
 
     /* long: capped at 10000 points, read in chunks (an hour of zeros, sparse) */
-    path_of(path, sizeof(path), "long.pcm");
+    fixture(path, sizeof(path), "long.pcm");
     fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
     assert_true(fd >= 0);
     assert_int_equal(ftruncate(fd, (off_t)3600 * MEDIA_WAVEFORM_RATE * 2), 0);
