@@ -6,6 +6,8 @@
  *                                 the API process alone (--role api)
  *   acervod keys create ...       provision an API key offline
  *   acervod fsck ...              re-hash every master against the catalog
+ *   acervod import ...            bulk-load asset records (JSON lines) into the catalog
+ *   acervod sql ...               run SQL on the catalog with the search index's functions
  *
  * Process model: the supervisor owns no sockets and no database handles; it creates the
  * first admin, then forks the API process and `workers` worker processes and restarts
@@ -18,6 +20,7 @@
 #include "http/http.h"
 #include "jobs/jobs.h"
 #include "s3/s3.h"
+#include "search/search.h"
 #include "store/store.h"
 
 #include <errno.h>
@@ -44,6 +47,8 @@ static void usage(FILE *out)
                  "       acervod keys create --data-dir DIR --role admin|editor|viewer "
                  "[--name NAME]\n"
                  "       acervod fsck --data-dir DIR\n"
+                 "       acervod import --data-dir DIR [--batch N] FILE.jsonl|-\n"
+                 "       acervod sql --data-dir DIR 'SQL'\n"
                  "       acervod --help | --version | --help-markdown\n\n"
                  "flags (each also settable as ACERVO_* and in the config file):\n");
     cfg_usage(out);
@@ -311,6 +316,284 @@ out:
     free(f.keys);
     store_close(f.st);
     cat_close(cat);
+    return rc;
+}
+
+/* ---- import ------------------------------------------------------------------------------ */
+
+#define IMPORT_BATCH_MAX 50000
+#define IMPORT_REPORT    20 /* rejected lines shown one by one */
+
+static double mono_s(void)
+{
+    struct timespec t;
+
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* splits "acervod CMD [flags] ARG": the one positional argument, and the flags for cfg */
+static int one_positional(int argc, char **argv, char ***rest, int *nrest, const char **arg,
+                          long *batch)
+{
+    *rest = xcalloc((size_t)argc + 1, sizeof(char *));
+    *nrest = 0;
+    (*rest)[(*nrest)++] = argv[0];
+    *arg = NULL;
+    for (int i = 2; i < argc; i++) {
+        if (batch && strcmp(argv[i], "--batch") == 0 && i + 1 < argc) {
+            char *end;
+
+            *batch = strtol(argv[++i], &end, 10);
+            if (*end || *batch < 1 || *batch > IMPORT_BATCH_MAX)
+                return -1;
+        } else if (strncmp(argv[i], "--", 2) == 0 && strchr(argv[i], '=')) {
+            (*rest)[(*nrest)++] = argv[i];
+        } else if (strncmp(argv[i], "--", 2) == 0 && i + 1 < argc) {
+            (*rest)[(*nrest)++] = argv[i];
+            (*rest)[(*nrest)++] = argv[++i];
+        } else if (strcmp(argv[i], "-") == 0 || argv[i][0] != '-') {
+            if (*arg)
+                return -1;
+            *arg = argv[i];
+        } else {
+            (*rest)[(*nrest)++] = argv[i];
+        }
+    }
+    return *arg ? 0 : -1;
+}
+
+/*
+ * The import runs as a pipeline: a reader thread parses and analyses batches (JSON and
+ * text analysis are half the work) while this thread writes the previous one.
+ */
+struct import_pipe {
+    FILE *in;
+    size_t batch;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct cat_import *ready; /* a full batch waiting for the writer, or NULL */
+    size_t ready_n;
+    struct cat_vocab ready_vocab;
+    int eof, failed, stop;
+    size_t lines, rejected;
+    char error[300];
+};
+
+static void *import_reader(void *arg)
+{
+    struct import_pipe *p = arg;
+    struct search_analyzer *an = NULL;
+    char *line = NULL;
+    size_t cap = 0, n = 0;
+    ssize_t len;
+    struct cat_import *v = xcalloc(p->batch, sizeof(*v));
+    struct err err = {0};
+
+    if (search_analyzer_new(&an, &err) < 0) {
+        pthread_mutex_lock(&p->mu);
+        p->failed = 1;
+        (void)snprintf(p->error, sizeof(p->error), "%s", err.msg);
+        goto done;
+    }
+    for (;;) {
+        len = getline(&line, &cap, p->in);
+        if (len >= 0) {
+            p->lines++;
+            while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+                line[--len] = '\0';
+            if (len == 0)
+                continue;
+            if (cat_import_parse(line, (size_t)len, &v[n], &err) < 0 ||
+                cat_import_analyze(&v[n], an, &err) < 0) {
+                cat_import_release(&v[n]);
+                if (p->rejected++ < IMPORT_REPORT)
+                    fprintf(stderr, "acervod import: line %zu: %s\n", p->lines, err.msg);
+                continue;
+            }
+            if (++n < p->batch)
+                continue;
+        }
+        /* hand the batch over (also the last, short one) */
+        pthread_mutex_lock(&p->mu);
+        while (p->ready && !p->stop)
+            pthread_cond_wait(&p->cv, &p->mu);
+        if (p->stop) {
+            pthread_mutex_unlock(&p->mu);
+            break;
+        }
+        p->ready = v;
+        p->ready_n = n;
+        cat_vocab_count(&p->ready_vocab, v, n);
+        if (len < 0) {
+            if (ferror(p->in)) {
+                p->failed = 1;
+                (void)snprintf(p->error, sizeof(p->error), "reading: %s", strerror(errno));
+            }
+            p->eof = 1;
+            v = NULL;
+            pthread_cond_broadcast(&p->cv);
+            goto done;
+        }
+        pthread_cond_broadcast(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+        v = xcalloc(p->batch, sizeof(*v));
+        n = 0;
+    }
+    pthread_mutex_lock(&p->mu);
+done:
+    p->eof = 1;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    if (v) {
+        for (size_t i = 0; i < n; i++)
+            cat_import_release(&v[i]);
+        free(v);
+    }
+    free(line);
+    search_analyzer_free(an);
+    return NULL;
+}
+
+static int cmd_import(int argc, char **argv)
+{
+    char **rest = NULL, db[600], objects[600];
+    const char *file = NULL;
+    long batch = 2000;
+    int nrest = 0, rc = EXIT_FATAL, started = 0;
+    struct cfg cfg;
+    struct catalog *cat = NULL;
+    struct import_pipe p;
+    pthread_t reader;
+    size_t imported = 0, skipped = 0;
+    double t0 = mono_s();
+    struct err err = {0};
+
+    memset(&p, 0, sizeof(p));
+    pthread_mutex_init(&p.mu, NULL);
+    pthread_cond_init(&p.cv, NULL);
+    if (one_positional(argc, argv, &rest, &nrest, &file, &batch) < 0) {
+        fprintf(stderr, "usage: acervod import --data-dir DIR [--batch 1..%d] FILE.jsonl|-\n",
+                IMPORT_BATCH_MAX);
+        goto out;
+    }
+    if (load_cfg(&cfg, nrest, rest, 1, &err) < 0 || util_mkdirs(cfg.data_dir, &err) < 0) {
+        fprintf(stderr, "acervod import: %s\n", err.msg);
+        goto out;
+    }
+    paths(&cfg, db, sizeof(db), objects, sizeof(objects));
+    if (cat_sqlite_open_bulk(&cat, db, &err) < 0) {
+        fprintf(stderr, "acervod import: %s\n", err.msg);
+        goto out;
+    }
+    p.in = strcmp(file, "-") == 0 ? stdin : fopen(file, "r");
+    if (!p.in) {
+        fprintf(stderr, "acervod import: cannot open %s: %s\n", file, strerror(errno));
+        goto out;
+    }
+    p.batch = (size_t)batch;
+    if (pthread_create(&reader, NULL, import_reader, &p) != 0) {
+        fprintf(stderr, "acervod import: cannot start the reader thread\n");
+        goto out;
+    }
+    started = 1;
+    for (;;) {
+        struct cat_import *v;
+        struct cat_vocab vocab;
+        size_t n, added = 0;
+        int wrc;
+
+        pthread_mutex_lock(&p.mu);
+        while (!p.ready && !p.eof)
+            pthread_cond_wait(&p.cv, &p.mu);
+        v = p.ready;
+        n = p.ready_n;
+        vocab = p.ready_vocab;
+        memset(&p.ready_vocab, 0, sizeof(p.ready_vocab));
+        p.ready = NULL;
+        pthread_cond_broadcast(&p.cv);
+        pthread_mutex_unlock(&p.mu);
+        if (!v)
+            break;
+        wrc = cat_import_batch(cat, v, n, &vocab, &added, &err);
+        for (size_t i = 0; i < n; i++)
+            cat_import_release(&v[i]);
+        free(v);
+        cat_vocab_release(&vocab);
+        if (wrc < 0) {
+            fprintf(stderr, "acervod import: %s\n", err.msg);
+            goto out;
+        }
+        imported += added;
+        skipped += n - added;
+    }
+    if (p.failed) {
+        fprintf(stderr, "acervod import: %s\n", p.error);
+        goto out;
+    }
+    {
+        double s = mono_s() - t0;
+
+        printf("{\"lines\": %zu, \"imported\": %zu, \"skipped\": %zu, \"rejected\": %zu, "
+               "\"seconds\": %.2f, \"assets_per_second\": %.0f}\n",
+               p.lines, imported, skipped, p.rejected, s, s > 0 ? (double)imported / s : 0);
+    }
+    rc = p.rejected ? 1 : 0;
+out:
+    if (started) {
+        pthread_mutex_lock(&p.mu);
+        p.stop = 1;
+        if (p.ready) {
+            for (size_t i = 0; i < p.ready_n; i++)
+                cat_import_release(&p.ready[i]);
+            free(p.ready);
+            p.ready = NULL;
+            cat_vocab_release(&p.ready_vocab);
+        }
+        pthread_cond_broadcast(&p.cv);
+        pthread_mutex_unlock(&p.mu);
+        pthread_join(reader, NULL);
+        if (p.ready) {
+            for (size_t i = 0; i < p.ready_n; i++)
+                cat_import_release(&p.ready[i]);
+            free(p.ready);
+        }
+        cat_vocab_release(&p.ready_vocab);
+    }
+    if (p.in && p.in != stdin)
+        fclose(p.in);
+    pthread_mutex_destroy(&p.mu);
+    pthread_cond_destroy(&p.cv);
+    cat_close(cat);
+    free(rest);
+    return rc;
+}
+
+/* ---- sql ----------------------------------------------------------------------------------- */
+
+static int cmd_sql(int argc, char **argv)
+{
+    char **rest = NULL;
+    const char *sql = NULL;
+    int nrest = 0, rc = EXIT_FATAL;
+    struct cfg cfg;
+    struct catalog *cat = NULL;
+    struct err err = {0};
+
+    if (one_positional(argc, argv, &rest, &nrest, &sql, NULL) < 0) {
+        fprintf(stderr, "usage: acervod sql --data-dir DIR 'SQL'\n");
+        goto out;
+    }
+    if (load_cfg(&cfg, nrest, rest, 1, &err) < 0 || open_catalog(&cfg, &cat, &err) < 0 ||
+        cat_sqlite_exec(cat, sql, stdout, &err) < 0) {
+        fprintf(stderr, "acervod sql: %s\n", err.msg);
+        rc = 1;
+        goto out;
+    }
+    rc = 0;
+out:
+    cat_close(cat);
+    free(rest);
     return rc;
 }
 
@@ -770,6 +1053,10 @@ int main(int argc, char **argv)
     }
     if (argc > 1 && strcmp(argv[1], "fsck") == 0)
         return cmd_fsck(argc, argv);
+    if (argc > 1 && strcmp(argv[1], "import") == 0)
+        return cmd_import(argc, argv);
+    if (argc > 1 && strcmp(argv[1], "sql") == 0)
+        return cmd_sql(argc, argv);
     if (argc > 1 && strcmp(argv[1], "serve") == 0)
         first = 2;
     if (load_cfg(&cfg, argc, argv, first, &err) < 0) {

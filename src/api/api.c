@@ -45,6 +45,8 @@ static const struct http_route api_routes[] = {
     {"POST", "/api/v1/workflows/{id}/cancel", api__workflows_cancel, ROLE_EDITOR, 0},
     {"POST", "/api/v1/workflows/{id}/retry", api__workflows_retry, ROLE_EDITOR, 0},
     {"GET", "/api/v1/queues", api__queues_list, ROLE_VIEWER, 0},
+    {"POST", "/api/v1/search", api__search, ROLE_VIEWER, API_BODY_JSON},
+    {"GET", "/api/v1/search/suggest", api__search_suggest, ROLE_VIEWER, 0},
 };
 
 /* ---- small helpers ---------------------------------------------------------------------- */

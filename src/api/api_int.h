@@ -128,4 +128,7 @@ void api__workflows_cancel(struct http_req *req, const char *const *params);
 void api__workflows_retry(struct http_req *req, const char *const *params);
 void api__queues_list(struct http_req *req, const char *const *params);
 
+void api__search(struct http_req *req, const char *const *params);
+void api__search_suggest(struct http_req *req, const char *const *params);
+
 #endif

@@ -702,6 +702,69 @@ int cat_asset_set_enrichment(struct catalog *c, const char *asset_id, const char
                   err);
 }
 
+static const char *const facet_names[CAT_FACET_COUNT] = {
+    "type", "category", "program", "tags", "entities", "objects", "created_year", "created_month",
+};
+
+const char *cat_facet_name(enum cat_facet f)
+{
+    return f < CAT_FACET_COUNT ? facet_names[f] : "";
+}
+
+int cat_facet_parse(const char *name)
+{
+    for (int i = 0; i < CAT_FACET_COUNT; i++)
+        if (strcmp(name, facet_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+void cat_search_result_release(struct cat_search_result *r)
+{
+    for (size_t i = 0; i < r->nhits; i++)
+        free(r->hits[i].text);
+    free(r->hits);
+    for (int f = 0; f < CAT_FACET_COUNT; f++) {
+        for (size_t i = 0; i < r->nfacets[f]; i++)
+            free(r->facets[f][i].value);
+        free(r->facets[f]);
+    }
+    for (size_t i = 0; i < r->nterms; i++)
+        free(r->terms[i]);
+    free(r->terms);
+    for (size_t i = 0; i < r->nprefixes; i++)
+        free(r->prefixes[i]);
+    free(r->prefixes);
+    memset(r, 0, sizeof(*r));
+}
+
+int cat_search(struct catalog *c, const struct cat_search *q, struct cat_search_result *out,
+               struct err *err)
+{
+    memset(out, 0, sizeof(*out));
+    if (q->size < 1 || q->size > CAT_SEARCH_SIZE_MAX)
+        return err_set(err, ERR_INVALID, "size must be 1..%d", CAT_SEARCH_SIZE_MAX);
+    if (q->facet_size < 1 || q->facet_size > 100)
+        return err_set(err, ERR_INVALID, "facet_size must be 1..100");
+    if (q->min_confidence != -1 && !(q->min_confidence >= 0 && q->min_confidence <= 1))
+        return err_set(err, ERR_INVALID, "min_confidence must be 0..1");
+    if (logged("search", c->ops->search->search(c, q, out, err), err) < 0) {
+        cat_search_result_release(out);
+        return -1;
+    }
+    return 0;
+}
+
+int cat_search_suggest(struct catalog *c, const char *prefix, int limit, enum cat_role role,
+                       int (*cb)(void *ctx, const struct cat_suggestion *s), void *ctx,
+                       struct err *err)
+{
+    if (limit < 1 || limit > 50)
+        return err_set(err, ERR_INVALID, "limit must be 1..50");
+    return logged("search_suggest", c->ops->search->suggest(c, prefix, limit, role, cb, ctx, err),
+                  err);
+}
+
 int cat_segments_list(struct catalog *c, const char *asset_id, int after_idx, int limit,
                       int (*cb)(void *ctx, const struct cat_segment *s), void *ctx, struct err *err)
 {

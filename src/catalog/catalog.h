@@ -9,6 +9,7 @@
 #include "core/core.h"
 
 #include <stdint.h>
+#include <stdio.h>
 
 /** Roles, from least to most privileged. */
 enum cat_role { ROLE_VIEWER = 1, ROLE_EDITOR = 2, ROLE_ADMIN = 3 };
@@ -377,6 +378,164 @@ struct cat_segment {
     char *text;        /* never NULL */
 };
 
+/* ---- search (migration 0005; docs/internals/search.md) ---- */
+
+struct search_node;
+
+enum cat_search_scope { CAT_SCOPE_ASSETS, CAT_SCOPE_TRANSCRIPT };
+enum cat_search_sort { CAT_SORT_RELEVANCE, CAT_SORT_NEWEST, CAT_SORT_OLDEST };
+
+/** Facets a search can count. */
+enum cat_facet {
+    CAT_FACET_TYPE,
+    CAT_FACET_CATEGORY,
+    CAT_FACET_PROGRAM,
+    CAT_FACET_TAG,
+    CAT_FACET_ENTITY,
+    CAT_FACET_OBJECT,
+    CAT_FACET_YEAR,  /* created_at, by year */
+    CAT_FACET_MONTH, /* created_at, by month */
+    CAT_FACET_COUNT
+};
+
+/** "type", "category", "program", "tags", "entities", "objects", "created_year", "created_month".
+ */
+const char *cat_facet_name(enum cat_facet f);
+/** The facet of a name; -1 if unknown. */
+int cat_facet_parse(const char *name);
+
+#define CAT_SEARCH_SIZE_MAX  100
+#define CAT_SEARCH_EXACT_MAX 10000 /* totals and facets are exact up to this many hits */
+
+/** A search. */
+struct cat_search {
+    const struct search_node *root; /* the parsed query with its filters; NULL: every asset */
+    enum cat_search_scope scope;
+    enum cat_search_sort sort;
+    int size;              /* hits per page, 1..CAT_SEARCH_SIZE_MAX */
+    const char *cursor;    /* next_cursor of the previous page, or NULL */
+    unsigned facets;       /* 1 << enum cat_facet for each facet wanted */
+    int facet_size;        /* values per facet, 1..100 */
+    double min_confidence; /* transcript scope: segments at least this confident; -1: any */
+    enum cat_role role;    /* the caller's: what it may see */
+};
+
+/** One hit: an asset, or (transcript scope) one segment of an asset's transcript. */
+struct cat_search_hit {
+    int64_t seq;
+    char asset_id[37];
+    double score; /* relevance sort; 0 otherwise */
+    int64_t created_at;
+    /* transcript scope */
+    int idx;
+    int64_t start_ms, end_ms;
+    double confidence; /* -1 if not known */
+    char speaker[64];
+    char *text; /* the segment's text (heap) */
+};
+
+struct cat_facet_value {
+    char *value;
+    int64_t count;
+};
+
+struct cat_search_result {
+    struct cat_search_hit *hits;
+    size_t nhits;
+    int64_t total;   /* hits of the whole search */
+    int total_exact; /* 0: total is an estimate (beyond CAT_SEARCH_EXACT_MAX) */
+    struct cat_facet_value *facets[CAT_FACET_COUNT];
+    size_t nfacets[CAT_FACET_COUNT];
+    int facets_exact;      /* 0: counts estimated from a sample of the hits */
+    char next_cursor[128]; /* "" on the last page */
+    /* what a hit's text matched: whole terms (analysed) and folded prefixes */
+    char **terms;
+    size_t nterms;
+    char **prefixes;
+    size_t nprefixes;
+};
+
+void cat_search_result_release(struct cat_search_result *r);
+
+/**
+ * Runs a search (docs/internals/search.md). Fails ERR_INVALID with "position N: ..." for a
+ * query the index cannot answer as written, or a bad cursor.
+ */
+int cat_search(struct catalog *c, const struct cat_search *q, struct cat_search_result *out,
+               struct err *err);
+
+/** A completion for the search bar. */
+struct cat_suggestion {
+    char kind[16]; /* tag, program, category, entity, title */
+    char *value;
+    int64_t count;     /* assets carrying it (titles: 1) */
+    char asset_id[37]; /* titles: the asset */
+};
+
+/** Up to limit (1..50) completions of prefix, the most used first. */
+int cat_search_suggest(struct catalog *c, const char *prefix, int limit, enum cat_role role,
+                       int (*cb)(void *ctx, const struct cat_suggestion *s), void *ctx,
+                       struct err *err);
+
+/* ---- bulk import (import.c; acervod import) ---- */
+
+/** One imported asset record: a metadata-only asset with its enrichment and transcript. */
+struct cat_import {
+    char id[37];
+    char type[8];
+    char status[16];
+    char language[16];
+    char *title, *description, *filename, *mime_type;     /* heap; title/description may be NULL */
+    char *editorial;                                      /* JSON object text */
+    char *ai;                                             /* JSON object text */
+    int64_t created_at, size, duration_ms, width, height; /* -1: not known */
+    char video_codec[32];
+    struct cat_segment *segs;
+    size_t nsegs;
+    /* what the index holds for it (cat_import_analyze; NULL: the backend makes it) */
+    char lang[4];
+    char *t_title, *t_names, *t_body, *t_ai, *t_keys, *facets;
+    char **names; /* kind, value, key triples of its suggestions, nnames of them */
+    size_t nnames;
+};
+
+/** Parses one JSON record (the bench/gen-corpus shape); ERR_INVALID says what is wrong. */
+int cat_import_parse(const char *line, size_t len, struct cat_import *r, struct err *err);
+void cat_import_release(struct cat_import *r);
+
+/** The terms of a batch of analysed records, each with the number of records holding it. */
+struct cat_vocab {
+    char **terms;
+    int64_t *n;
+    size_t len;
+};
+
+/** Counts the distinct terms of the n analysed records (cat_import_analyze). */
+void cat_vocab_count(struct cat_vocab *out, const struct cat_import *v, size_t n);
+void cat_vocab_release(struct cat_vocab *vocab);
+
+struct search_analyzer;
+/**
+ * Makes what the search index holds for r, exactly as the catalog's own indexing would
+ * from the stored record, so a bulk import can analyse on other threads than its writer.
+ */
+int cat_import_analyze(struct cat_import *r, struct search_analyzer *an, struct err *err);
+/**
+ * Writes n analysed records in one transaction, indexed for search as they go, and counts
+ * vocab (cat_vocab_count of them) into the index's vocabulary; records whose id exists
+ * already are skipped (an import can be run again). *inserted counts the new ones. The
+ * catalog must be opened for bulk import (cat_sqlite_open_bulk).
+ */
+int cat_import_batch(struct catalog *c, struct cat_import *v, size_t n,
+                     const struct cat_vocab *vocab, size_t *inserted, struct err *err);
+
+/**
+ * Runs SQL statements on the SQLite catalog in one write transaction, with the search
+ * index's functions registered (acervod sql: hand repairs the sqlite3 shell cannot make,
+ * as the index's triggers need those functions). Rows are printed to out, tab-separated.
+ */
+int cat_sqlite_exec(struct catalog *c, const char *sql, FILE *out, struct err *err);
+
 /** Search-data operations of a backend (migration 0004); see cat_asset_set_enrichment. */
 struct catalog_search_ops {
     int (*enrichment_set)(struct catalog *c, const char *asset_id, const char *language,
@@ -385,6 +544,13 @@ struct catalog_search_ops {
     int (*segments_list)(struct catalog *c, const char *asset_id, int after_idx, int limit,
                          int (*cb)(void *ctx, const struct cat_segment *s), void *ctx,
                          struct err *err);
+    int (*search)(struct catalog *c, const struct cat_search *q, struct cat_search_result *out,
+                  struct err *err);
+    int (*suggest)(struct catalog *c, const char *prefix, int limit, enum cat_role role,
+                   int (*cb)(void *ctx, const struct cat_suggestion *s), void *ctx,
+                   struct err *err);
+    int (*import)(struct catalog *c, struct cat_import *v, size_t n, const struct cat_vocab *vocab,
+                  size_t *inserted, struct err *err);
 };
 
 struct catalog;
@@ -442,6 +608,8 @@ struct catalog {
  * pending migrations in one transaction each.
  */
 int cat_sqlite_open(struct catalog **out, const char *path, struct err *err);
+/** cat_sqlite_open for a bulk import: a 512 MiB page cache and synchronous = NORMAL. */
+int cat_sqlite_open_bulk(struct catalog **out, const char *path, struct err *err);
 /** Closes and frees the catalog. NULL is a no-op. */
 void cat_close(struct catalog *c);
 /** The schema version after migrations. */

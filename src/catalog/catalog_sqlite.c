@@ -21,6 +21,7 @@ extern const char cat_migration_0001[];
 extern const char cat_migration_0002[];
 extern const char cat_migration_0003[];
 extern const char cat_migration_0004[];
+extern const char cat_migration_0005[];
 
 /** One schema step; applied in version order, each in its own transaction. */
 struct migration {
@@ -29,10 +30,8 @@ struct migration {
 };
 
 static const struct migration migrations[] = {
-    {1, cat_migration_0001},
-    {2, cat_migration_0002},
-    {3, cat_migration_0003},
-    {4, cat_migration_0004},
+    {1, cat_migration_0001}, {2, cat_migration_0002}, {3, cat_migration_0003},
+    {4, cat_migration_0004}, {5, cat_migration_0005},
 };
 
 /* ---- tuning ------------------------------------------------------------------------ */
@@ -383,9 +382,16 @@ static int pragma_text(struct cat_sqlite *c, struct conn *cn, const char *sql, c
 /* Opens and configures one connection. */
 static int conn_open(struct cat_sqlite *c, struct conn **out, struct err *err)
 {
+    /* mmap: the search index is read in place, shared by every connection and process */
     static const char *const setup = "PRAGMA foreign_keys = ON;"
                                      "PRAGMA synchronous = FULL;"
-                                     "PRAGMA journal_size_limit = 67108864;";
+                                     "PRAGMA journal_size_limit = 67108864;"
+                                     "PRAGMA mmap_size = 2147418112;"
+                                     "PRAGMA cache_size = -16384;";
+    static const char *const bulk = "PRAGMA synchronous = NORMAL;"
+                                    "PRAGMA temp_store = MEMORY;"
+                                    "PRAGMA wal_autocheckpoint = 65536;"
+                                    "PRAGMA cache_size = -524288;";
     struct conn *cn = xcalloc(1, sizeof(*cn));
     char mode[16];
     int rc;
@@ -403,6 +409,8 @@ static int conn_open(struct cat_sqlite *c, struct conn **out, struct err *err)
     cn->rng |= 1; /* xorshift state must not be 0 */
     sqlite3_busy_handler(cn->db, busy_wait, cn);
     sqlite3_db_config(cn->db, SQLITE_DBCONFIG_DEFENSIVE, 1, (int *)NULL);
+    if (cat__searchfn_register(cn->db, c->bulk, &cn->an, err) < 0)
+        goto out_close;
     if (pragma_text(c, cn, "PRAGMA journal_mode = WAL", mode, sizeof(mode), err) < 0)
         goto out_close;
     if (strcmp(mode, "wal") != 0) {
@@ -411,6 +419,8 @@ static int conn_open(struct cat_sqlite *c, struct conn **out, struct err *err)
         goto out_close;
     }
     rc = sqlite3_exec(cn->db, setup, NULL, NULL, NULL);
+    if (rc == SQLITE_OK && c->bulk)
+        rc = sqlite3_exec(cn->db, bulk, NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
         err_set(err, ERR_BACKEND, "cannot configure catalog %s: %s", c->path,
                 sqlite3_errmsg(cn->db));
@@ -954,6 +964,8 @@ static int asset_delete_body(struct conn *cn, void *arg, struct err *err)
         if (strcmp(status, d->status) != 0)
             return err_set(err, ERR_CONFLICT, "asset %s is %s, not %s", d->id, status, d->status);
     }
+    if (cat__transcript_drop(cn, d->id, 0, err) < 0)
+        return -1;
     rc = stmt_get(cn, S_ASSET_DELETE, &st, err);
     if (rc < 0)
         return rc;
@@ -1629,7 +1641,7 @@ static const struct catalog_ops sqlite_ops = {
 
 /* cat_sqlite_open with explicit busy limits (tests shorten them). */
 static int sqlite_open_tuned(struct catalog **out, const char *path, int busy_timeout_ms,
-                             int busy_bound_ms, struct err *err)
+                             int busy_bound_ms, int bulk, struct err *err)
 {
     struct cat_sqlite *c = xcalloc(1, sizeof(*c));
     pthread_condattr_t ca;
@@ -1637,6 +1649,7 @@ static int sqlite_open_tuned(struct catalog **out, const char *path, int busy_ti
     c->base.ops = &sqlite_ops;
     c->path = xstrdup(path);
     c->pool_max = POOL_MAX;
+    c->bulk = bulk;
     c->busy_timeout_ms = busy_timeout_ms;
     c->busy_bound_ms = busy_bound_ms;
     pthread_mutex_init(&c->mu, NULL);
@@ -1661,5 +1674,10 @@ out_close:
 
 int cat_sqlite_open(struct catalog **out, const char *path, struct err *err)
 {
-    return sqlite_open_tuned(out, path, BUSY_TIMEOUT_MS, BUSY_BOUND_MS, err);
+    return sqlite_open_tuned(out, path, BUSY_TIMEOUT_MS, BUSY_BOUND_MS, 0, err);
+}
+
+int cat_sqlite_open_bulk(struct catalog **out, const char *path, struct err *err)
+{
+    return sqlite_open_tuned(out, path, BUSY_TIMEOUT_MS, BUSY_BOUND_MS, 1, err);
 }

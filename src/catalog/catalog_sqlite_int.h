@@ -120,12 +120,53 @@ struct conn {
     sqlite3_stmt *wst[W_COUNT];
     sqlite3_stmt *wlist[WLF_COUNT];
     sqlite3_stmt *rst[RS_COUNT];
-    int bind_rc;           /* first failed bind since the last step */
-    int busy_timeout_ms;   /* how long the busy handler waits for a lock */
-    int64_t busy_since_us; /* when the current wait began (monotonic) */
-    uint64_t rng;          /* xorshift state for the busy handler's jitter */
+    int bind_rc;                /* first failed bind since the last step */
+    int busy_timeout_ms;        /* how long the busy handler waits for a lock */
+    int64_t busy_since_us;      /* when the current wait began (monotonic) */
+    uint64_t rng;               /* xorshift state for the busy handler's jitter */
+    struct search_analyzer *an; /* the search functions' analyzer (owned by the db) */
     struct conn *next;
 };
+
+/* ---- search (catalog_sqlite_searchfn.c) ---- */
+
+#define CAT_RANK_COLS    8
+#define CAT_RANK_PHRASES 256
+#define CAT_RANK_TIER    1000.0 /* added per title tier: title matches come first */
+
+/** acervo_rank's parameters, passed as a blob: per column and per phrase of the MATCH. */
+struct cat_rank_params {
+    double weight[CAT_RANK_COLS];   /* BM25 weight of each column (0: not scored) */
+    double avg[CAT_RANK_COLS];      /* typical length of each column, in terms */
+    double idf[CAT_RANK_PHRASES];   /* rarity of each phrase (0: a key, not scored) */
+    int16_t word[CAT_RANK_PHRASES]; /* the query word a phrase stands for, -1: none */
+    int32_t nwords;                 /* query words (for the title tier and adjacency) */
+    int32_t title_tier;             /* column 0 is the title: add the tier */
+};
+
+struct search_analyzer;
+
+/**
+ * Registers the index functions (acervo_lang, acervo_terms, acervo_fold, acervo_names,
+ * acervo_body, acervo_ai, acervo_keys, acervo_facets, acervo_bulk) and the FTS5 function
+ * acervo_rank on db; *an is the analyzer they use (freed with db).
+ */
+int cat__searchfn_register(sqlite3 *db, int bulk, struct search_analyzer **an, struct err *err);
+/**
+ * Holds asset_id's search document out of the index (search_hold = 1; always, or only if
+ * it has a transcript) and deletes its transcript segments, inside the caller's write.
+ */
+int cat__transcript_drop(struct conn *cn, const char *asset_id, int always, struct err *err);
+/** The planner (catalog_sqlite_plan.c): catalog_search_ops.search and .suggest. */
+int cat__sqlite_search(struct catalog *c, const struct cat_search *q, struct cat_search_result *out,
+                       struct err *err);
+int cat__sqlite_suggest(struct catalog *c, const char *prefix, int limit, enum cat_role role,
+                        int (*cb)(void *ctx, const struct cat_suggestion *s), void *ctx,
+                        struct err *err);
+/** Recency factor of a document age_ms old: 1.0 new, 0.65 at a year, towards 0.3. */
+double cat__rank_recency(int64_t age_ms);
+/** BM25 inverse document frequency. */
+double cat__rank_idf(double docs, double df);
 
 /** The SQLite catalog. */
 struct cat_sqlite {
@@ -133,6 +174,7 @@ struct cat_sqlite {
     char *path;
     int version;
     int pool_max;
+    int bulk; /* opened for a bulk import: a bigger page cache, synchronous = NORMAL */
     int busy_timeout_ms;
     int busy_bound_ms;
     pthread_mutex_t mu; /* guards idle and nopen */

@@ -21,45 +21,51 @@ static int prepare(struct conn *cn, const char *sql, sqlite3_stmt **st, struct e
     return cat__prepare(cn, sql, st, err);
 }
 
-static int enrich_body(struct conn *cn, void *arg, struct err *err)
+static int exec1(struct conn *cn, const char *sql, const char *id, const char *what,
+                 struct err *err)
 {
-    struct enrich_args *a = arg;
+    sqlite3_stmt *st = NULL;
+    int rc = prepare(cn, sql, &st, err);
+
+    if (rc < 0)
+        return rc;
+    bind_str(cn, st, 1, id);
+    rc = step(cn, st);
+    rc = rc == SQLITE_DONE ? 0 : cat__db_fail(cn, rc, err, what);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/*
+ * Holds the asset's search document out of the index and removes its transcript (the
+ * index triggers allow transcript changes only so); the next update with search_hold = 0
+ * indexes the document again. An asset without segments is left alone.
+ */
+int cat__transcript_drop(struct conn *cn, const char *asset_id, int always, struct err *err)
+{
+    if (exec1(cn,
+              always ? "UPDATE assets SET search_hold = 1 WHERE id = ?1"
+                     : "UPDATE assets SET search_hold = 1 WHERE id = ?1 AND EXISTS "
+                       "(SELECT 1 FROM transcript_segments WHERE asset_id = ?1)",
+              asset_id, "hold the search document", err) < 0)
+        return -1;
+    return exec1(cn, "DELETE FROM transcript_segments WHERE asset_id = ?1", asset_id,
+                 "remove the transcript", err);
+}
+
+static int enrich_segments(struct conn *cn, const struct enrich_args *a, struct err *err)
+{
     sqlite3_stmt *st = NULL;
     int rc;
 
+    if (cat__transcript_drop(cn, a->id, 1, err) < 0)
+        return -1;
+    if (a->nsegs == 0)
+        return 0;
     rc = prepare(cn,
-                 "UPDATE assets SET language = CASE WHEN ?2 IS NULL THEN language "
-                 "WHEN ?2 = '' THEN NULL ELSE ?2 END, "
-                 "ai_metadata = coalesce(?3, ai_metadata), updated_at = ?4 WHERE id = ?1",
-                 &st, err);
-    if (rc < 0)
-        return rc;
-    bind_str(cn, st, 1, a->id);
-    bind_str(cn, st, 2, a->language);
-    bind_str(cn, st, 3, a->ai_json);
-    bind_i64(cn, st, 4, util_now_ms());
-    rc = step(cn, st);
-    if (rc == SQLITE_DONE)
-        rc = sqlite3_changes(cn->db) ? 0 : err_set(err, ERR_NOTFOUND, "asset %s not found", a->id);
-    else
-        rc = cat__db_fail(cn, rc, err, "set the enrichment");
-    sqlite3_finalize(st);
-    if (rc < 0 || !a->set_segments)
-        return rc;
-
-    rc = prepare(cn, "DELETE FROM transcript_segments WHERE asset_id = ?1", &st, err);
-    if (rc < 0)
-        return rc;
-    bind_str(cn, st, 1, a->id);
-    rc = step(cn, st);
-    rc = rc == SQLITE_DONE ? 0 : cat__db_fail(cn, rc, err, "remove the transcript");
-    sqlite3_finalize(st);
-    if (rc < 0 || a->nsegs == 0)
-        return rc;
-
-    rc = prepare(cn,
-                 "INSERT INTO transcript_segments (asset_id, idx, start_ms, end_ms, speaker, "
-                 "confidence, text) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                 "INSERT INTO transcript_segments (id, asset_id, idx, start_ms, end_ms, speaker, "
+                 "confidence, text) VALUES ((SELECT seq FROM assets WHERE id = ?1) * 131072 + ?2, "
+                 "?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                  &st, err);
     if (rc < 0)
         return rc;
@@ -78,6 +84,43 @@ static int enrich_body(struct conn *cn, void *arg, struct err *err)
         rc = step(cn, st);
         rc = rc == SQLITE_DONE ? 0 : cat__db_fail(cn, rc, err, "store a transcript segment");
     }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int enrich_body(struct conn *cn, void *arg, struct err *err)
+{
+    struct enrich_args *a = arg;
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    rc = prepare(cn, "SELECT 1 FROM assets WHERE id = ?1", &st, err);
+    if (rc < 0)
+        return rc;
+    bind_str(cn, st, 1, a->id);
+    rc = step(cn, st);
+    sqlite3_finalize(st);
+    if (rc == SQLITE_DONE)
+        return err_set(err, ERR_NOTFOUND, "asset %s not found", a->id);
+    if (rc != SQLITE_ROW)
+        return cat__db_fail(cn, rc, err, "find the asset");
+    if (a->set_segments && enrich_segments(cn, a, err) < 0)
+        return -1;
+    /* the document is indexed again here, with its new language, AI fields and transcript */
+    rc = prepare(cn,
+                 "UPDATE assets SET language = CASE WHEN ?2 IS NULL THEN language "
+                 "WHEN ?2 = '' THEN NULL ELSE ?2 END, "
+                 "ai_metadata = coalesce(?3, ai_metadata), updated_at = ?4, search_hold = 0 "
+                 "WHERE id = ?1",
+                 &st, err);
+    if (rc < 0)
+        return rc;
+    bind_str(cn, st, 1, a->id);
+    bind_str(cn, st, 2, a->language);
+    bind_str(cn, st, 3, a->ai_json);
+    bind_i64(cn, st, 4, util_now_ms());
+    rc = step(cn, st);
+    rc = rc == SQLITE_DONE ? 0 : cat__db_fail(cn, rc, err, "set the enrichment");
     sqlite3_finalize(st);
     return rc;
 }
@@ -153,7 +196,308 @@ static int sqlite_segments_list(struct catalog *c, const char *asset_id, int aft
     return rc;
 }
 
+/* ---- bulk import ------------------------------------------------------------------------ */
+
+/*
+ * A bulk import writes on a connection where acervo_bulk() is 1, so the insert trigger
+ * stays out of the way; each record's index rows are inserted here from what
+ * cat_import_analyze made (the same as the trigger would), and the suggestions of the
+ * batch are counted once at its end.
+ */
+enum {
+    IS_HAS,
+    IS_ASSET,
+    IS_SEG,
+    IS_STAGE,
+    IS_META,
+    IS_SUGGEST,
+    IS_TERM,
+    IS_DOC,
+    IS_TITLE,
+    IS_UNSTAGE,
+    IS_COUNT
+};
+
+static const char *const import_sql[IS_COUNT] = {
+    [IS_HAS] = "SELECT 1 FROM assets WHERE id = ?1",
+    [IS_ASSET] = "INSERT INTO assets (id, type, status, title, description, original_filename, "
+                 "mime_type, file_size_bytes, editorial_metadata, created_at, updated_at, "
+                 "duration_ms, width, height, video_codec, seq, language, ai_metadata) VALUES "
+                 "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
+                 "?17)",
+    [IS_SEG] = "INSERT INTO transcript_segments (id, asset_id, idx, start_ms, end_ms, speaker, "
+               "confidence, text) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [IS_STAGE] = "INSERT INTO temp.import_doc (seq, title, names, body, ai, keys) "
+                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [IS_DOC] = "INSERT INTO search_doc (rowid, title, names, body, ai, keys) "
+               "SELECT seq, title, names, body, ai, keys FROM temp.import_doc ORDER BY seq",
+    [IS_TITLE] = "INSERT INTO search_title (rowid, title, keys) "
+                 "SELECT seq, title, keys FROM temp.import_doc ORDER BY seq",
+    [IS_UNSTAGE] = "DELETE FROM temp.import_doc",
+    [IS_TERM] = "INSERT INTO search_terms (term, n) VALUES (?1, ?2) "
+                "ON CONFLICT (term) DO UPDATE SET n = n + excluded.n",
+    [IS_META] = "INSERT INTO search_meta (seq, asset_id, type, status, created_at, duration_ms, "
+                "facets) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [IS_SUGGEST] = "INSERT INTO search_suggest (kind, value, key, n) VALUES (?1, ?2, ?3, ?4) "
+                   "ON CONFLICT (kind, value) DO UPDATE SET n = n + excluded.n",
+};
+
+struct import_args {
+    struct cat_import *v;
+    size_t n;
+    const struct cat_vocab *vocab;
+    size_t inserted;
+};
+
+static int step_done(struct conn *cn, sqlite3_stmt *st, const char *what, struct err *err)
+{
+    int rc = step(cn, st);
+
+    return rc == SQLITE_DONE ? 0 : cat__db_fail(cn, rc, err, what);
+}
+
+static int import_one(struct conn *cn, sqlite3_stmt **st, struct cat_import *r, int64_t seq,
+                      int *added, struct err *err)
+{
+    int rc;
+
+    *added = 0;
+    stmt_ready(cn, st[IS_HAS]);
+    bind_str(cn, st[IS_HAS], 1, r->id);
+    rc = step(cn, st[IS_HAS]);
+    if (rc == SQLITE_ROW)
+        return 0; /* imported before */
+    if (rc != SQLITE_DONE)
+        return cat__db_fail(cn, rc, err, "import an asset");
+    for (size_t i = 0; i < r->nsegs; i++) {
+        const struct cat_segment *s = &r->segs[i];
+        sqlite3_stmt *g = st[IS_SEG];
+
+        stmt_ready(cn, g);
+        bind_i64(cn, g, 1, (seq << 17) + s->idx);
+        bind_str(cn, g, 2, r->id);
+        bind_i64(cn, g, 3, s->idx);
+        bind_i64(cn, g, 4, s->start_ms);
+        bind_i64(cn, g, 5, s->end_ms);
+        bind_opt(cn, g, 6, s->speaker);
+        bind_rc(cn, s->confidence < 0 ? sqlite3_bind_null(g, 7)
+                                      : sqlite3_bind_double(g, 7, s->confidence));
+        bind_str(cn, g, 8, s->text);
+        if (step_done(cn, g, "import a transcript segment", err) < 0)
+            return -1;
+    }
+    {
+        sqlite3_stmt *a = st[IS_ASSET];
+
+        stmt_ready(cn, a);
+        bind_str(cn, a, 1, r->id);
+        bind_str(cn, a, 2, r->type);
+        bind_str(cn, a, 3, r->status);
+        bind_str(cn, a, 4, r->title);
+        bind_str(cn, a, 5, r->description);
+        bind_str(cn, a, 6, r->filename);
+        bind_str(cn, a, 7, r->mime_type);
+        bind_i64(cn, a, 8, r->size);
+        bind_str(cn, a, 9, r->editorial);
+        bind_i64(cn, a, 10, r->created_at);
+        bind_rc(cn, r->duration_ms >= 0 ? sqlite3_bind_int64(a, 11, r->duration_ms)
+                                        : sqlite3_bind_null(a, 11));
+        bind_rc(cn, r->width > 0 ? sqlite3_bind_int64(a, 12, r->width) : sqlite3_bind_null(a, 12));
+        bind_rc(cn,
+                r->height > 0 ? sqlite3_bind_int64(a, 13, r->height) : sqlite3_bind_null(a, 13));
+        bind_opt(cn, a, 14, r->video_codec);
+        bind_i64(cn, a, 15, seq);
+        bind_opt(cn, a, 16, r->language);
+        bind_str(cn, a, 17, r->ai);
+        if (step_done(cn, a, "import an asset", err) < 0)
+            return -1;
+    }
+    stmt_ready(cn, st[IS_STAGE]);
+    bind_i64(cn, st[IS_STAGE], 1, seq);
+    bind_str(cn, st[IS_STAGE], 2, r->t_title);
+    bind_str(cn, st[IS_STAGE], 3, r->t_names);
+    bind_str(cn, st[IS_STAGE], 4, r->t_body);
+    bind_str(cn, st[IS_STAGE], 5, r->t_ai);
+    bind_str(cn, st[IS_STAGE], 6, r->t_keys);
+    if (step_done(cn, st[IS_STAGE], "stage an imported asset", err) < 0)
+        return -1;
+    stmt_ready(cn, st[IS_META]);
+    bind_i64(cn, st[IS_META], 1, seq);
+    bind_str(cn, st[IS_META], 2, r->id);
+    bind_str(cn, st[IS_META], 3, r->type);
+    bind_str(cn, st[IS_META], 4, r->status);
+    bind_i64(cn, st[IS_META], 5, r->created_at);
+    bind_rc(cn, r->duration_ms >= 0 ? sqlite3_bind_int64(st[IS_META], 6, r->duration_ms)
+                                    : sqlite3_bind_null(st[IS_META], 6));
+    bind_str(cn, st[IS_META], 7, r->facets);
+    if (step_done(cn, st[IS_META], "index an imported asset", err) < 0)
+        return -1;
+    *added = 1;
+    return 0;
+}
+
+/* the batch's suggestions: each distinct (kind, value) once, with its count */
+struct sugg {
+    const char *kind, *value, *key;
+    int64_t n;
+};
+
+static int sugg_cmp(const void *a, const void *b)
+{
+    const struct sugg *x = a, *y = b;
+    int c = strcmp(x->kind, y->kind);
+
+    return c ? c : strcmp(x->value, y->value);
+}
+
+static int import_suggest(struct conn *cn, sqlite3_stmt *st, const struct cat_import *v, size_t n,
+                          const unsigned char *added, struct err *err)
+{
+    size_t total = 0, m = 0;
+    struct sugg *all;
+    int rc = 0;
+
+    for (size_t i = 0; i < n; i++)
+        total += added[i] ? v[i].nnames : 0;
+    all = xcalloc(total + 1, sizeof(*all));
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; added[i] && j < v[i].nnames; j++)
+            all[m++] =
+                (struct sugg){v[i].names[3 * j], v[i].names[3 * j + 1], v[i].names[3 * j + 2], 1};
+    qsort(all, m, sizeof(*all), sugg_cmp);
+    for (size_t i = 0; i < m && rc == 0;) {
+        size_t j = i + 1;
+
+        while (j < m && sugg_cmp(&all[i], &all[j]) == 0)
+            j++;
+        stmt_ready(cn, st);
+        bind_str(cn, st, 1, all[i].kind);
+        bind_str(cn, st, 2, all[i].value);
+        bind_str(cn, st, 3, all[i].key);
+        bind_i64(cn, st, 4, (int64_t)(j - i));
+        rc = step_done(cn, st, "count the suggestions", err);
+        i = j;
+    }
+    free(all);
+    return rc;
+}
+
+static int import_body(struct conn *cn, void *arg, struct err *err)
+{
+    struct import_args *a = arg;
+    sqlite3_stmt *st[IS_COUNT] = {0}, *mx = NULL;
+    unsigned char *added = xcalloc(a->n + 1, 1);
+    int64_t seq = 0;
+    int rc;
+
+    a->inserted = 0;
+    rc = prepare(cn, "SELECT coalesce(max(seq), 0) FROM assets", &mx, err);
+    if (rc == 0) {
+        rc = step(cn, mx);
+        if (rc == SQLITE_ROW) {
+            seq = sqlite3_column_int64(mx, 0);
+            rc = 0;
+        } else {
+            rc = cat__db_fail(cn, rc, err, "number the imported assets");
+        }
+    }
+    sqlite3_finalize(mx);
+    if (rc == 0 && sqlite3_exec(cn->db,
+                                "CREATE TEMP TABLE IF NOT EXISTS import_doc (seq INTEGER PRIMARY "
+                                "KEY, title TEXT, names TEXT, body TEXT, ai TEXT, keys TEXT);"
+                                "DELETE FROM temp.import_doc",
+                                NULL, NULL, NULL) != SQLITE_OK)
+        rc = cat__db_fail(cn, sqlite3_errcode(cn->db), err, "stage the import");
+    for (int i = 0; i < IS_COUNT && rc == 0; i++)
+        rc = prepare(cn, import_sql[i], &st[i], err);
+    for (size_t i = 0; rc == 0 && i < a->n; i++) {
+        int one = 0;
+
+        rc = import_one(cn, st, &a->v[i], seq + 1, &one, err);
+        added[i] = (unsigned char)one;
+        if (rc == 0 && one) {
+            seq++;
+            a->inserted++;
+        }
+    }
+    if (rc == 0)
+        rc = import_suggest(cn, st[IS_SUGGEST], a->v, a->n, added, err);
+    /* the batch's vocabulary (records imported before count again: n is only a measure) */
+    for (size_t i = 0; rc == 0 && a->inserted && i < a->vocab->len; i++) {
+        stmt_ready(cn, st[IS_TERM]);
+        bind_str(cn, st[IS_TERM], 1, a->vocab->terms[i]);
+        bind_i64(cn, st[IS_TERM], 2, a->vocab->n[i]);
+        rc = step_done(cn, st[IS_TERM], "count the vocabulary", err);
+    }
+    for (int i = IS_DOC; rc == 0 && i <= IS_UNSTAGE; i++)
+        rc = step_done(cn, st[i], "index the imported assets", err);
+    for (int i = 0; i < IS_COUNT; i++)
+        sqlite3_finalize(st[i]);
+    free(added);
+    return rc;
+}
+
+static int sqlite_import(struct catalog *c, struct cat_import *v, size_t n,
+                         const struct cat_vocab *vocab, size_t *inserted, struct err *err)
+{
+    struct import_args a = {v, n, vocab, 0};
+    int rc;
+
+    if (!((struct cat_sqlite *)c)->bulk)
+        return err_set(err, ERR_INVALID, "a bulk import needs a catalog opened for it");
+    rc = cat__run((struct cat_sqlite *)c, 1, import_body, &a, err);
+    *inserted = rc == 0 ? a.inserted : 0;
+    return rc;
+}
+
+/* ---- acervod sql ------------------------------------------------------------------------ */
+
+struct exec_args {
+    const char *sql;
+    FILE *out;
+};
+
+static int exec_row(void *ctx, int n, char **vals, char **names)
+{
+    FILE *out = ctx;
+
+    (void)names;
+    for (int i = 0; i < n; i++)
+        fprintf(out, "%s%s", i ? "\t" : "", vals[i] ? vals[i] : "");
+    fputc('\n', out);
+    return 0;
+}
+
+static int exec_body(struct conn *cn, void *arg, struct err *err)
+{
+    struct exec_args *a = arg;
+    char *msg = NULL;
+    int rc = sqlite3_exec(cn->db, a->sql, exec_row, a->out, &msg);
+
+    if (rc == SQLITE_OK)
+        return 0;
+    if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED) {
+        sqlite3_free(msg);
+        return RC_BUSY;
+    }
+    err_set(err, ERR_INVALID, "%s", msg ? msg : sqlite3_errstr(rc));
+    sqlite3_free(msg);
+    return -1;
+}
+
+int cat_sqlite_exec(struct catalog *c, const char *sql, FILE *out, struct err *err)
+{
+    struct exec_args a = {sql, out};
+
+    if (strcmp(c->ops->name, "sqlite") != 0)
+        return err_set(err, ERR_INVALID, "the catalog is not SQLite");
+    return cat__run((struct cat_sqlite *)c, 1, exec_body, &a, err);
+}
+
 const struct catalog_search_ops cat__sqlite_search_ops = {
     .enrichment_set = sqlite_enrichment_set,
     .segments_list = sqlite_segments_list,
+    .search = cat__sqlite_search,
+    .suggest = cat__sqlite_suggest,
+    .import = sqlite_import,
 };

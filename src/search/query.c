@@ -617,3 +617,40 @@ void search_query_release(struct search_query *q)
     node_free(q->root);
     q->root = NULL;
 }
+
+struct search_node *search_node_filter(enum search_field field, const char *value)
+{
+    struct search_node *n = node_new(SEARCH_N_FILTER, 0);
+
+    n->field = field;
+    n->text = xstrdup(value);
+    return n;
+}
+
+void search_query_and(struct search_query *q, struct search_node *n)
+{
+    struct search_node *and;
+
+    if (!n)
+        return;
+    if (!q->root) {
+        q->root = n;
+        return;
+    }
+    if (q->root->kind == SEARCH_N_AND) {
+        node_add(q->root, n);
+        return;
+    }
+    and = node_new(SEARCH_N_AND, q->root->pos);
+    node_add(and, q->root);
+    node_add(and, n);
+    q->root = and;
+}
+
+struct search_node *search_query_take(struct search_query *q)
+{
+    struct search_node *n = q->root;
+
+    q->root = NULL;
+    return n;
+}

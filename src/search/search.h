@@ -15,6 +15,7 @@
 
 #include "core/core.h"
 
+#include <jansson.h>
 #include <stddef.h>
 
 /** The languages with a stemmer; NONE folds without stemming (names, tags, codes). */
@@ -138,6 +139,21 @@ void search_query_release(struct search_query *q);
 /** The field's name in the query language ("type"), "" for NONE. */
 const char *search_field_name(enum search_field f);
 
+/** A field:value filter node (keyed fields: tag, program ...), for filters given apart. */
+struct search_node *search_node_filter(enum search_field field, const char *value);
+/** ANDs n (taken over; NULL: nothing) into q. */
+void search_query_and(struct search_query *q, struct search_node *n);
+/** Takes q's tree (the caller frees it by ANDing it into another query). */
+struct search_node *search_query_take(struct search_query *q);
+
+/**
+ * 1 if text (analysed in lang) matches the query tree, else 0 (match.c): a word or phrase
+ * matches when any of its analyses occurs in the text, a prefix when a term starts with
+ * it; filters match. *hits counts the matched occurrences.
+ */
+int search_match(struct search_analyzer *a, const struct search_node *root, enum search_lang lang,
+                 const char *text, size_t len, int *hits);
+
 /* ---- highlighted snippets (snippet.c) ------------------------------------------------------ */
 
 /** What a snippet highlights: the query's terms as the analyzer makes them. */
@@ -159,5 +175,71 @@ struct search_highlight {
  */
 int search_snippet(struct search_analyzer *a, enum search_lang lang, const char *text, size_t len,
                    const struct search_highlight *h, int max_words, char **out, size_t *out_len);
+
+/* ---- the search document of an asset (doc.c) ----------------------------------------------- */
+
+/** Longest key ("tag=pedro_sanchez"), in bytes. */
+#define SEARCH_KEY_MAX 128
+
+/**
+ * The language an asset's text is analysed in: its language if set (es, en; any other code
+ * is NONE), otherwise the one whose common words its title and description use more
+ * (NONE on a tie). Deterministic: the index removes a document by analysing it again.
+ */
+enum search_lang search_doc_lang(struct search_analyzer *a, const char *language, const char *title,
+                                 const char *description);
+
+/**
+ * The parsed JSON object of an asset's editorial or AI metadata (NULL for anything but an
+ * object); the doc functions below take these (NULL: none). json_decref frees.
+ */
+json_t *search_doc_json(const char *json);
+
+/** Appends the terms of text to out, separated by spaces. 0, or -1 if out is full. */
+int search_doc_terms(struct search_analyzer *a, enum search_lang lang, const char *text, size_t len,
+                     struct buf *out);
+
+/**
+ * The "names" column: tags, program, category (editorial JSON) and entity names, objects,
+ * faces and topics (AI JSON), folded but not stemmed.
+ */
+int search_doc_names(struct search_analyzer *a, json_t *ed, json_t *ai, struct buf *out);
+
+/** The "body" column: description, original filename and every editorial string. */
+int search_doc_body(struct search_analyzer *a, enum search_lang lang, const char *description,
+                    const char *filename, json_t *ed, struct buf *out);
+
+/** The "ai" column: OCR text and the transcript (its segments' text, in order). */
+int search_doc_ai(struct search_analyzer *a, enum search_lang lang, json_t *ai,
+                  const char *transcript, struct buf *out);
+
+/**
+ * Appends the key of field=value ("tag=pedro_sanchez": the value's folded words joined by
+ * '_', at most SEARCH_KEY_MAX bytes; "tag=_" for a value without letters or digits). Keys
+ * hold '=' and '_', which no term does, so a key never matches a word.
+ */
+int search_key(struct search_analyzer *a, const char *field, const char *value, size_t len,
+               struct buf *out);
+
+/**
+ * The "keys" column: type=, status=, lang=, year=, month= (of created_ms, UTC), tag=,
+ * program=, category=, entity=, object=, face= of the document; what filters match.
+ */
+int search_doc_keys(struct search_analyzer *a, const char *type, const char *status,
+                    enum search_lang lang, int64_t created_ms, json_t *ed, json_t *ai,
+                    struct buf *out);
+
+/**
+ * Calls fn once for each distinct space-separated term of the texts (NULL texts skipped),
+ * in first-seen order; fn's non-zero return stops and is returned.
+ */
+int search_terms_distinct(const char *const *texts, size_t ntexts,
+                          int (*fn)(void *ctx, const char *term, size_t len), void *ctx);
+
+/**
+ * The document's facet values as "field\tvalue\n" lines (tag, program, category, entity,
+ * object), as written, for counting.
+ */
+int search_doc_facets(json_t *ed, json_t *ai, struct buf *out);
 
 #endif

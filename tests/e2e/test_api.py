@@ -41,7 +41,8 @@ def test_openapi_lists_every_endpoint(api):
     expected = {"/healthz", "/readyz", "/api/v1/openapi.json", "/api/v1/keys", "/api/v1/me",
                 "/api/v1/assets", "/api/v1/assets/direct", "/api/v1/assets/{}",
                 "/api/v1/assets/{}/complete", "/api/v1/assets/{}/upload",
-                "/api/v1/assets/{}/download", "/api/v1/audit"}
+                "/api/v1/assets/{}/download", "/api/v1/audit", "/api/v1/search",
+                "/api/v1/search/suggest"}
     assert expected <= paths, f"missing from openapi paths: {sorted(expected - paths)}"
 
 

@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from conftest import (assert_problem, create_asset, direct_upload, get_asset, random_bytes,
-                      upload, wait_ingest)
+                      run_acervod, upload, wait_ingest)
 
 FFMPEG = shutil.which("ffmpeg") or "/usr/bin/ffmpeg"
 CONVERT = "/usr/bin/convert"
@@ -209,20 +209,20 @@ def test_parts_cannot_change_once_completed(api, editor):
 def test_asset_processing_without_an_ingest_gets_one_at_start(fresh_server, media):
     """An asset completed before the workflow engine existed (processing, master recorded,
     no workflow) is ingested when acervod starts."""
-    import sqlite3
     from conftest import Api
     srv = fresh_server()
     api = Api(srv.base_url, srv.s3_url)
     a = ingest(api, srv.admin_token, media / "silent.mp4")
     assert a["status"] == "ready"
     srv.stop()
-    with sqlite3.connect(srv.data_dir / "catalog.db") as c:
-        c.execute("PRAGMA foreign_keys = ON")
-        c.execute("DELETE FROM workflow_events WHERE workflow_id IN "
-                  "(SELECT id FROM workflows WHERE asset_id = ?)", (a["id"],))
-        c.execute("DELETE FROM workflows WHERE asset_id = ?", (a["id"],))
-        c.execute("UPDATE assets SET status = 'processing', technical_metadata = NULL, "
-                  "duration_ms = NULL, width = NULL, height = NULL WHERE id = ?", (a["id"],))
+    # acervod sql: the search index's triggers need acervod's functions
+    run_acervod("sql", "--data-dir", srv.data_dir,
+                "DELETE FROM workflow_events WHERE workflow_id IN "
+                f"(SELECT id FROM workflows WHERE asset_id = '{a['id']}');"
+                f"DELETE FROM workflows WHERE asset_id = '{a['id']}';"
+                "UPDATE assets SET status = 'processing', technical_metadata = NULL, "
+                "duration_ms = NULL, width = NULL, height = NULL "
+                f"WHERE id = '{a['id']}'", check=0)
     srv.start()
     b = wait_ingest(api, srv.admin_token, a["id"])
     assert b["status"] == "ready", b["failure_reason"]

@@ -111,12 +111,12 @@ static void test_migrations(void **state)
     struct fixture *f = *state;
     struct err e = {0};
 
-    assert_int_equal(cat_schema_version(f->c), 4);
+    assert_int_equal(cat_schema_version(f->c), 5);
     cat_close(f->c);
     f->c = NULL;
     assert_int_equal(cat_sqlite_open(&f->c, f->path, &e), 0);
-    assert_int_equal(cat_schema_version(f->c), 4);
-    assert_int_equal(raw_sql(f->path, "SELECT count(*) FROM schema_migrations"), 4);
+    assert_int_equal(cat_schema_version(f->c), 5);
+    assert_int_equal(raw_sql(f->path, "SELECT count(*) FROM schema_migrations"), 5);
     assert_int_equal(raw_sql(f->path, "SELECT count(*) FROM sqlite_master WHERE name = "
                                       "'ux_assets_live_content_hash'"),
                      1);
@@ -841,7 +841,7 @@ static void test_busy(void **state)
     hold_and_write(f->path, f->c, 300, &rc, &e);
     assert_int_equal(rc, 0);
 
-    assert_int_equal(sqlite_open_tuned(&tuned, f->path, 20, 200, &e), 0);
+    assert_int_equal(sqlite_open_tuned(&tuned, f->path, 20, 200, 0, &e), 0);
     hold_and_write(f->path, tuned, 1000, &rc, &e);
     assert_int_equal(rc, -1);
     assert_int_equal(e.code, ERR_BACKEND);
@@ -1013,8 +1013,8 @@ static void test_wf_upgrade(void **state)
     assert_int_equal(raw_sql(path, "SELECT count(*) FROM sqlite_master WHERE name = 'jobs'"), 0);
 
     assert_int_equal(cat_sqlite_open(&c, path, &e), 0);
-    assert_int_equal(cat_schema_version(c), 4);
-    assert_int_equal(raw_sql(path, "SELECT count(*) FROM schema_migrations"), 4);
+    assert_int_equal(cat_schema_version(c), 5);
+    assert_int_equal(raw_sql(path, "SELECT count(*) FROM schema_migrations"), 5);
     assert_int_equal(raw_sql(path, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
                                    "name IN ('workflows', 'workflow_steps', 'jobs', "
                                    "'workflow_events', 'activity_effects', 'workers')"),
@@ -1038,7 +1038,7 @@ static void test_wf_upgrade(void **state)
     cat_close(c);
     /* and re-opening changes nothing */
     assert_int_equal(cat_sqlite_open(&c, path, &e), 0);
-    assert_int_equal(cat_schema_version(c), 4);
+    assert_int_equal(cat_schema_version(c), 5);
     cat_close(c);
 
     unlink(path);
@@ -2164,7 +2164,7 @@ static void test_tx_run(void **state)
 
     /* another process holding the write lock is waited out (short busy timeout: run()
      * retries after the busy handler gives up) */
-    assert_int_equal(sqlite_open_tuned(&tuned, f->path, 20, 5000, &e), 0);
+    assert_int_equal(sqlite_open_tuned(&tuned, f->path, 20, 5000, 0, &e), 0);
     {
         struct holder h = {f->path, 300, 0};
         pthread_t th;
@@ -2469,8 +2469,8 @@ static void test_rend_upgrade(void **state)
                      0);
 
     assert_int_equal(cat_sqlite_open(&c, path, &e), 0);
-    assert_int_equal(cat_schema_version(c), 4);
-    assert_int_equal(raw_sql(path, "SELECT count(*) FROM schema_migrations"), 4);
+    assert_int_equal(cat_schema_version(c), 5);
+    assert_int_equal(raw_sql(path, "SELECT count(*) FROM schema_migrations"), 5);
     assert_int_equal(raw_sql(path, "SELECT count(*) FROM pragma_table_info('renditions') WHERE "
                                    "name IN ('profile_version', 'variant', 'files', 'params', "
                                    "'workflow_id', 'error', 'expires_at', 'updated_at')"),
@@ -2525,7 +2525,7 @@ static void test_rend_upgrade(void **state)
 
     /* and re-opening changes nothing */
     assert_int_equal(cat_sqlite_open(&c, path, &e), 0);
-    assert_int_equal(cat_schema_version(c), 4);
+    assert_int_equal(cat_schema_version(c), 5);
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM renditions WHERE asset_id = '%s'", asset);
     assert_int_equal(raw_sql(path, sql), 3);
     cat_close(c);
@@ -2715,7 +2715,7 @@ static void test_search_seq_upgrade(void **state)
                      SQLITE_OK);
     sqlite3_close(db);
     assert_int_equal(cat_sqlite_open(&c, path, &e), 0);
-    assert_int_equal(cat_schema_version(c), 4);
+    assert_int_equal(cat_schema_version(c), 5);
     cat_close(c);
     /* numbered by created_at, then id */
     assert_int_equal(raw_sql(path, "SELECT seq FROM assets WHERE id LIKE '%0a'"), 1);
