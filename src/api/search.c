@@ -474,7 +474,8 @@ static json_t *hit_json(struct search_analyzer *an, struct catalog *cat,
 void api__search(struct http_req *req, const char *const *params)
 {
     static const char *const fields[] = {"q",      "filters", "facets", "facet_size",     "sort",
-                                         "cursor", "size",    "scope",  "min_confidence", NULL};
+                                         "cursor", "size",    "scope",  "min_confidence", "profile",
+                                         NULL};
     static const char *const sorts[] = {"relevance", "newest", "oldest", NULL};
     static const char *const scopes[] = {"assets", "transcript", NULL};
     struct api_state *st = api__state(req);
@@ -578,6 +579,15 @@ void api__search(struct http_req *req, const char *const *params)
         json_object_set_new(resp, "next_cursor",
                             r.next_cursor[0] ? json_string(r.next_cursor) : json_null());
         json_object_set_new(resp, "took_ms", json_real((double)(now_us() - t0) / 1000.0));
+        if (json_is_true(json_object_get(body, "profile"))) {
+            json_t *pr = json_object();
+
+            json_object_set_new(pr, "plan_ms", json_real(r.ms_plan));
+            json_object_set_new(pr, "candidates_ms", json_real(r.ms_candidates));
+            json_object_set_new(pr, "total_ms", json_real(r.ms_total));
+            json_object_set_new(pr, "facets_ms", json_real(r.ms_facets));
+            json_object_set_new(resp, "profile", pr);
+        }
     }
     cat_search_result_release(&r);
     search_query_release(&q);

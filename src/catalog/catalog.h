@@ -453,6 +453,8 @@ struct cat_search_result {
     size_t nterms;
     char **prefixes;
     size_t nprefixes;
+    /* where the time went, ms: planning, candidates (and scoring), totals, facets */
+    double ms_plan, ms_candidates, ms_total, ms_facets;
 };
 
 void cat_search_result_release(struct cat_search_result *r);

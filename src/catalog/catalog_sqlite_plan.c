@@ -16,13 +16,14 @@
 #include <string.h>
 #include <time.h>
 
-#define CAND_MAX          5000 /* relevance candidates from the asset index */
-#define CAND_TITLE        1000 /* and from the title index */
+#define CAND_MAX          2000 /* relevance candidates from the asset index */
+#define CAND_TITLE        500  /* and from the title index */
 #define DF_SAMPLE         1000 /* document frequency: exact below, extrapolated above */
 #define TRANSCRIPT_ASSETS 200  /* transcripts a transcript search reads for one page */
-#define PREFIX_TERMS      32   /* terms a prefix stands for: its most frequent ones */
-#define STRATA            16   /* facet sample: id ranges */
-#define STRATUM_TAKE      256  /* hits read per range */
+#define PREFIX_TERMS      16   /* terms a prefix stands for: its most frequent ones */
+#define STRATA            8    /* facet sample: id ranges */
+#define STRATUM_TAKE      160  /* hits read per range */
+#define FACETS_EXACT_MAX  2500 /* facets counted over every hit up to this many */
 #define EXPR_MAX          65536
 
 /* ---- building the FTS5 expression --------------------------------------------------------- */
@@ -419,9 +420,13 @@ struct plan {
     struct xb x;
     struct buf expr;
     int has_expr;
-    int64_t lo, hi;                 /* seq range */
-    int64_t maxseq;                 /* newest document */
-    int64_t ref_ms;                 /* recency is age before the newest document the search sees */
+    int64_t lo, hi; /* seq range */
+    int64_t maxseq; /* newest document */
+    int64_t ref_ms; /* recency is age before the newest document the search sees */
+    struct month {
+        int64_t lo, hi, start_ms;
+    } * months; /* search_months, by lo */
+    size_t nmonths;
     struct cat_rank_params rank[2]; /* search_doc, search_title */
     int viewer;
     struct err *err;
@@ -441,10 +446,19 @@ static int scan_prepare(struct plan *p, enum src src, enum sel sel, int desc, sq
         buf_addf(&b, NULL,
                  "SELECT m.seq, 0, m.created_at, m.type, m.facets FROM search_meta m "
                  "WHERE m.seq BETWEEN :lo AND :hi");
-    else
+    else if (sel == SEL_FACETS || p->x.created_lo != INT64_MIN || p->x.created_hi != INT64_MAX ||
+             p->x.dur_lo != INT64_MIN || p->x.dur_hi != INT64_MAX)
         buf_addf(&b, NULL,
                  "SELECT d.rowid, %s, m.created_at, m.type, m.facets FROM %s d "
                  "JOIN search_meta m ON m.seq = d.rowid "
+                 "WHERE %s MATCH :q AND d.rowid BETWEEN :lo AND :hi",
+                 sel == SEL_RANK ? (src == SRC_DOC ? "acervo_rank(search_doc, :rank)"
+                                                   : "acervo_rank(search_title, :rank)")
+                                 : "0",
+                 t, t);
+    else /* the age of a candidate comes from its seq (search_months): no row to read */
+        buf_addf(&b, NULL,
+                 "SELECT d.rowid, %s, NULL, NULL, NULL FROM %s d "
                  "WHERE %s MATCH :q AND d.rowid BETWEEN :lo AND :hi",
                  sel == SEL_RANK ? (src == SRC_DOC ? "acervo_rank(search_doc, :rank)"
                                                    : "acervo_rank(search_title, :rank)")
@@ -586,6 +600,8 @@ static int total_of(struct plan *p, enum src src, const struct cands *c, int64_t
 
 struct fslot {
     char *value;
+    size_t len;
+    uint64_t hash;
     double count;
 };
 
@@ -601,28 +617,33 @@ static void fmap_add(struct fmap *m, const char *value, size_t len, double w)
     if (len == 0)
         return;
     if ((m->n + 1) * 2 > m->alloc) { /* linear probing, at most half full */
-        struct fmap bigger = {NULL, 0, m->alloc ? m->alloc * 2 : 64};
+        size_t cap = m->alloc ? m->alloc * 2 : 64;
+        struct fslot *v = xcalloc(cap, sizeof(*v));
 
-        bigger.v = xcalloc(bigger.alloc, sizeof(*bigger.v));
         for (size_t i = 0; i < m->alloc; i++)
             if (m->v[i].value) {
-                fmap_add(&bigger, m->v[i].value, strlen(m->v[i].value), m->v[i].count);
-                free(m->v[i].value);
+                size_t j = m->v[i].hash & (cap - 1);
+
+                while (v[j].value)
+                    j = (j + 1) & (cap - 1);
+                v[j] = m->v[i];
             }
         free(m->v);
-        *m = bigger;
+        m->v = v;
+        m->alloc = cap;
     }
     for (size_t i = 0; i < len; i++)
         h = (h ^ (unsigned char)value[i]) * 1099511628211ull;
     for (size_t i = h & (m->alloc - 1);; i = (i + 1) & (m->alloc - 1)) {
-        if (!m->v[i].value) {
-            m->v[i].value = xstrndup(value, len);
-            m->v[i].count = w;
+        struct fslot *sl = &m->v[i];
+
+        if (!sl->value) {
+            *sl = (struct fslot){xstrndup(value, len), len, h, w};
             m->n++;
             return;
         }
-        if (strncmp(m->v[i].value, value, len) == 0 && m->v[i].value[len] == '\0') {
-            m->v[i].count += w;
+        if (sl->hash == h && sl->len == len && memcmp(sl->value, value, len) == 0) {
+            sl->count += w;
             return;
         }
     }
@@ -655,6 +676,8 @@ static int fslot_cmp_value(const void *a, const void *b)
 struct facets {
     struct fmap m[CAT_FACET_COUNT];
     unsigned want;
+    int64_t day; /* the day of ym, +1: rows of a day share it */
+    char ym[32]; /* "YYYY-MM" */
 };
 
 static void facets_add_row(struct facets *f, const char *type, int64_t created, const char *fac,
@@ -667,20 +690,24 @@ static void facets_add_row(struct facets *f, const char *type, int64_t created, 
         {"category", CAT_FACET_CATEGORY}, {"program", CAT_FACET_PROGRAM}, {"tag", CAT_FACET_TAG},
         {"entity", CAT_FACET_ENTITY},     {"object", CAT_FACET_OBJECT},
     };
-    char ym[32];
-    time_t t = (time_t)(created / 1000);
-    struct tm tm;
+    int64_t day = created / 86400000 + 1;
 
     if (f->want & (1u << CAT_FACET_TYPE) && type)
         fmap_add(&f->m[CAT_FACET_TYPE], type, strlen(type), w);
     if (f->want & (3u << CAT_FACET_YEAR)) {
-        gmtime_r(&t, &tm);
-        (void)snprintf(ym, sizeof(ym), "%04d-%02d", (tm.tm_year + 1900) % 10000,
-                       (tm.tm_mon + 1) % 100);
+        if (day != f->day) {
+            time_t t = (time_t)(created / 1000);
+            struct tm tm;
+
+            gmtime_r(&t, &tm);
+            (void)snprintf(f->ym, sizeof(f->ym), "%04d-%02d", (tm.tm_year + 1900) % 10000,
+                           (tm.tm_mon + 1) % 100);
+            f->day = day;
+        }
         if (f->want & (1u << CAT_FACET_YEAR))
-            fmap_add(&f->m[CAT_FACET_YEAR], ym, 4, w);
+            fmap_add(&f->m[CAT_FACET_YEAR], f->ym, 4, w);
         if (f->want & (1u << CAT_FACET_MONTH))
-            fmap_add(&f->m[CAT_FACET_MONTH], ym, 7, w);
+            fmap_add(&f->m[CAT_FACET_MONTH], f->ym, 7, w);
     }
     for (const char *line = fac; line && *line;) {
         const char *tab = strchr(line, '\t'), *nl = strchr(line, '\n');
@@ -696,71 +723,131 @@ static void facets_add_row(struct facets *f, const char *type, int64_t created, 
     }
 }
 
-/* counts the facets of the hits in [lo, hi], newest first, at most limit; *n: how many */
-static int facets_scan(struct plan *p, enum src src, struct facets *f, int64_t lo, int64_t hi,
-                       int64_t limit, int64_t *n, int64_t *last)
-{
-    sqlite3_stmt *st = NULL;
-    int rc = scan_prepare(p, src, SEL_FACETS, 1, &st);
+/*
+ * Reads the hits of [lo, hi], newest first, at most limit (*n of them, the oldest *last);
+ * their facet values are kept in rows (reused) until the caller knows their weight.
+ */
+struct frow {
+    int64_t created;
+    size_t type, fac; /* offsets into the buffer */
+};
 
-    if (rc < 0)
-        return rc;
+struct fbatch {
+    struct buf b;
+    struct frow *v;
+    size_t n, alloc;
+};
+
+static int facets_scan(struct plan *p, sqlite3_stmt *st, enum src src, struct fbatch *rows,
+                       int64_t lo, int64_t hi, int64_t limit, int64_t *n, int64_t *last)
+{
+    int rc;
+
     scan_bind(p, st, src, lo, hi, limit);
     *n = 0;
+    rows->n = 0;
+    buf_reset(&rows->b);
     while ((rc = step(p->cn, st)) == SQLITE_ROW) {
-        facets_add_row(f, (const char *)sqlite3_column_text(st, 3), sqlite3_column_int64(st, 2),
-                       (const char *)sqlite3_column_text(st, 4), 1.0);
+        const char *type = (const char *)sqlite3_column_text(st, 3);
+        const char *fac = (const char *)sqlite3_column_text(st, 4);
+        struct frow *r;
+
+        if (rows->n == rows->alloc) {
+            rows->alloc = rows->alloc ? rows->alloc * 2 : 256;
+            rows->v = xrealloc(rows->v, rows->alloc * sizeof(*rows->v));
+        }
+        r = &rows->v[rows->n++];
+        r->created = sqlite3_column_int64(st, 2);
+        r->type = rows->b.len;
+        if (buf_adds(&rows->b, type ? type : "", p->err) < 0 ||
+            buf_add(&rows->b, "", 1, p->err) < 0)
+            break;
+        r->fac = rows->b.len;
+        if (buf_adds(&rows->b, fac ? fac : "", p->err) < 0 || buf_add(&rows->b, "", 1, p->err) < 0)
+            break;
         *last = sqlite3_column_int64(st, 0);
         (*n)++;
     }
-    sqlite3_finalize(st);
+    sqlite3_reset(st);
+    if (rc == SQLITE_ROW)
+        return -1; /* the buffer is full: p->err says so */
     return rc == SQLITE_DONE ? 0 : cat__db_fail(p->cn, rc, p->err, "count facets");
 }
 
-static void facets_merge(struct facets *into, const struct facets *from, double w)
+static void facets_add_rows(struct facets *f, const struct fbatch *rows, double w)
 {
-    for (int k = 0; k < CAT_FACET_COUNT; k++)
-        for (size_t i = 0; i < from->m[k].alloc; i++)
-            if (from->m[k].v[i].value)
-                fmap_add(&into->m[k], from->m[k].v[i].value, strlen(from->m[k].v[i].value),
-                         from->m[k].v[i].count * w);
+    for (size_t i = 0; i < rows->n; i++)
+        facets_add_row(f, rows->b.buf + rows->v[i].type, rows->v[i].created,
+                       rows->b.buf + rows->v[i].fac, w);
+}
+
+/* counts the facets of the given hits (every hit of the search, read already) */
+static int facets_of(struct plan *p, struct facets *f, const struct cands *c)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = cat__prepare(p->cn, "SELECT type, created_at, facets FROM search_meta WHERE seq = ?1",
+                          &st, p->err);
+
+    for (size_t i = 0; rc == 0 && i < c->n; i++) {
+        stmt_ready(p->cn, st);
+        bind_i64(p->cn, st, 1, c->v[i].id);
+        rc = step(p->cn, st);
+        if (rc == SQLITE_ROW) {
+            facets_add_row(f, (const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1),
+                           (const char *)sqlite3_column_text(st, 2), 1.0);
+            rc = 0;
+        } else if (rc == SQLITE_DONE) {
+            rc = 0; /* deleted meanwhile */
+        } else {
+            rc = cat__db_fail(p->cn, rc, p->err, "count facets");
+        }
+    }
+    sqlite3_finalize(st);
+    return rc;
 }
 
 /*
- * Facet counts of the whole result: over every hit when the total is exact; otherwise
+ * Facet counts of the whole result: over every hit up to FACETS_EXACT_MAX; otherwise
  * over a stratified sample, the newest STRATUM_TAKE hits of each of STRATA id ranges,
  * each weighted by its range's estimated number of hits.
  */
-static int count_facets(struct plan *p, enum src src, int exact_total,
-                        struct cat_search_result *out)
+static int count_facets(struct plan *p, enum src src, const struct cands *c, int exact_total,
+                        int64_t total, struct cat_search_result *out)
 {
     struct facets f = {.want = p->q->facets};
+    struct fbatch rows = {0};
+    sqlite3_stmt *st = NULL;
     int64_t n = 0, last = 0;
     int rc = 0;
 
-    if (exact_total) {
-        rc = facets_scan(p, src, &f, p->lo, p->hi, CAT_SEARCH_EXACT_MAX + 1, &n, &last);
+    buf_init(&rows.b, 64u << 20);
+    if (!(c->exhausted && c->n <= FACETS_EXACT_MAX) && scan_prepare(p, src, SEL_FACETS, 1, &st) < 0)
+        return -1;
+    if (c->exhausted && c->n <= FACETS_EXACT_MAX) {
+        rc = facets_of(p, &f, c); /* every hit is among the candidates */
+        out->facets_exact = 1;
+    } else if (exact_total && total <= FACETS_EXACT_MAX) {
+        rc = facets_scan(p, st, src, &rows, p->lo, p->hi, FACETS_EXACT_MAX + 1, &n, &last);
+        if (rc == 0)
+            facets_add_rows(&f, &rows, 1.0);
         out->facets_exact = 1;
     } else {
         double span = (double)(p->hi - p->lo + 1) / STRATA;
 
         for (int s = 0; s < STRATA && rc == 0; s++) {
-            struct facets one = {.want = p->q->facets};
             int64_t lo = p->lo + (int64_t)(span * s);
             int64_t hi = s == STRATA - 1 ? p->hi : p->lo + (int64_t)(span * (s + 1)) - 1;
 
             if (hi < lo)
                 continue;
-            rc = facets_scan(p, src, &one, lo, hi, STRATUM_TAKE, &n, &last);
+            rc = facets_scan(p, st, src, &rows, lo, hi, STRATUM_TAKE, &n, &last);
             if (rc == 0 && n > 0) {
                 double est = n < STRATUM_TAKE
                                  ? (double)n
                                  : (double)n * (double)(hi - lo + 1) / (double)(hi - last + 1);
 
-                facets_merge(&f, &one, est / (double)n);
+                facets_add_rows(&f, &rows, est / (double)n);
             }
-            for (int k = 0; k < CAT_FACET_COUNT; k++)
-                fmap_release(&one.m[k]);
         }
         out->facets_exact = 0;
     }
@@ -789,6 +876,9 @@ static int count_facets(struct plan *p, enum src src, int exact_total,
     }
     for (int k = 0; k < CAT_FACET_COUNT; k++)
         fmap_release(&f.m[k]);
+    buf_release(&rows.b);
+    free(rows.v);
+    sqlite3_finalize(st);
     return rc;
 }
 
@@ -857,37 +947,103 @@ static int i64_cmp(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+static int64_t month_of(int64_t ms)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+
+    if (ms / 1000 < -62135596800LL || ms / 1000 > 253402300799LL)
+        return ms < 0 ? 0 : 999912;
+    gmtime_r(&t, &tm);
+    return (int64_t)(tm.tm_year + 1900) * 100 + tm.tm_mon + 1;
+}
+
+static int64_t month_start_ms(int64_t month)
+{
+    struct tm tm;
+
+    memset(&tm, 0, sizeof(tm));
+    tm.tm_year = (int)(month / 100) - 1900;
+    tm.tm_mon = (int)(month % 100) - 1;
+    tm.tm_mday = 1;
+    return (int64_t)timegm(&tm) * 1000;
+}
+
+static int month_cmp(const void *a, const void *b)
+{
+    const struct month *x = a, *y = b;
+
+    return (x->lo > y->lo) - (x->lo < y->lo);
+}
+
+/*
+ * The newest seq, and the seq range of a created: filter from search_months (whole months:
+ * the scans check created_at itself at the edges); the months, for the candidates' ages.
+ */
 static int seq_bounds(struct plan *p)
 {
     sqlite3_stmt *st = NULL;
+    int64_t mlo = p->x.created_lo == INT64_MIN ? 0 : month_of(p->x.created_lo);
+    int64_t mhi = p->x.created_hi == INT64_MAX ? 999912 : month_of(p->x.created_hi);
+    int64_t lo = INT64_MAX, hi = 0;
+    size_t cap = 0;
     int rc;
 
-    rc = cat__prepare(p->cn,
-                      "SELECT (SELECT coalesce(max(seq), 0) FROM search_meta), "
-                      "(SELECT coalesce(min(seq), 0) FROM assets WHERE created_at >= ?1), "
-                      "(SELECT coalesce(max(seq), 0) FROM assets WHERE created_at <= ?2)",
-                      &st, p->err);
+    rc = cat__prepare(p->cn, "SELECT coalesce(max(seq), 0) FROM search_meta", &st, p->err);
     if (rc < 0)
         return rc;
-    bind_i64(p->cn, st, 1, p->x.created_lo);
-    bind_i64(p->cn, st, 2, p->x.created_hi);
     rc = step(p->cn, st);
-    if (rc == SQLITE_ROW) {
-        p->maxseq = sqlite3_column_int64(st, 0);
-        p->lo = 1;
-        p->hi = p->maxseq;
-        /* created_at follows seq (creation order) in assets the catalog made; the range is a
-         * seq range, and the scans check created_at too (imports may differ) */
-        if (p->x.created_lo != INT64_MIN)
-            p->lo = sqlite3_column_int64(st, 1) ? sqlite3_column_int64(st, 1) : p->maxseq + 1;
-        if (p->x.created_hi != INT64_MAX)
-            p->hi = sqlite3_column_int64(st, 2);
-        rc = 0;
-    } else {
-        rc = cat__db_fail(p->cn, rc, p->err, "bound the search");
+    p->maxseq = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW)
+        return cat__db_fail(p->cn, rc, p->err, "bound the search");
+    rc = cat__prepare(p->cn, "SELECT month, lo, hi FROM search_months", &st, p->err);
+    if (rc < 0)
+        return rc;
+    while ((rc = step(p->cn, st)) == SQLITE_ROW) {
+        struct month m = {sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 2),
+                          month_start_ms(sqlite3_column_int64(st, 0))};
+        int64_t month = sqlite3_column_int64(st, 0);
+
+        if (p->nmonths == cap) {
+            cap = cap ? cap * 2 : 256;
+            p->months = xrealloc(p->months, cap * sizeof(*p->months));
+        }
+        p->months[p->nmonths++] = m;
+        if (month >= mlo && month <= mhi) {
+            lo = m.lo < lo ? m.lo : lo;
+            hi = m.hi > hi ? m.hi : hi;
+        }
     }
     sqlite3_finalize(st);
-    return rc;
+    if (rc != SQLITE_DONE)
+        return cat__db_fail(p->cn, rc, p->err, "bound the search");
+    qsort(p->months, p->nmonths, sizeof(*p->months), month_cmp);
+    p->lo = 1;
+    p->hi = p->maxseq;
+    if (p->x.created_lo != INT64_MIN || p->x.created_hi != INT64_MAX) {
+        p->lo = lo == INT64_MAX ? p->maxseq + 1 : lo;
+        p->hi = hi < p->maxseq ? hi : p->maxseq;
+    }
+    return 0;
+}
+
+/* a candidate's creation time, from the month its seq falls in (or as read) */
+static int64_t created_of(const struct plan *p, const struct cand *c)
+{
+    size_t lo = 0, hi = p->nmonths;
+
+    if (c->created_at)
+        return c->created_at;
+    while (lo < hi) { /* the last month whose range starts at or before the seq */
+        size_t mid = (lo + hi) / 2;
+
+        if (p->months[mid].lo <= c->id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo ? p->months[lo - 1].start_ms + 15LL * 86400000 : p->ref_ms;
 }
 
 static int rank_params(struct plan *p)
@@ -1063,6 +1219,7 @@ static int rank_cands(struct plan *p, struct cands *main_c, struct cand **all, s
         struct cand *c = &(*all)[i];
         double tier = floor(c->score / CAT_RANK_TIER) * CAT_RANK_TIER;
 
+        c->created_at = created_of(p, c);
         c->score = tier + (c->score - tier) * cat__rank_recency(p->ref_ms - c->created_at);
     }
     qsort(*all, total, sizeof(**all), cand_cmp);
@@ -1254,6 +1411,14 @@ static int run_transcript(struct plan *p, struct cat_search_result *out, int64_t
     return 0;
 }
 
+static double mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
 struct run_args {
     const struct cat_search *q;
     struct cat_search_result *out;
@@ -1269,6 +1434,7 @@ static int search_body(struct conn *cn, void *arg, struct err *err)
     enum src src;
     int64_t total = 0;
     int exact = 1, rc = 0;
+    double t0 = mono_ms(), t;
 
     cat_search_result_release(out); /* a retried body starts again */
     p.viewer = q->role < ROLE_EDITOR;
@@ -1326,9 +1492,14 @@ static int search_body(struct conn *cn, void *arg, struct err *err)
     }
     src = p.has_expr ? SRC_DOC : SRC_META;
     if (p.x.transcript) {
+        t = mono_ms();
+        out->ms_plan = t - t0;
         rc = run_transcript(&p, out, &total, &exact);
+        out->ms_candidates = mono_ms() - t;
         goto out;
     }
+    t = mono_ms();
+    out->ms_plan = t - t0;
     if (q->sort == CAT_SORT_RELEVANCE && src == SRC_DOC) {
         rc = run_by_relevance(&p, out, &c);
     } else {
@@ -1336,14 +1507,20 @@ static int search_body(struct conn *cn, void *arg, struct err *err)
         if (rc == 0)
             rc = read_cands(&p, src, SEL_IDS, p.lo, p.hi, CAT_SEARCH_EXACT_MAX, 1, &c);
     }
+    out->ms_candidates = mono_ms() - t;
+    t = mono_ms();
     if (rc == 0)
         rc = total_of(&p, src, &c, &out->total, &out->total_exact);
     if (rc == 0)
         rc = page_ids(&p, out);
+    out->ms_total = mono_ms() - t;
+    t = mono_ms();
     if (rc == 0 && q->facets)
-        rc = count_facets(&p, src, out->total_exact, out);
+        rc = count_facets(&p, src, &c, out->total_exact, out->total, out);
+    out->ms_facets = mono_ms() - t;
 out:
     free(c.v);
+    free(p.months);
     buf_release(&p.expr);
     xb_release(&p.x);
     return rc < 0 ? rc : 0;

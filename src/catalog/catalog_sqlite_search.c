@@ -212,6 +212,7 @@ enum {
     IS_META,
     IS_SUGGEST,
     IS_TERM,
+    IS_MONTH,
     IS_DOC,
     IS_TITLE,
     IS_UNSTAGE,
@@ -234,6 +235,11 @@ static const char *const import_sql[IS_COUNT] = {
     [IS_TITLE] = "INSERT INTO search_title (rowid, title, keys) "
                  "SELECT seq, title, keys FROM temp.import_doc ORDER BY seq",
     [IS_UNSTAGE] = "DELETE FROM temp.import_doc",
+    [IS_MONTH] = "INSERT INTO search_months (month, lo, hi) "
+                 "SELECT CAST(strftime('%Y%m', created_at / 1000, 'unixepoch') AS INTEGER), "
+                 "min(seq), max(seq) FROM assets WHERE seq BETWEEN ?1 AND ?2 GROUP BY 1 "
+                 "ON CONFLICT (month) DO UPDATE SET lo = min(lo, excluded.lo), "
+                 "hi = max(hi, excluded.hi)",
     [IS_TERM] = "INSERT INTO search_terms (term, n) VALUES (?1, ?2) "
                 "ON CONFLICT (term) DO UPDATE SET n = n + excluded.n",
     [IS_META] = "INSERT INTO search_meta (seq, asset_id, type, status, created_at, duration_ms, "
@@ -428,6 +434,12 @@ static int import_body(struct conn *cn, void *arg, struct err *err)
         bind_str(cn, st[IS_TERM], 1, a->vocab->terms[i]);
         bind_i64(cn, st[IS_TERM], 2, a->vocab->n[i]);
         rc = step_done(cn, st[IS_TERM], "count the vocabulary", err);
+    }
+    if (rc == 0 && a->inserted) {
+        stmt_ready(cn, st[IS_MONTH]);
+        bind_i64(cn, st[IS_MONTH], 1, seq - (int64_t)a->inserted + 1);
+        bind_i64(cn, st[IS_MONTH], 2, seq);
+        rc = step_done(cn, st[IS_MONTH], "index the imported months", err);
     }
     for (int i = IS_DOC; rc == 0 && i <= IS_UNSTAGE; i++)
         rc = step_done(cn, st[i], "index the imported assets", err);

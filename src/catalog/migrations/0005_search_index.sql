@@ -74,6 +74,15 @@ CREATE TABLE search_meta (
     facets      TEXT NOT NULL
 ) STRICT;
 
+-- Per month of created_at (YYYYMM, UTC), the seq range of the assets created in it: a
+-- created: filter becomes a seq range, and a candidate's age comes from its seq. created_at
+-- never changes; a deleted asset leaves the range as it was (a range may only be wider).
+CREATE TABLE search_months (
+    month INTEGER PRIMARY KEY,
+    lo    INTEGER NOT NULL,
+    hi    INTEGER NOT NULL
+) STRICT;
+
 -- Suggestions for the search bar: tags, programs, categories and entities with the number
 -- of assets that carry them; key is the folded value (prefix lookups).
 CREATE TABLE search_suggest (
@@ -109,6 +118,9 @@ INSERT INTO search_title (rowid, title, keys)
     SELECT seq, t_title, t_keys FROM search_src WHERE hold = 0;
 INSERT INTO search_meta
     SELECT seq, id, type, status, created_at, duration_ms, facets FROM search_src;
+INSERT INTO search_months (month, lo, hi)
+    SELECT CAST(strftime('%Y%m', created_at / 1000, 'unixepoch') AS INTEGER), min(seq), max(seq)
+    FROM assets GROUP BY 1;
 INSERT INTO search_terms (term, n)
     SELECT j.value, count(*) FROM search_src x,
            json_each(acervo_vocab(x.t_title, x.t_names, x.t_body, x.t_ai)) j
@@ -135,6 +147,10 @@ CREATE TRIGGER search_asset_insert AFTER INSERT ON assets WHEN NOT acervo_bulk()
                json_each(acervo_vocab(x.t_title, x.t_names, x.t_body, x.t_ai)) j
         WHERE x.seq = new.seq AND x.hold = 0
         ON CONFLICT (term) DO UPDATE SET n = n + 1;
+    INSERT INTO search_months (month, lo, hi)
+        VALUES (CAST(strftime('%Y%m', new.created_at / 1000, 'unixepoch') AS INTEGER), new.seq,
+                new.seq)
+        ON CONFLICT (month) DO UPDATE SET lo = min(lo, excluded.lo), hi = max(hi, excluded.hi);
     INSERT INTO search_suggest (kind, value, key, n)
         SELECT DISTINCT kind, value, acervo_fold(value), 1 FROM search_names
         WHERE id = new.id AND length(value) BETWEEN 1 AND 200
