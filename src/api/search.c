@@ -174,6 +174,26 @@ static int parse_filters(json_t *f, struct search_query *q, struct err *err)
             }
         if (done)
             continue;
+        if (strcmp(k, "codec") == 0 || strcmp(k, "resolution") == 0) {
+            /* through the query language, which knows their values */
+            struct search_query r = {0};
+            char text[80];
+            size_t pos = 0;
+            struct err e = {0};
+            const char *val = json_string_value(v);
+
+            if (!val || !*val || strlen(val) > 40 ||
+                strspn(val, "abcdefghijklmnopqrstuvwxyz"
+                            "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                            "0123456789_.-") != strlen(val))
+                return err_set(err, ERR_INVALID,
+                               "filters.%s must be a name of letters, digits, '.', '_' or '-'", k);
+            (void)snprintf(text, sizeof(text), "%s:%s", k, val);
+            if (search_query_parse(text, strlen(text), &r, &pos, &e) < 0)
+                return err_set(err, ERR_INVALID, "filters.%s: %s", k, e.msg);
+            search_query_and(q, search_query_take(&r));
+            continue;
+        }
         if (strcmp(k, "created") == 0 || strcmp(k, "duration") == 0) {
             int created = k[0] == 'c';
             const char *lo, *hi;
@@ -195,7 +215,7 @@ static int parse_filters(json_t *f, struct search_query *q, struct err *err)
         }
         return err_set(err, ERR_INVALID,
                        "filters.%.32s is not a filter (type, status, tags, program, category, "
-                       "entities, objects, lang, created, duration)",
+                       "entities, objects, lang, codec, resolution, created, duration)",
                        k);
     }
     return 0;

@@ -200,22 +200,23 @@ static int sqlite_segments_list(struct catalog *c, const char *asset_id, int aft
 
 /*
  * A bulk import writes on a connection where acervo_bulk() is 1, so the insert trigger
- * stays out of the way; each record's index rows are inserted here from what
- * cat_import_analyze made (the same as the trigger would), and the suggestions of the
- * batch are counted once at its end.
+ * stays out of the way. The records' index rows, made by cat_import_analyze (the same as
+ * the trigger would), are inserted into the FTS5 tables at the end of the batch, one after
+ * the other: FTS5 writes its pending terms out as a new segment at every statement
+ * savepoint, and each asset insert opens one (its table has triggers), so rows inserted
+ * between them would each become a tiny segment. The suggestions, months and vocabulary
+ * of the batch are counted once at its end.
  */
 enum {
     IS_HAS,
     IS_ASSET,
     IS_SEG,
-    IS_STAGE,
     IS_META,
     IS_SUGGEST,
     IS_TERM,
     IS_MONTH,
     IS_DOC,
     IS_TITLE,
-    IS_UNSTAGE,
     IS_COUNT
 };
 
@@ -228,13 +229,9 @@ static const char *const import_sql[IS_COUNT] = {
                  "?17)",
     [IS_SEG] = "INSERT INTO transcript_segments (id, asset_id, idx, start_ms, end_ms, speaker, "
                "confidence, text) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    [IS_STAGE] = "INSERT INTO temp.import_doc (seq, title, names, body, ai, keys) "
-                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     [IS_DOC] = "INSERT INTO search_doc (rowid, title, names, body, ai, keys) "
-               "SELECT seq, title, names, body, ai, keys FROM temp.import_doc ORDER BY seq",
-    [IS_TITLE] = "INSERT INTO search_title (rowid, title, keys) "
-                 "SELECT seq, title, keys FROM temp.import_doc ORDER BY seq",
-    [IS_UNSTAGE] = "DELETE FROM temp.import_doc",
+               "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [IS_TITLE] = "INSERT INTO search_title (rowid, title, keys) VALUES (?1, ?2, ?3)",
     [IS_MONTH] = "INSERT INTO search_months (month, lo, hi) "
                  "SELECT CAST(strftime('%Y%m', created_at / 1000, 'unixepoch') AS INTEGER), "
                  "min(seq), max(seq) FROM assets WHERE seq BETWEEN ?1 AND ?2 GROUP BY 1 "
@@ -318,15 +315,6 @@ static int import_one(struct conn *cn, sqlite3_stmt **st, struct cat_import *r, 
         if (step_done(cn, a, "import an asset", err) < 0)
             return -1;
     }
-    stmt_ready(cn, st[IS_STAGE]);
-    bind_i64(cn, st[IS_STAGE], 1, seq);
-    bind_str(cn, st[IS_STAGE], 2, r->t_title);
-    bind_str(cn, st[IS_STAGE], 3, r->t_names);
-    bind_str(cn, st[IS_STAGE], 4, r->t_body);
-    bind_str(cn, st[IS_STAGE], 5, r->t_ai);
-    bind_str(cn, st[IS_STAGE], 6, r->t_keys);
-    if (step_done(cn, st[IS_STAGE], "stage an imported asset", err) < 0)
-        return -1;
     stmt_ready(cn, st[IS_META]);
     bind_i64(cn, st[IS_META], 1, seq);
     bind_str(cn, st[IS_META], 2, r->id);
@@ -408,12 +396,6 @@ static int import_body(struct conn *cn, void *arg, struct err *err)
         }
     }
     sqlite3_finalize(mx);
-    if (rc == 0 && sqlite3_exec(cn->db,
-                                "CREATE TEMP TABLE IF NOT EXISTS import_doc (seq INTEGER PRIMARY "
-                                "KEY, title TEXT, names TEXT, body TEXT, ai TEXT, keys TEXT);"
-                                "DELETE FROM temp.import_doc",
-                                NULL, NULL, NULL) != SQLITE_OK)
-        rc = cat__db_fail(cn, sqlite3_errcode(cn->db), err, "stage the import");
     for (int i = 0; i < IS_COUNT && rc == 0; i++)
         rc = prepare(cn, import_sql[i], &st[i], err);
     for (size_t i = 0; rc == 0 && i < a->n; i++) {
@@ -441,8 +423,30 @@ static int import_body(struct conn *cn, void *arg, struct err *err)
         bind_i64(cn, st[IS_MONTH], 2, seq);
         rc = step_done(cn, st[IS_MONTH], "index the imported months", err);
     }
-    for (int i = IS_DOC; rc == 0 && i <= IS_UNSTAGE; i++)
-        rc = step_done(cn, st[i], "index the imported assets", err);
+    /* the FTS5 rows last, one after the other: nothing between them opens a savepoint */
+    for (size_t i = 0, k = 0; rc == 0 && i < a->n; i++) {
+        const struct cat_import *r = &a->v[i];
+        int64_t rs = seq - (int64_t)a->inserted + 1 + (int64_t)k;
+
+        if (!added[i])
+            continue;
+        k++;
+        stmt_ready(cn, st[IS_DOC]);
+        bind_i64(cn, st[IS_DOC], 1, rs);
+        bind_str(cn, st[IS_DOC], 2, r->t_title);
+        bind_str(cn, st[IS_DOC], 3, r->t_names);
+        bind_str(cn, st[IS_DOC], 4, r->t_body);
+        bind_str(cn, st[IS_DOC], 5, r->t_ai);
+        bind_str(cn, st[IS_DOC], 6, r->t_keys);
+        rc = step_done(cn, st[IS_DOC], "index an imported asset", err);
+        if (rc < 0)
+            break;
+        stmt_ready(cn, st[IS_TITLE]);
+        bind_i64(cn, st[IS_TITLE], 1, rs);
+        bind_str(cn, st[IS_TITLE], 2, r->t_title);
+        bind_str(cn, st[IS_TITLE], 3, r->t_keys);
+        rc = step_done(cn, st[IS_TITLE], "index an imported asset", err);
+    }
     for (int i = 0; i < IS_COUNT; i++)
         sqlite3_finalize(st[i]);
     free(added);

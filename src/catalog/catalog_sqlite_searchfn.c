@@ -173,7 +173,8 @@ static void fn_ai(sqlite3_context *ctx, int argc, sqlite3_value **argv)
                              (const char *)sqlite3_value_text(argv[2]), &s->b));
 }
 
-/* acervo_keys(type, status, lang, created_at, editorial, ai) */
+/* acervo_keys(type, status, lang, created_at, editorial, ai, video_codec, audio_codec, width,
+ * height) */
 static void fn_keys(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
     struct searchfn *s = fn_state(ctx);
@@ -183,7 +184,10 @@ static void fn_keys(sqlite3_context *ctx, int argc, sqlite3_value **argv)
                search_doc_keys(s->an, (const char *)sqlite3_value_text(argv[0]),
                                (const char *)sqlite3_value_text(argv[1]), arg_lang(argv[2]),
                                sqlite3_value_int64(argv[3]), memo_json(&s->memo[0], argv[4]),
-                               memo_json(&s->memo[1], argv[5]), &s->b));
+                               memo_json(&s->memo[1], argv[5]),
+                               (const char *)sqlite3_value_text(argv[6]),
+                               (const char *)sqlite3_value_text(argv[7]),
+                               sqlite3_value_int64(argv[8]), sqlite3_value_int64(argv[9]), &s->b));
 }
 
 /* acervo_facets(editorial, ai) */
@@ -345,11 +349,11 @@ int cat__searchfn_register(sqlite3 *db, int bulk, struct search_analyzer **an, s
         int nargs;
         void (*fn)(sqlite3_context *, int, sqlite3_value **);
     } fns[] = {
-        {"acervo_lang", 3, fn_lang}, {"acervo_terms", 2, fn_terms},
-        {"acervo_fold", 1, fn_fold}, {"acervo_names", 2, fn_names},
-        {"acervo_body", 4, fn_body}, {"acervo_ai", 3, fn_ai},
-        {"acervo_keys", 6, fn_keys}, {"acervo_facets", 2, fn_facets},
-        {"acervo_bulk", 0, fn_bulk}, {"acervo_vocab", -1, fn_vocab},
+        {"acervo_lang", 3, fn_lang},  {"acervo_terms", 2, fn_terms},
+        {"acervo_fold", 1, fn_fold},  {"acervo_names", 2, fn_names},
+        {"acervo_body", 4, fn_body},  {"acervo_ai", 3, fn_ai},
+        {"acervo_keys", 10, fn_keys}, {"acervo_facets", 2, fn_facets},
+        {"acervo_bulk", 0, fn_bulk},  {"acervo_vocab", -1, fn_vocab},
     };
     struct searchfn *s = xcalloc(1, sizeof(*s));
     fts5_api *fts;

@@ -322,7 +322,8 @@ int cat_import_analyze(struct cat_import *r, struct search_analyzer *an, struct 
     rc |= search_doc_ai(an, lang, ai, r->nsegs ? (tr.buf ? tr.buf : "") : NULL, &b);
     buf_release(&tr);
     r->t_ai = terms_of(&b);
-    rc |= search_doc_keys(an, r->type, r->status, lang, r->created_at, ed, ai, &b);
+    rc |= search_doc_keys(an, r->type, r->status, lang, r->created_at, ed, ai, r->video_codec, NULL,
+                          r->width, r->height, &b);
     r->t_keys = terms_of(&b);
     rc |= search_doc_facets(ed, ai, &b);
     r->facets = terms_of(&b);

@@ -303,10 +303,21 @@ static int name_key(void *ctx, const char *field, const char *name)
     return search_key(k->a, field, name, strlen(name), k->out);
 }
 
+const char *search_resolution(int64_t width, int64_t height)
+{
+    int64_t s = width < height ? width : height;
+
+    if (width <= 0 || height <= 0)
+        return NULL;
+    return s < 720 ? "sd" : s < 1080 ? "hd" : s < 2160 ? "fullhd" : "uhd";
+}
+
 int search_doc_keys(struct search_analyzer *a, const char *type, const char *status,
                     enum search_lang lang, int64_t created_ms, json_t *ed, json_t *aj,
+                    const char *video_codec, const char *audio_codec, int64_t width, int64_t height,
                     struct buf *out)
 {
+    const char *res = search_resolution(width, height);
     struct keys_ctx k = {a, out};
     struct err e = {0};
     time_t t = (time_t)(created_ms / 1000);
@@ -321,6 +332,12 @@ int search_doc_keys(struct search_analyzer *a, const char *type, const char *sta
         rc = -1;
     if (rc == 0)
         rc = each_field_name(ed, aj, name_key, &k);
+    if (rc == 0 && video_codec && *video_codec)
+        rc = name_key(&k, "codec", video_codec);
+    if (rc == 0 && audio_codec && *audio_codec)
+        rc = name_key(&k, "codec", audio_codec);
+    if (rc == 0 && res)
+        rc = buf_addf(out, &e, " resolution=%s", res);
     return rc;
 }
 

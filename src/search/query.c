@@ -18,8 +18,8 @@
 #include <string.h>
 
 static const char *const field_names[SEARCH_F_COUNT] = {
-    "",       "type",   "status", "tag",     "program",  "category",
-    "entity", "object", "lang",   "created", "duration",
+    "",       "type", "status",  "tag",      "program", "category",   "entity",
+    "object", "lang", "created", "duration", "codec",   "resolution",
 };
 
 static const char *const types[] = {"video", "audio", "image"};
@@ -377,6 +377,28 @@ static struct search_node *parse_filter(struct parser *p, size_t start, size_t n
             goto fail;
         }
         break;
+    case SEARCH_F_RESOLUTION: {
+        static const char *const names[][2] = {
+            {"sd", "sd"},   {"480p", "sd"},       {"576p", "sd"},      {"hd", "hd"},
+            {"720p", "hd"}, {"fullhd", "fullhd"}, {"1080p", "fullhd"}, {"uhd", "uhd"},
+            {"4k", "uhd"},  {"2160p", "uhd"},
+        };
+        const char *canon = NULL;
+
+        for (size_t k = 0; k < ARRAY_LEN(names); k++)
+            if (strlen(names[k][0]) == vn && strncasecmp(names[k][0], v, vn) == 0)
+                canon = names[k][1];
+        if (!canon) {
+            fail_at(p, vpos, ERR_INVALID,
+                    "expected sd, hd, fullhd or uhd (or 720p, 1080p, 4k) after 'resolution:', "
+                    "not '%.*s'",
+                    (int)(vn > 40 ? 40 : vn), v);
+            goto fail;
+        }
+        free(n->text);
+        n->text = xstrdup(canon);
+        break;
+    }
     case SEARCH_F_CREATED:
         if (parse_range(p, n, v, vn, vpos, parse_date, "created") < 0)
             goto fail;

@@ -94,11 +94,13 @@ enum search_field {
     SEARCH_F_TAG,    /* the exact tag (folded) */
     SEARCH_F_PROGRAM,
     SEARCH_F_CATEGORY,
-    SEARCH_F_ENTITY,   /* a person, place or organisation's name */
-    SEARCH_F_OBJECT,   /* a detected object's label */
-    SEARCH_F_LANG,     /* es, en */
-    SEARCH_F_CREATED,  /* a range of created_at */
-    SEARCH_F_DURATION, /* a range of duration */
+    SEARCH_F_ENTITY,     /* a person, place or organisation's name */
+    SEARCH_F_OBJECT,     /* a detected object's label */
+    SEARCH_F_LANG,       /* es, en */
+    SEARCH_F_CREATED,    /* a range of created_at */
+    SEARCH_F_DURATION,   /* a range of duration */
+    SEARCH_F_CODEC,      /* the video or audio codec (h264, aac ...) */
+    SEARCH_F_RESOLUTION, /* sd, hd, fullhd, uhd (by the short side: <720, <1080, <2160) */
     SEARCH_F_COUNT
 };
 
@@ -223,11 +225,16 @@ int search_key(struct search_analyzer *a, const char *field, const char *value, 
 
 /**
  * The "keys" column: type=, status=, lang=, year=, month= (of created_ms, UTC), tag=,
- * program=, category=, entity=, object=, face= of the document; what filters match.
+ * program=, category=, entity=, object=, face=, codec=, resolution= of the document; what
+ * filters match.
  */
 int search_doc_keys(struct search_analyzer *a, const char *type, const char *status,
                     enum search_lang lang, int64_t created_ms, json_t *ed, json_t *ai,
+                    const char *video_codec, const char *audio_codec, int64_t width, int64_t height,
                     struct buf *out);
+
+/** The resolution class of a picture: "sd", "hd", "fullhd", "uhd"; NULL if not known. */
+const char *search_resolution(int64_t width, int64_t height);
 
 /**
  * Calls fn once for each distinct space-separated term of the texts (NULL texts skipped),

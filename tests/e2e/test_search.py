@@ -411,6 +411,31 @@ def test_import_and_transcript_search(api, editor, viewer, srv):
     assert check.returncode == 0, check.stderr
 
 
+def test_technical_filters(api, editor, srv):
+    m = marker()
+    recs = [corpus_record(m, 0, video_codec="h264", width=1920, height=1080),
+            corpus_record(m, 1, video_codec="hevc", width=3840, height=2160),
+            corpus_record(m, 2, video_codec="h264", width=720, height=1280),  # portrait HD
+            corpus_record(m, 3, type="image", width=640, height=480, duration_ms=None,
+                          transcript=None)]
+    assert import_records(srv, recs).returncode == 0
+
+    def titles_of(**body):
+        return sorted(h["asset"]["title"] for h in search(api, editor.token, **body)["hits"])
+
+    assert titles_of(q=f"{m} codec:h264") == [f"{m} programa 0", f"{m} programa 2"]
+    assert titles_of(q=f"{m} resolution:1080p") == [f"{m} programa 0"]
+    assert titles_of(q=f"{m} resolution:4k") == [f"{m} programa 1"]
+    assert titles_of(q=f"{m} resolution:hd") == [f"{m} programa 2"]
+    assert titles_of(q=f"{m} resolution:sd") == [f"{m} programa 3"]
+    assert titles_of(q=m, filters={"codec": "HEVC"}) == [f"{m} programa 1"]
+    assert titles_of(q=m, filters={"resolution": "fullhd", "type": "video"}) == \
+        [f"{m} programa 0"]
+    assert titles_of(q=f"{m} duration:>5m") == [f"{m} programa {i}" for i in range(3)]
+    r = api("POST", "/api/v1/search", editor.token, json={"q": m, "filters": {"codec": "a b"}})
+    assert_problem(r, 400, "filters.codec must be a name")
+
+
 def test_suggest(api, editor, viewer, srv):
     m = marker()
     recs = [corpus_record(m, i, tags=[f"{m}tag", "otro"], program=f"{m} Noche")

@@ -41,7 +41,8 @@ SELECT seq, id, search_hold AS hold, lang, type, status, created_at, duration_ms
        acervo_ai(lang, ai_metadata,
                  (SELECT group_concat(s.text, ' ') FROM transcript_segments s
                   WHERE s.asset_id = x.id)) AS t_ai,
-       acervo_keys(type, status, lang, created_at, editorial_metadata, ai_metadata) AS t_keys,
+       acervo_keys(type, status, lang, created_at, editorial_metadata, ai_metadata,
+                   video_codec, audio_codec, width, height) AS t_keys,
        acervo_facets(editorial_metadata, ai_metadata) AS facets
 FROM (SELECT *, acervo_lang(language, title, description) AS lang FROM assets) AS x;
 
@@ -54,6 +55,10 @@ CREATE VIRTUAL TABLE search_doc USING fts5(title, names, body, ai, keys, content
     tokenize = "ascii tokenchars '=_'");
 CREATE VIRTUAL TABLE search_title USING fts5(title, keys, content = '',
     tokenize = "ascii tokenchars '=_'");
+-- pending terms are written out every 16 MiB (not 1 MiB): fewer, bigger segments to merge
+-- when a bulk import writes a batch in one transaction
+INSERT INTO search_doc (search_doc, rank) VALUES ('hashsize', 16777216);
+INSERT INTO search_title (search_title, rank) VALUES ('hashsize', 16777216);
 
 -- The vocabulary: every term indexed, with how many times a document holding it was indexed
 -- (a measure of its frequency; never decremented). A prefix query (infla*) becomes its most
@@ -159,7 +164,7 @@ END;
 
 CREATE TRIGGER search_asset_before_update BEFORE UPDATE OF title, description,
     original_filename, editorial_metadata, ai_metadata, language, type, status, duration_ms,
-    search_hold ON assets BEGIN
+    video_codec, audio_codec, width, height, search_hold ON assets BEGIN
     INSERT INTO search_doc (search_doc, rowid, title, names, body, ai, keys)
         SELECT 'delete', seq, t_title, t_names, t_body, t_ai, t_keys FROM search_src
         WHERE seq = old.seq AND hold = 0;
@@ -169,7 +174,7 @@ END;
 
 CREATE TRIGGER search_asset_after_update AFTER UPDATE OF title, description,
     original_filename, editorial_metadata, ai_metadata, language, type, status, duration_ms,
-    search_hold ON assets BEGIN
+    video_codec, audio_codec, width, height, search_hold ON assets BEGIN
     INSERT INTO search_doc (rowid, title, names, body, ai, keys)
         SELECT seq, t_title, t_names, t_body, t_ai, t_keys FROM search_src
         WHERE seq = new.seq AND hold = 0;

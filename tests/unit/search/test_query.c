@@ -110,6 +110,9 @@ static void test_filters(void **state)
     (void)state;
     assert_string_equal(parse("type:video paro"), "(AND (FILTER type video) (TERM paro))");
     assert_string_equal(parse("Type:VIDEO"), "(FILTER type VIDEO)");
+    assert_string_equal(parse("resolution:1080p codec:H264"),
+                        "(AND (FILTER resolution fullhd) (FILTER codec H264))");
+    assert_string_equal(parse("resolution:4K"), "(FILTER resolution uhd)");
     assert_string_equal(parse("tag:\"cambio climático\" program:Telediario"),
                         "(AND (FILTER tag cambio climático) (FILTER program Telediario))");
     assert_string_equal(parse("entity:\"Banco de España\" -object:car status:ready lang:es"),
@@ -173,9 +176,13 @@ static void test_errors_say_where_and_what(void **state)
     (void)state;
     assert_string_equal(parse("paro \"banco central"),
                         "ERR 5 position 5: expected a closing quote for the one opened here");
-    assert_string_equal(parse("typ:video"),
-                        "ERR 0 position 0: unknown field 'typ' (fields: type, status, tag, "
-                        "program, category, entity, object, lang, created, duration)");
+    assert_string_equal(
+        parse("typ:video"),
+        "ERR 0 position 0: unknown field 'typ' (fields: type, status, tag, "
+        "program, category, entity, object, lang, created, duration, codec, resolution)");
+    assert_string_equal(parse("resolution:8k"),
+                        "ERR 11 position 11: expected sd, hd, fullhd or uhd (or 720p, 1080p, 4k) "
+                        "after 'resolution:', not '8k'");
     assert_string_equal(parse("a type:movie"),
                         "ERR 7 position 7: expected video, audio or image after 'type:', not "
                         "'movie'");
