@@ -250,6 +250,18 @@ def pg_array(values):
                           for v in values) + "}"
 
 
+def sql_rows(acervod, data, query, width):
+    """Streams the rows of an acervod sql query (tab-separated fields, width of them)."""
+    proc = subprocess.Popen([str(acervod), "sql", "--data-dir", str(data), "--log-level", "warn",
+                             query], stdout=subprocess.PIPE, text=True)
+    for line in proc.stdout:
+        f = line.rstrip("\n").split("\t")
+        if len(f) == width:
+            yield f
+    if proc.wait() != 0:
+        raise BenchError(f"acervod sql failed: {query[:80]}")
+
+
 def pg_load(pg, acervod, data):
     """The documents as acervo indexes them (its analyzer's terms, weighted by column) and
     the filter keys, from the loaded catalog; segments likewise."""
@@ -264,27 +276,19 @@ def pg_load(pg, acervod, data):
              "coalesce((SELECT json_group_array(json_extract(value, '$.name')) FROM "
              "json_each(a.ai_metadata, '$.entities')), '[]') "
              "FROM search_src s JOIN assets a ON a.seq = s.seq")
-    proc = subprocess.Popen([str(acervod), "sql", "--data-dir", str(data), "--log-level", "warn",
-                             query], stdout=subprocess.PIPE, text=True)
 
     def rows():
-        for line in proc.stdout:
-            f = line.rstrip("\n").split("\t")
-            if len(f) != 12:
-                continue
-            tsv = " ".join(f[3:7])
+        for f in sql_rows(acervod, data, query, 12):
             yield "\t".join([f[0], f[1], f[2], pg_text(f[3]), pg_text(f[4]), pg_text(f[5]),
                              pg_text(f[6]), pg_array(f[7].split()), pg_text(f[8]),
                              pg_text(f[9]), pg_array(json.loads(f[10])),
                              pg_array([e for e in json.loads(f[11]) if e])]) + "\n"
-            del tsv
 
     psql(pg, "CREATE TABLE stage (seq int, type text, created_at bigint, t_title text, "
             "t_names text, t_body text, t_ai text, keys text[], category text, program text, "
             "tags text[], entities text[])")
     n = pg_copy(pg, "stage", "seq, type, created_at, t_title, t_names, t_body, t_ai, keys, "
                 "category, program, tags, entities", rows())
-    proc.wait()
     psql(pg, "INSERT INTO docs SELECT seq, type, created_at, "
             "setweight(to_tsvector('simple', t_title), 'A') || "
             "setweight(to_tsvector('simple', t_names), 'B') || "
@@ -293,18 +297,13 @@ def pg_load(pg, acervod, data):
             "entities FROM stage; DROP TABLE stage")
     seg_q = ("SELECT t.id, t.id >> 17, acervo_terms(x.lang, t.text) FROM transcript_segments t "
              "JOIN search_src x ON x.id = t.asset_id")
-    proc = subprocess.Popen([str(acervod), "sql", "--data-dir", str(data), "--log-level", "warn",
-                             seg_q], stdout=subprocess.PIPE, text=True)
 
     def seg_rows():
-        for line in proc.stdout:
-            f = line.rstrip("\n").split("\t")
-            if len(f) == 3:
-                yield f"{f[0]}\t{f[1]}\t{pg_text(f[2])}\n"
+        for f in sql_rows(acervod, data, seg_q, 3):
+            yield f"{f[0]}\t{f[1]}\t{pg_text(f[2])}\n"
 
     psql(pg, "CREATE TABLE segstage (id bigint, seq int, t text)")
     nseg = pg_copy(pg, "segstage", "id, seq, t", seg_rows())
-    proc.wait()
     psql(pg, "INSERT INTO segs SELECT id, seq, to_tsvector('simple', t) FROM segstage; "
             "DROP TABLE segstage")
     t1 = time.monotonic()

@@ -660,6 +660,18 @@ static int check_language(const char *lang, struct err *err)
                    lang);
 }
 
+int cat_segment_check(const struct cat_segment *s, const char *label, struct err *err)
+{
+    if (s->start_ms < 0 || s->end_ms < s->start_ms)
+        return err_set(err, ERR_INVALID, "%s runs from %lld to %lld ms", label,
+                       (long long)s->start_ms, (long long)s->end_ms);
+    if (!(s->confidence == -1 || (s->confidence >= 0 && s->confidence <= 1)))
+        return err_set(err, ERR_INVALID, "%s has confidence %g, not 0..1", label, s->confidence);
+    if (!s->text)
+        return err_set(err, ERR_INVALID, "%s has no text", label);
+    return 0;
+}
+
 int cat_asset_set_enrichment(struct catalog *c, const char *asset_id, const char *language,
                              const char *ai_json, const struct cat_segment *segs, size_t nsegs,
                              int set_segments, struct err *err)
@@ -687,14 +699,13 @@ int cat_asset_set_enrichment(struct catalog *c, const char *asset_id, const char
                            "segment %zu has idx %d: segments are numbered "
                            "0, 1, 2 ... in order",
                            i, s->idx);
-        if (s->start_ms < 0 || s->end_ms < s->start_ms)
-            return err_set(err, ERR_INVALID, "segment %zu runs from %lld to %lld ms", i,
-                           (long long)s->start_ms, (long long)s->end_ms);
-        if (!(s->confidence == -1 || (s->confidence >= 0 && s->confidence <= 1)))
-            return err_set(err, ERR_INVALID, "segment %zu has confidence %g, not 0..1", i,
-                           s->confidence);
-        if (!s->text)
-            return err_set(err, ERR_INVALID, "segment %zu has no text", i);
+        {
+            char label[48];
+
+            (void)snprintf(label, sizeof(label), "segment %zu", i);
+            if (cat_segment_check(s, label, err) < 0)
+                return -1;
+        }
     }
     return logged("asset_set_enrichment",
                   c->ops->search->enrichment_set(c, asset_id, language, ai_json, segs, nsegs,

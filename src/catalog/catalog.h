@@ -501,6 +501,9 @@ struct cat_import {
     size_t nnames;
 };
 
+/** Checks a transcript segment's times, confidence and text; errors name it by label. */
+int cat_segment_check(const struct cat_segment *s, const char *label, struct err *err);
+
 /** Parses one JSON record (the bench/gen-corpus shape); ERR_INVALID says what is wrong. */
 int cat_import_parse(const char *line, size_t len, struct cat_import *r, struct err *err);
 void cat_import_release(struct cat_import *r);

@@ -69,38 +69,29 @@ static int opt_str(json_t *o, const char *k, size_t max, char **out, struct err 
     return 0;
 }
 
-/* 2024-11-03T18:22:41Z (or with a fraction, or a date alone) -> ms */
+/* 2024-11-03T18:22:41Z (util_time_iso_parse), or a date alone (its midnight, UTC) -> ms */
 static int parse_time(const char *s, int64_t *out)
 {
-    struct tm tm;
-    int y, mo, d, h = 0, mi = 0, sec = 0, n = 0;
+    char full[32];
+    int64_t secs;
+    int y, mo, d, n = 0;
 
-    memset(&tm, 0, sizeof(tm));
-    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) == 6) {
-        const char *rest = s + n;
-
-        if (*rest == '.')
-            rest += 1 + strspn(rest + 1, "0123456789");
-        if (strcmp(rest, "Z") != 0 && strcmp(rest, "+00:00") != 0)
-            return -1;
-    } else if (sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3 || s[n] != '\0') {
-        return -1;
+    if (util_time_iso_parse(s, &secs) == 0) {
+        *out = secs * 1000;
+        return 0;
     }
-    if (y < 1900 || y > 9999 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
-        sec > 60)
+    if (sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3 || n != 10 || s[n] != '\0')
         return -1;
-    tm.tm_year = y - 1900;
-    tm.tm_mon = mo - 1;
-    tm.tm_mday = d;
-    tm.tm_hour = h;
-    tm.tm_min = mi;
-    tm.tm_sec = sec;
-    *out = (int64_t)timegm(&tm) * 1000;
+    (void)snprintf(full, sizeof(full), "%.10sT00:00:00Z", s);
+    if (util_time_iso_parse(full, &secs) < 0)
+        return -1;
+    *out = secs * 1000;
     return 0;
 }
 
 static int segments(json_t *arr, struct cat_import *r, struct err *err)
 {
+    char label[48];
     json_t *s;
     size_t i;
 
@@ -127,12 +118,9 @@ static int segments(json_t *arr, struct cat_import *r, struct err *err)
         (void)snprintf(g->speaker, sizeof(g->speaker), "%s", spk ? spk : "");
         g->text = xstrdup(text);
         r->nsegs++;
-        if (g->start_ms < 0 || g->end_ms < g->start_ms)
-            return err_set(err, ERR_INVALID, "transcript[%zu] runs from %lld to %lld ms", i,
-                           (long long)g->start_ms, (long long)g->end_ms);
-        if (!(g->confidence == -1 || (g->confidence >= 0 && g->confidence <= 1)))
-            return err_set(err, ERR_INVALID, "transcript[%zu] has confidence %g, not 0..1", i,
-                           g->confidence);
+        (void)snprintf(label, sizeof(label), "transcript[%zu]", i);
+        if (cat_segment_check(g, label, err) < 0)
+            return -1;
     }
     return 0;
 }
