@@ -67,6 +67,7 @@ static int open_catalog(const struct cfg *cfg, struct catalog **cat, struct err 
     if (util_mkdirs(cfg->data_dir, err) < 0)
         return -1;
     paths(cfg, db, sizeof(db), objects, sizeof(objects));
+    cat_sqlite_set_cache(cfg->catalog_cache);
     return cat_sqlite_open(cat, db, err);
 }
 

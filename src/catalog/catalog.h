@@ -613,6 +613,11 @@ struct catalog {
  * pending migrations in one transaction each.
  */
 int cat_sqlite_open(struct catalog **out, const char *path, struct err *err);
+/**
+ * The page cache of each catalog connection this process opens from now on (the config's
+ * catalog_cache): searches read the index through it beyond the 2 GiB SQLite maps.
+ */
+void cat_sqlite_set_cache(long bytes);
 /** cat_sqlite_open for a bulk import: a 512 MiB page cache and synchronous = NORMAL. */
 int cat_sqlite_open_bulk(struct catalog **out, const char *path, struct err *err);
 /** Closes and frees the catalog. NULL is a no-op. */

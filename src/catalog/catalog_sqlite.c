@@ -380,6 +380,9 @@ static int pragma_text(struct cat_sqlite *c, struct conn *cn, const char *sql, c
 }
 
 /* Opens and configures one connection. */
+/* page cache of every connection this process opens (cat_sqlite_set_cache), KiB; 0: 16 MiB */
+static long cache_kib;
+
 static int conn_open(struct cat_sqlite *c, struct conn **out, struct err *err)
 {
     /* mmap: the search index is read in place, shared by every connection and process */
@@ -419,6 +422,12 @@ static int conn_open(struct cat_sqlite *c, struct conn **out, struct err *err)
         goto out_close;
     }
     rc = sqlite3_exec(cn->db, setup, NULL, NULL, NULL);
+    if (rc == SQLITE_OK && cache_kib > 0) {
+        char sql[64];
+
+        (void)snprintf(sql, sizeof(sql), "PRAGMA cache_size = -%ld", cache_kib);
+        rc = sqlite3_exec(cn->db, sql, NULL, NULL, NULL);
+    }
     if (rc == SQLITE_OK && c->bulk)
         rc = sqlite3_exec(cn->db, bulk, NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
@@ -432,6 +441,11 @@ static int conn_open(struct cat_sqlite *c, struct conn **out, struct err *err)
 out_close:
     conn_close(cn);
     return -1;
+}
+
+void cat_sqlite_set_cache(long bytes)
+{
+    cache_kib = bytes > 0 ? bytes / 1024 : 0;
 }
 
 /* Takes an idle connection, opens one if the pool has room, or waits for one. */

@@ -39,6 +39,9 @@ const struct cfg_entry cfg_table[] = {
      "stops heartbeating runs again once it expires"},
     {"diagnostics", "ACERVO_DIAGNOSTICS", CFG_LONG, "0", L(diagnostics),
      "1 lets admins start diagnostic workflows (no-op, sleep, fail) to check the engine"},
+    {"catalog_cache", "ACERVO_CATALOG_CACHE", CFG_SIZE, "256M", L(catalog_cache),
+     "page cache of each catalog connection, filled as searches read the index (SQLite maps "
+     "only the first 2 GiB of the catalog file)"},
     {"probe_timeout", "ACERVO_PROBE_TIMEOUT", CFG_DURATION, "2m", L(probe_timeout),
      "longest a media probe of one file may run before it is killed"},
     {"probe_memory", "ACERVO_PROBE_MEMORY", CFG_SIZE, "2G", L(probe_memory),

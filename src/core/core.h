@@ -152,6 +152,7 @@ struct cfg {
     char queues[256];        /* "ingest:8,transcode:1,..." per worker process */
     long job_lease;          /* seconds */
     long diagnostics;        /* 1: diagnostic workflows may be started */
+    long catalog_cache;      /* bytes of page cache per catalog connection */
     long probe_timeout;      /* seconds */
     long probe_memory;       /* bytes */
     long max_media_duration; /* seconds of a video or audio master */
