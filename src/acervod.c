@@ -532,6 +532,11 @@ static int cmd_import(int argc, char **argv)
         fprintf(stderr, "acervod import: %s\n", p.error);
         goto out;
     }
+    /* one segment per index: a search then reads one document list per term */
+    if (imported && cat_search_optimize(cat, &err) < 0) {
+        fprintf(stderr, "acervod import: %s\n", err.msg);
+        goto out;
+    }
     {
         double s = mono_s() - t0;
 

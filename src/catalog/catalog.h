@@ -535,6 +535,12 @@ int cat_import_batch(struct catalog *c, struct cat_import *v, size_t n,
                      const struct cat_vocab *vocab, size_t *inserted, struct err *err);
 
 /**
+ * Merges each search index into one segment (after a bulk import: FTS5 otherwise keeps
+ * several, and a search reads every one of them for each term).
+ */
+int cat_search_optimize(struct catalog *c, struct err *err);
+
+/**
  * Runs SQL statements on the SQLite catalog in one write transaction, with the search
  * index's functions registered (acervod sql: hand repairs the sqlite3 shell cannot make,
  * as the index's triggers need those functions). Rows are printed to out, tab-separated.

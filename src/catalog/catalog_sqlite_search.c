@@ -488,7 +488,7 @@ static int exec_body(struct conn *cn, void *arg, struct err *err)
 {
     struct exec_args *a = arg;
     char *msg = NULL;
-    int rc = sqlite3_exec(cn->db, a->sql, exec_row, a->out, &msg);
+    int rc = sqlite3_exec(cn->db, a->sql, a->out ? exec_row : NULL, a->out, &msg);
 
     if (rc == SQLITE_OK)
         return 0;
@@ -499,6 +499,14 @@ static int exec_body(struct conn *cn, void *arg, struct err *err)
     err_set(err, ERR_INVALID, "%s", msg ? msg : sqlite3_errstr(rc));
     sqlite3_free(msg);
     return -1;
+}
+
+int cat_search_optimize(struct catalog *c, struct err *err)
+{
+    return cat_sqlite_exec(c,
+                           "INSERT INTO search_doc (search_doc) VALUES ('optimize');"
+                           "INSERT INTO search_title (search_title) VALUES ('optimize')",
+                           NULL, err);
 }
 
 int cat_sqlite_exec(struct catalog *c, const char *sql, FILE *out, struct err *err)
