@@ -497,6 +497,11 @@ def main():
         size = index_size(acervod, data, args.count)
         mix, suggest = make_mix(path, args.per_class, random.Random(SEED))
         srv = common.Acervod(acervod, data, work / "acervod.log")
+        if loaded.get("reused"):  # the admin token of the first start is gone: a new key
+            key = subprocess.run([str(acervod), "keys", "create", "--data-dir", str(data),
+                                  "--role", "editor", "--log-level", "warn"],
+                                 capture_output=True, text=True, check=True)
+            srv.auth = {"Authorization": "Bearer " + json.loads(key.stdout)["token"]}
         srv.start()
         res, sugg, estimates = run_acervo_mix(srv, mix, suggest)
         srv.stop()
