@@ -452,7 +452,7 @@ def report(info, args, count, loaded, size, res, sugg, estimates, peer, peer_loa
     lines.append(f"- targets: {target}, load ≥ {TARGET_LOAD} assets/s: "
                  f"{'PASS' if ok else 'MISS'} (mix p99 {'ok' if ok_p99 else 'missed'}, p50 "
                  f"{'ok' if ok_p50 else 'missed'}, suggest {'ok' if ok_sugg else 'missed'}, "
-                 f"load {'ok' if ok_load else 'missed'})")
+                 f"load {'not measured' if loaded.get('reused') else 'ok' if ok_load else 'missed'})")
     return "\n".join(lines) + "\n", ok
 
 
