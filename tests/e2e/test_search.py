@@ -411,6 +411,29 @@ def test_import_and_transcript_search(api, editor, viewer, srv):
     assert check.returncode == 0, check.stderr
 
 
+def test_totals_and_facets_beyond_the_exact_bound_are_estimates(api, editor, srv):
+    """12,000 hits: the total is extrapolated and the facets sampled, both marked, and
+    both near the truth (categories in known proportions)."""
+    m = marker()
+    cats = ["Economía"] * 6 + ["Deportes"] * 3 + ["Cultura"]
+    recs = [{"type": "image", "title": f"{m} foto {i}", "category": cats[i % 10],
+             "created_at": f"2020-01-01T00:00:{i % 60:02d}Z"} for i in range(12000)]
+    proc = import_records(srv, recs)
+    assert proc.returncode == 0, proc.stderr
+    res = search(api, editor.token, q=m, facets=["category", "type"], size=5)
+    assert res["total"]["exact"] is False
+    assert abs(res["total"]["value"] - 12000) / 12000 < 0.1, res["total"]
+    assert res["facets_exact"] is False
+    got = {v["value"]: v["count"] for v in res["facets"]["category"]}
+    for cat, share in (("Economía", 0.6), ("Deportes", 0.3), ("Cultura", 0.1)):
+        assert abs(got[cat] - 12000 * share) / (12000 * share) < 0.15, got
+    # a filter that leaves fewer than 10,000: exact again, facets too (2,500 at most)
+    res = search(api, editor.token, q=f"{m} category:cultura", facets=["category"])
+    assert res["total"] == {"value": 1200, "exact": True}
+    assert res["facets_exact"] is True
+    assert res["facets"]["category"] == [{"value": "Cultura", "count": 1200}]
+
+
 def test_technical_filters(api, editor, srv):
     m = marker()
     recs = [corpus_record(m, 0, video_codec="h264", width=1920, height=1080),
