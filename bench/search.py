@@ -62,7 +62,7 @@ def load(acervod, data, path):
         shutil.rmtree(data)
     log(f"importing {path.name} with acervod import")
     t0 = time.monotonic()
-    res = subprocess.run([str(acervod), "import", "--data-dir", str(data), "--batch", "5000",
+    res = subprocess.run([str(acervod), "import", "--data-dir", str(data),
                           "--log-level", "warn", str(path)], capture_output=True, text=True)
     if res.returncode != 0:
         raise BenchError(f"acervod import failed: {res.stderr[-2000:]}")

@@ -324,6 +324,9 @@ out:
 
 #define IMPORT_BATCH_MAX 50000
 #define IMPORT_REPORT    20 /* rejected lines shown one by one */
+/* the vocabulary is written with the batch after this many records or distinct terms */
+#define IMPORT_VOCAB_RECORDS 100000
+#define IMPORT_VOCAB_TERMS   (1 << 20)
 
 static double mono_s(void)
 {
@@ -389,6 +392,8 @@ static void *import_reader(void *arg)
     size_t cap = 0, n = 0;
     ssize_t len;
     struct cat_import *v = xcalloc(p->batch, sizeof(*v));
+    struct cat_vocab_acc *acc = cat_vocab_acc_new();
+    size_t counted = 0; /* records in acc */
     struct err err = {0};
 
     if (search_analyzer_new(&an, &err) < 0) {
@@ -415,17 +420,27 @@ static void *import_reader(void *arg)
             if (++n < p->batch)
                 continue;
         }
-        /* hand the batch over (also the last, short one) */
+        /* hand the batch over (also the last, short one), with the vocabulary now and then */
+        struct cat_vocab vocab = {0};
+
+        cat_vocab_acc_add(acc, v, n);
+        counted += n;
+        if (len < 0 || counted >= IMPORT_VOCAB_RECORDS ||
+            cat_vocab_acc_len(acc) >= IMPORT_VOCAB_TERMS) {
+            cat_vocab_acc_take(acc, &vocab);
+            counted = 0;
+        }
         pthread_mutex_lock(&p->mu);
         while (p->ready && !p->stop)
             pthread_cond_wait(&p->cv, &p->mu);
         if (p->stop) {
             pthread_mutex_unlock(&p->mu);
+            cat_vocab_release(&vocab);
             break;
         }
         p->ready = v;
         p->ready_n = n;
-        cat_vocab_count(&p->ready_vocab, v, n);
+        p->ready_vocab = vocab;
         if (len < 0) {
             if (ferror(p->in)) {
                 p->failed = 1;
@@ -452,6 +467,7 @@ done:
         free(v);
     }
     free(line);
+    cat_vocab_acc_free(acc);
     search_analyzer_free(an);
     return NULL;
 }
@@ -460,7 +476,7 @@ static int cmd_import(int argc, char **argv)
 {
     char **rest = NULL, db[600], objects[600];
     const char *file = NULL;
-    long batch = 2000;
+    long batch = 20000;
     int nrest = 0, rc = EXIT_FATAL, started = 0;
     struct cfg cfg;
     struct catalog *cat = NULL;
@@ -483,7 +499,7 @@ static int cmd_import(int argc, char **argv)
         goto out;
     }
     paths(&cfg, db, sizeof(db), objects, sizeof(objects));
-    if (cat_sqlite_open_bulk(&cat, db, &err) < 0) {
+    if (cat_sqlite_open_bulk(&cat, db, &err) < 0 || cat_search_bulk_begin(cat, &err) < 0) {
         fprintf(stderr, "acervod import: %s\n", err.msg);
         goto out;
     }

@@ -508,16 +508,28 @@ int cat_segment_check(const struct cat_segment *s, const char *label, struct err
 int cat_import_parse(const char *line, size_t len, struct cat_import *r, struct err *err);
 void cat_import_release(struct cat_import *r);
 
-/** The terms of a batch of analysed records, each with the number of records holding it. */
+/** The terms of analysed records, each with the number of records holding it. */
 struct cat_vocab {
     char **terms;
     int64_t *n;
     size_t len;
 };
 
-/** Counts the distinct terms of the n analysed records (cat_import_analyze). */
-void cat_vocab_count(struct cat_vocab *out, const struct cat_import *v, size_t n);
 void cat_vocab_release(struct cat_vocab *vocab);
+
+/**
+ * The vocabulary of several batches, counted together: an import writes it every few
+ * batches, not each (a term's row is then updated once for all of them).
+ */
+struct cat_vocab_acc;
+struct cat_vocab_acc *cat_vocab_acc_new(void);
+/** Adds the distinct terms of each of the n analysed records. */
+void cat_vocab_acc_add(struct cat_vocab_acc *acc, const struct cat_import *v, size_t n);
+/** The number of distinct terms counted so far. */
+size_t cat_vocab_acc_len(const struct cat_vocab_acc *acc);
+/** Moves what was counted into out (cat_vocab_release it) and starts again from nothing. */
+void cat_vocab_acc_take(struct cat_vocab_acc *acc, struct cat_vocab *out);
+void cat_vocab_acc_free(struct cat_vocab_acc *acc);
 
 struct search_analyzer;
 /**
@@ -527,16 +539,25 @@ struct search_analyzer;
 int cat_import_analyze(struct cat_import *r, struct search_analyzer *an, struct err *err);
 /**
  * Writes n analysed records in one transaction, indexed for search as they go, and counts
- * vocab (cat_vocab_count of them) into the index's vocabulary; records whose id exists
- * already are skipped (an import can be run again). *inserted counts the new ones. The
- * catalog must be opened for bulk import (cat_sqlite_open_bulk).
+ * vocab (the terms of these records and of earlier batches not counted yet; may be empty)
+ * into the index's vocabulary; records whose id exists already are skipped (an import can
+ * be run again, and then counts their terms again: the counts only order prefix
+ * expansions). *inserted counts the new ones. The catalog must be opened for bulk import
+ * (cat_sqlite_open_bulk).
  */
 int cat_import_batch(struct catalog *c, struct cat_import *v, size_t n,
                      const struct cat_vocab *vocab, size_t *inserted, struct err *err);
 
 /**
+ * Before a bulk import: the search indexes stop merging their segments as they are
+ * written (cat_search_optimize merges them all once at the end). A catalog opened for
+ * anything else turns merging back on if an import never reached its end.
+ */
+int cat_search_bulk_begin(struct catalog *c, struct err *err);
+/**
  * Merges each search index into one segment (after a bulk import: FTS5 otherwise keeps
- * several, and a search reads every one of them for each term).
+ * several, and a search reads every one of them for each term), and sets the indexes'
+ * usual merging back.
  */
 int cat_search_optimize(struct catalog *c, struct err *err);
 

@@ -22,6 +22,7 @@ extern const char cat_migration_0002[];
 extern const char cat_migration_0003[];
 extern const char cat_migration_0004[];
 extern const char cat_migration_0005[];
+extern const char cat_migration_0006[];
 
 /** One schema step; applied in version order, each in its own transaction. */
 struct migration {
@@ -31,7 +32,7 @@ struct migration {
 
 static const struct migration migrations[] = {
     {1, cat_migration_0001}, {2, cat_migration_0002}, {3, cat_migration_0003},
-    {4, cat_migration_0004}, {5, cat_migration_0005},
+    {4, cat_migration_0004}, {5, cat_migration_0005}, {6, cat_migration_0006},
 };
 
 /* ---- tuning ------------------------------------------------------------------------ */
@@ -1676,7 +1677,7 @@ static int sqlite_open_tuned(struct catalog **out, const char *path, int busy_ti
         err_set(err, ERR_BACKEND, "the linked SQLite was built without thread support");
         goto out_close;
     }
-    if (migrate(c, err) < 0)
+    if (migrate(c, err) < 0 || (!bulk && cat__search_settle(c, err) < 0))
         goto out_close;
     *out = &c->base;
     return 0;

@@ -196,6 +196,8 @@ typedef int (*body_fn)(struct conn *cn, void *arg, struct err *err);
  * Busy results roll back and retry with backoff for up to busy_bound_ms.
  */
 int cat__run(struct cat_sqlite *c, int write, body_fn fn, void *arg, struct err *err);
+/* turns the search indexes' merging back on after an interrupted bulk import */
+int cat__search_settle(struct cat_sqlite *c, struct err *err);
 
 /*
  * Maps a failed SQLite result to the caller's error: busy/locked -> RC_BUSY (retried),

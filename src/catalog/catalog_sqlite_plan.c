@@ -1274,8 +1274,9 @@ static int segments_of(struct plan *p, const struct cand *c, int after_idx, size
     rc = cat__prepare(p->cn,
                       "SELECT s.idx, s.start_ms, s.end_ms, s.speaker, s.confidence, s.text, "
                       "a.id, acervo_lang(a.language, a.title, a.description) "
-                      "FROM assets a JOIN transcript_segments s ON s.asset_id = a.id "
-                      "WHERE a.seq = ?1 ORDER BY s.idx",
+                      "FROM assets a JOIN transcript_segments s "
+                      "ON s.id BETWEEN a.seq * 131072 AND a.seq * 131072 + 131071 "
+                      "WHERE a.seq = ?1 ORDER BY s.id",
                       &st, p->err);
     if (rc < 0)
         return rc;

@@ -16,6 +16,11 @@ struct enrich_args {
     int set_segments;
 };
 
+/* the ids of the segments of the asset whose id is ?1 (a segment's id is seq << 17 | idx) */
+#define SEG_RANGE                                                                                  \
+    "(SELECT seq FROM assets WHERE id = ?1) * 131072 AND "                                         \
+    "(SELECT seq FROM assets WHERE id = ?1) * 131072 + 131071"
+
 static int prepare(struct conn *cn, const char *sql, sqlite3_stmt **st, struct err *err)
 {
     return cat__prepare(cn, sql, st, err);
@@ -46,10 +51,10 @@ int cat__transcript_drop(struct conn *cn, const char *asset_id, int always, stru
     if (exec1(cn,
               always ? "UPDATE assets SET search_hold = 1 WHERE id = ?1"
                      : "UPDATE assets SET search_hold = 1 WHERE id = ?1 AND EXISTS "
-                       "(SELECT 1 FROM transcript_segments WHERE asset_id = ?1)",
+                       "(SELECT 1 FROM transcript_segments WHERE id BETWEEN " SEG_RANGE ")",
               asset_id, "hold the search document", err) < 0)
         return -1;
-    return exec1(cn, "DELETE FROM transcript_segments WHERE asset_id = ?1", asset_id,
+    return exec1(cn, "DELETE FROM transcript_segments WHERE id BETWEEN " SEG_RANGE, asset_id,
                  "remove the transcript", err);
 }
 
@@ -63,9 +68,9 @@ static int enrich_segments(struct conn *cn, const struct enrich_args *a, struct 
     if (a->nsegs == 0)
         return 0;
     rc = prepare(cn,
-                 "INSERT INTO transcript_segments (id, asset_id, idx, start_ms, end_ms, speaker, "
-                 "confidence, text) VALUES ((SELECT seq FROM assets WHERE id = ?1) * 131072 + ?2, "
-                 "?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                 "INSERT INTO transcript_segments (id, start_ms, end_ms, speaker, confidence, "
+                 "text) VALUES ((SELECT seq FROM assets WHERE id = ?1) * 131072 + ?2, ?3, ?4, "
+                 "?5, ?6, ?7)",
                  &st, err);
     if (rc < 0)
         return rc;
@@ -159,7 +164,9 @@ static int seg_list_body(struct conn *cn, void *arg, struct err *err)
     seg_list_release(l); /* a retried body starts again */
     rc = prepare(cn,
                  "SELECT idx, start_ms, end_ms, speaker, confidence, text FROM "
-                 "transcript_segments WHERE asset_id = ?1 AND idx > ?2 ORDER BY idx LIMIT ?3",
+                 "transcript_segments WHERE id BETWEEN (SELECT seq FROM assets WHERE id = ?1) * "
+                 "131072 + ?2 + 1 AND (SELECT seq FROM assets WHERE id = ?1) * 131072 + 131071 "
+                 "ORDER BY id LIMIT ?3",
                  &st, err);
     if (rc < 0)
         return rc;
@@ -227,8 +234,8 @@ static const char *const import_sql[IS_COUNT] = {
                  "duration_ms, width, height, video_codec, seq, language, ai_metadata) VALUES "
                  "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
                  "?17)",
-    [IS_SEG] = "INSERT INTO transcript_segments (id, asset_id, idx, start_ms, end_ms, speaker, "
-               "confidence, text) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [IS_SEG] = "INSERT INTO transcript_segments (id, start_ms, end_ms, speaker, confidence, "
+               "text) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     [IS_DOC] = "INSERT INTO search_doc (rowid, title, names, body, ai, keys) "
                "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     [IS_TITLE] = "INSERT INTO search_title (rowid, title, keys) VALUES (?1, ?2, ?3)",
@@ -278,14 +285,12 @@ static int import_one(struct conn *cn, sqlite3_stmt **st, struct cat_import *r, 
 
         stmt_ready(cn, g);
         bind_i64(cn, g, 1, (seq << 17) + s->idx);
-        bind_str(cn, g, 2, r->id);
-        bind_i64(cn, g, 3, s->idx);
-        bind_i64(cn, g, 4, s->start_ms);
-        bind_i64(cn, g, 5, s->end_ms);
-        bind_opt(cn, g, 6, s->speaker);
-        bind_rc(cn, s->confidence < 0 ? sqlite3_bind_null(g, 7)
-                                      : sqlite3_bind_double(g, 7, s->confidence));
-        bind_str(cn, g, 8, s->text);
+        bind_i64(cn, g, 2, s->start_ms);
+        bind_i64(cn, g, 3, s->end_ms);
+        bind_opt(cn, g, 4, s->speaker);
+        bind_rc(cn, s->confidence < 0 ? sqlite3_bind_null(g, 5)
+                                      : sqlite3_bind_double(g, 5, s->confidence));
+        bind_str(cn, g, 6, s->text);
         if (step_done(cn, g, "import a transcript segment", err) < 0)
             return -1;
     }
@@ -410,8 +415,9 @@ static int import_body(struct conn *cn, void *arg, struct err *err)
     }
     if (rc == 0)
         rc = import_suggest(cn, st[IS_SUGGEST], a->v, a->n, added, err);
-    /* the batch's vocabulary (records imported before count again: n is only a measure) */
-    for (size_t i = 0; rc == 0 && a->inserted && i < a->vocab->len; i++) {
+    /* the vocabulary of this batch and those before it not counted yet (records imported
+     * before count again: n is only a measure) */
+    for (size_t i = 0; rc == 0 && i < a->vocab->len; i++) {
         stmt_ready(cn, st[IS_TERM]);
         bind_str(cn, st[IS_TERM], 1, a->vocab->terms[i]);
         bind_i64(cn, st[IS_TERM], 2, a->vocab->n[i]);
@@ -501,12 +507,69 @@ static int exec_body(struct conn *cn, void *arg, struct err *err)
     return -1;
 }
 
+/*
+ * FTS5 settings (kept in each index's _config table, so they apply to every connection).
+ * During a bulk import nothing is merged: each batch's terms become a segment or a few
+ * (64 MiB of pending terms), merged once at the end, so a term's list is written twice,
+ * not once more per merge level (1M assets: 147 s of writing instead of 202). crisismerge
+ * still merges a level of 1,000 segments. The usual ones are migration 0005's and
+ * FTS5's defaults: merges of 4 segments as they come.
+ */
+#define FTS_SET(t, k, v) "INSERT INTO " t " (" t ", rank) VALUES ('" k "', " v ");"
+#define FTS_BULK(t)                                                                                \
+    FTS_SET(t, "automerge", "0")                                                                   \
+    FTS_SET(t, "crisismerge", "1000") FTS_SET(t, "hashsize", "67108864")
+#define FTS_USUAL(t)                                                                               \
+    FTS_SET(t, "automerge", "4") FTS_SET(t, "crisismerge", "16") FTS_SET(t, "hashsize", "16777216")
+
+int cat_search_bulk_begin(struct catalog *c, struct err *err)
+{
+    return cat_sqlite_exec(c, FTS_BULK("search_doc") FTS_BULK("search_title"), NULL, err);
+}
+
 int cat_search_optimize(struct catalog *c, struct err *err)
 {
     return cat_sqlite_exec(c,
                            "INSERT INTO search_doc (search_doc) VALUES ('optimize');"
-                           "INSERT INTO search_title (search_title) VALUES ('optimize')",
+                           "INSERT INTO search_title (search_title) VALUES ('optimize');" FTS_USUAL(
+                               "search_doc") FTS_USUAL("search_title"),
                            NULL, err);
+}
+
+static int bulk_left_body(struct conn *cn, void *arg, struct err *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prepare(cn,
+                     "SELECT 1 FROM search_doc_config WHERE k = 'automerge' AND v = 0 UNION ALL "
+                     "SELECT 1 FROM search_title_config WHERE k = 'automerge' AND v = 0",
+                     &st, err);
+
+    if (rc < 0)
+        return rc;
+    rc = step(cn, st);
+    *(int *)arg = rc == SQLITE_ROW;
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE
+               ? 0
+               : cat__db_fail(cn, rc, err, "read the index settings");
+}
+
+/*
+ * A bulk import that stopped before its end leaves merging off: the index would then grow
+ * a segment per write. Opening the catalog for anything else turns it back on (the merge
+ * of what the import wrote happens as later writes come, or with its next run).
+ */
+int cat__search_settle(struct cat_sqlite *c, struct err *err)
+{
+    int left = 0;
+
+    if (cat__run(c, 0, bulk_left_body, &left, err) < 0)
+        return -1;
+    if (!left)
+        return 0;
+    log_write(LOG_WARN, "catalog",
+              "a bulk import stopped before its end: search index merging turned back on");
+    return cat_sqlite_exec(&c->base, FTS_USUAL("search_doc") FTS_USUAL("search_title"), NULL, err);
 }
 
 int cat_sqlite_exec(struct catalog *c, const char *sql, FILE *out, struct err *err)

@@ -356,15 +356,15 @@ int cat_import_batch(struct catalog *c, struct cat_import *v, size_t n,
     return c->ops->search->import(c, v, n, vocab, inserted, err);
 }
 
-/* ---- the vocabulary of a batch ---- */
+/* ---- the vocabulary of batches ---- */
 
 struct vslot {
-    const char *p;
+    char *p; /* owned, NUL-terminated */
     size_t len;
     int64_t n;
 };
 
-struct vcount {
+struct cat_vocab_acc {
     struct vslot *v;
     size_t cap, used;
 };
@@ -378,53 +378,84 @@ static uint64_t vhash(const char *p, size_t n)
     return h;
 }
 
-static void vput(struct vcount *c, const char *p, size_t n, int64_t k)
+static void vgrow(struct cat_vocab_acc *c)
 {
-    size_t i;
+    struct vslot *old = c->v;
+    size_t ocap = c->cap;
 
-    if ((c->used + 1) * 2 > c->cap) {
-        struct vcount big = {xcalloc(c->cap * 2, sizeof(struct vslot)), c->cap * 2, 0};
+    c->cap = ocap ? ocap * 2 : 4096;
+    c->v = xcalloc(c->cap, sizeof(*c->v));
+    for (size_t j = 0; j < ocap; j++)
+        if (old[j].p) {
+            size_t i = vhash(old[j].p, old[j].len) & (c->cap - 1);
 
-        for (size_t j = 0; j < c->cap; j++)
-            if (c->v[j].p)
-                vput(&big, c->v[j].p, c->v[j].len, c->v[j].n);
-        free(c->v);
-        *c = big;
-    }
-    for (i = vhash(p, n) & (c->cap - 1); c->v[i].p; i = (i + 1) & (c->cap - 1))
-        if (c->v[i].len == n && memcmp(c->v[i].p, p, n) == 0) {
-            c->v[i].n += k;
-            return;
+            while (c->v[i].p)
+                i = (i + 1) & (c->cap - 1);
+            c->v[i] = old[j];
         }
-    c->v[i] = (struct vslot){p, n, k};
-    c->used++;
+    free(old);
 }
 
-static int vterm(void *ctx, const char *term, size_t len)
+static int vterm(void *ctx, const char *p, size_t n)
 {
-    vput(ctx, term, len, 1);
+    struct cat_vocab_acc *c = ctx;
+    size_t i;
+
+    if ((c->used + 1) * 2 > c->cap)
+        vgrow(c);
+    for (i = vhash(p, n) & (c->cap - 1); c->v[i].p; i = (i + 1) & (c->cap - 1))
+        if (c->v[i].len == n && memcmp(c->v[i].p, p, n) == 0) {
+            c->v[i].n++;
+            return 0;
+        }
+    c->v[i] = (struct vslot){xstrndup(p, n), n, 1};
+    c->used++;
     return 0;
 }
 
-void cat_vocab_count(struct cat_vocab *out, const struct cat_import *v, size_t n)
+struct cat_vocab_acc *cat_vocab_acc_new(void)
 {
-    struct vcount c = {xcalloc(4096, sizeof(struct vslot)), 4096, 0};
-    size_t m = 0;
+    return xcalloc(1, sizeof(struct cat_vocab_acc));
+}
 
+void cat_vocab_acc_add(struct cat_vocab_acc *acc, const struct cat_import *v, size_t n)
+{
     for (size_t i = 0; i < n; i++) {
         const char *texts[] = {v[i].t_title, v[i].t_names, v[i].t_body, v[i].t_ai};
 
-        search_terms_distinct(texts, ARRAY_LEN(texts), vterm, &c);
+        search_terms_distinct(texts, ARRAY_LEN(texts), vterm, acc);
     }
-    out->terms = xcalloc(c.used + 1, sizeof(*out->terms));
-    out->n = xcalloc(c.used + 1, sizeof(*out->n));
-    for (size_t j = 0; j < c.cap; j++)
-        if (c.v[j].p) {
-            out->terms[m] = xstrndup(c.v[j].p, c.v[j].len);
-            out->n[m++] = c.v[j].n;
+}
+
+size_t cat_vocab_acc_len(const struct cat_vocab_acc *acc)
+{
+    return acc->used;
+}
+
+void cat_vocab_acc_take(struct cat_vocab_acc *acc, struct cat_vocab *out)
+{
+    size_t m = 0;
+
+    out->terms = xcalloc(acc->used + 1, sizeof(*out->terms));
+    out->n = xcalloc(acc->used + 1, sizeof(*out->n));
+    for (size_t j = 0; j < acc->cap; j++)
+        if (acc->v[j].p) {
+            out->terms[m] = acc->v[j].p;
+            out->n[m++] = acc->v[j].n;
         }
     out->len = m;
-    free(c.v);
+    free(acc->v);
+    memset(acc, 0, sizeof(*acc));
+}
+
+void cat_vocab_acc_free(struct cat_vocab_acc *acc)
+{
+    if (!acc)
+        return;
+    for (size_t j = 0; j < acc->cap; j++)
+        free(acc->v[j].p);
+    free(acc->v);
+    free(acc);
 }
 
 void cat_vocab_release(struct cat_vocab *vocab)

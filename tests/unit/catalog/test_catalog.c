@@ -111,12 +111,12 @@ static void test_migrations(void **state)
     struct fixture *f = *state;
     struct err e = {0};
 
-    assert_int_equal(cat_schema_version(f->c), 5);
+    assert_int_equal(cat_schema_version(f->c), 6);
     cat_close(f->c);
     f->c = NULL;
     assert_int_equal(cat_sqlite_open(&f->c, f->path, &e), 0);
-    assert_int_equal(cat_schema_version(f->c), 5);
-    assert_int_equal(raw_sql(f->path, "SELECT count(*) FROM schema_migrations"), 5);
+    assert_int_equal(cat_schema_version(f->c), 6);
+    assert_int_equal(raw_sql(f->path, "SELECT count(*) FROM schema_migrations"), 6);
     assert_int_equal(raw_sql(f->path, "SELECT count(*) FROM sqlite_master WHERE name = "
                                       "'ux_assets_live_content_hash'"),
                      1);
@@ -1013,8 +1013,8 @@ static void test_wf_upgrade(void **state)
     assert_int_equal(raw_sql(path, "SELECT count(*) FROM sqlite_master WHERE name = 'jobs'"), 0);
 
     assert_int_equal(cat_sqlite_open(&c, path, &e), 0);
-    assert_int_equal(cat_schema_version(c), 5);
-    assert_int_equal(raw_sql(path, "SELECT count(*) FROM schema_migrations"), 5);
+    assert_int_equal(cat_schema_version(c), 6);
+    assert_int_equal(raw_sql(path, "SELECT count(*) FROM schema_migrations"), 6);
     assert_int_equal(raw_sql(path, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
                                    "name IN ('workflows', 'workflow_steps', 'jobs', "
                                    "'workflow_events', 'activity_effects', 'workers')"),
@@ -1038,7 +1038,7 @@ static void test_wf_upgrade(void **state)
     cat_close(c);
     /* and re-opening changes nothing */
     assert_int_equal(cat_sqlite_open(&c, path, &e), 0);
-    assert_int_equal(cat_schema_version(c), 5);
+    assert_int_equal(cat_schema_version(c), 6);
     cat_close(c);
 
     unlink(path);
@@ -2469,8 +2469,8 @@ static void test_rend_upgrade(void **state)
                      0);
 
     assert_int_equal(cat_sqlite_open(&c, path, &e), 0);
-    assert_int_equal(cat_schema_version(c), 5);
-    assert_int_equal(raw_sql(path, "SELECT count(*) FROM schema_migrations"), 5);
+    assert_int_equal(cat_schema_version(c), 6);
+    assert_int_equal(raw_sql(path, "SELECT count(*) FROM schema_migrations"), 6);
     assert_int_equal(raw_sql(path, "SELECT count(*) FROM pragma_table_info('renditions') WHERE "
                                    "name IN ('profile_version', 'variant', 'files', 'params', "
                                    "'workflow_id', 'error', 'expires_at', 'updated_at')"),
@@ -2525,7 +2525,7 @@ static void test_rend_upgrade(void **state)
 
     /* and re-opening changes nothing */
     assert_int_equal(cat_sqlite_open(&c, path, &e), 0);
-    assert_int_equal(cat_schema_version(c), 5);
+    assert_int_equal(cat_schema_version(c), 6);
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM renditions WHERE asset_id = '%s'", asset);
     assert_int_equal(raw_sql(path, sql), 3);
     cat_close(c);
@@ -2681,6 +2681,147 @@ static void test_search_data(void **state)
     /* an asset's transcript goes with it */
     assert_int_equal(cat_asset_delete(f->c, a, ASSET_UPLOADING, &e), 0);
     assert_int_equal(raw_sql(f->path, "SELECT count(*) FROM transcript_segments"), 0);
+
+    /* by hand (acervod sql): no segment for a missing or unheld asset; deleting an asset
+     * row takes its transcript and its search document */
+    assert_int_equal(cat_sqlite_exec(f->c,
+                                     "INSERT INTO transcript_segments (id, start_ms, end_ms, "
+                                     "text) VALUES (999 * 131072, 0, 1, 'x')",
+                                     NULL, &e),
+                     -1);
+    assert_non_null(strstr(e.msg, "held out of the search index"));
+    assert_int_equal(cat_asset_set_enrichment(f->c, b, "es", NULL, segs, 5, 1, &e), 0);
+    {
+        char sql[200];
+
+        snprintf(sql, sizeof(sql),
+                 "INSERT INTO transcript_segments (id, start_ms, end_ms, text) VALUES "
+                 "((SELECT seq FROM assets WHERE id = '%s') * 131072 + 9, 0, 1, 'x')",
+                 b);
+        assert_int_equal(cat_sqlite_exec(f->c, sql, NULL, &e), -1);
+        assert_non_null(strstr(e.msg, "held out of the search index"));
+        snprintf(sql, sizeof(sql),
+                 "SELECT count(*) FROM search_doc('\"type=audio\"') WHERE rowid = "
+                 "(SELECT seq FROM assets WHERE id = '%s')",
+                 b);
+        assert_int_equal(raw_sql(f->path, sql), 1);
+        snprintf(sql, sizeof(sql), "DELETE FROM assets WHERE id = '%s'", b);
+        assert_int_equal(cat_sqlite_exec(f->c, sql, NULL, &e), 0);
+    }
+    assert_int_equal(raw_sql(f->path, "SELECT count(*) FROM transcript_segments"), 0);
+    assert_int_equal(raw_sql(f->path, "SELECT count(*) FROM search_doc('\"type=audio\"')"), 0);
+    assert_int_equal(cat_sqlite_exec(f->c,
+                                     "INSERT INTO search_doc (search_doc, rank) VALUES "
+                                     "('integrity-check', 0)",
+                                     NULL, &e),
+                     0);
+}
+
+/* 0006 keeps a version-5 catalog's transcripts, found and listed as before */
+static void test_segments_upgrade(void **state)
+{
+    struct fixture *f = *state;
+    struct search_analyzer *an = NULL;
+    struct segs_seen seen;
+    char path[600];
+    struct catalog *c;
+    struct err e = {0};
+    sqlite3 *db;
+
+    snprintf(path, sizeof(path), "%s.up5", f->path);
+    unlink(path);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(cat__searchfn_register(db, 0, &an, &e), 0);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, cat_migration_0001, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, cat_migration_0002, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, cat_migration_0003, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, cat_migration_0004, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, cat_migration_0005, NULL, NULL, NULL), SQLITE_OK);
+    /* segments first (the asset reference is checked at commit), then their assets */
+    assert_int_equal(
+        sqlite3_exec(db,
+                     "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
+                     "applied_at INTEGER NOT NULL) STRICT;"
+                     "INSERT INTO schema_migrations VALUES (1, 0), (2, 0), (3, 0), (4, 0), (5, 0);"
+                     "BEGIN;"
+                     "INSERT INTO transcript_segments (id, asset_id, idx, start_ms, end_ms, "
+                     "speaker, confidence, text) VALUES "
+                     "(131072, '0190aaaa-0000-7000-8000-00000000000a', 0, 0, 900, 'S1', 0.5, "
+                     "'zx81 sube'), "
+                     "(131073, '0190aaaa-0000-7000-8000-00000000000a', 1, 900, 1800, NULL, NULL, "
+                     "'el paro baja'), "
+                     "(262144, '0190aaaa-0000-7000-8000-00000000000b', 0, 0, 500, NULL, 0.9, "
+                     "'qq42 generales');"
+                     "INSERT INTO assets (id, type, status, original_filename, mime_type, "
+                     "file_size_bytes, created_at, updated_at, seq, language) VALUES "
+                     "('0190aaaa-0000-7000-8000-00000000000a', 'video', 'ready', 'a.mov', "
+                     "'video/quicktime', 1, 10, 10, 1, 'es'), "
+                     "('0190aaaa-0000-7000-8000-00000000000b', 'video', 'ready', 'b.mov', "
+                     "'video/quicktime', 1, 20, 20, 2, 'es');"
+                     "COMMIT;",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db); /* frees the analyzer */
+
+    assert_int_equal(cat_sqlite_open(&c, path, &e), 0);
+    assert_int_equal(cat_schema_version(c), 6);
+    assert_int_equal(raw_sql(path, "SELECT count(*) FROM pragma_table_info('transcript_segments') "
+                                   "WHERE name = 'asset_id'"),
+                     0);
+    assert_int_equal(raw_sql(path, "SELECT count(*) FROM transcript_segments"), 3);
+    assert_int_equal(raw_sql(path, "SELECT idx FROM transcript_segments WHERE id = 131073"), 1);
+    assert_int_equal(raw_sql(path, "SELECT rowid FROM search_doc('ai : zx81')"), 1);
+    assert_int_equal(raw_sql(path, "SELECT rowid FROM search_doc('ai : qq42')"), 2);
+    memset(&seen, 0, sizeof(seen));
+    assert_int_equal(
+        cat_segments_list(c, "0190aaaa-0000-7000-8000-00000000000a", -1, 10, seg_cb, &seen, &e), 0);
+    assert_int_equal(seen.n, 2);
+    assert_string_equal(seen.text[0], "zx81 sube");
+    assert_string_equal(seen.speaker[0], "S1");
+    assert_int_equal(seen.idx[1], 1);
+    assert_true(seen.confidence[1] == -1);
+    /* the transcript is replaced and goes with its asset as before */
+    {
+        char word[] = "pp77";
+        struct cat_segment one = {
+            .idx = 0, .start_ms = 0, .end_ms = 10, .confidence = -1, .text = word};
+
+        assert_int_equal(cat_asset_set_enrichment(c, "0190aaaa-0000-7000-8000-00000000000a", NULL,
+                                                  NULL, &one, 1, 1, &e),
+                         0);
+    }
+    assert_int_equal(raw_sql(path, "SELECT count(*) FROM search_doc('ai : zx81')"), 0);
+    assert_int_equal(raw_sql(path, "SELECT rowid FROM search_doc('ai : pp77')"), 1);
+    assert_int_equal(cat_asset_delete(c, "0190aaaa-0000-7000-8000-00000000000b", ASSET_READY, &e),
+                     0);
+    assert_int_equal(raw_sql(path, "SELECT count(*) FROM transcript_segments"), 1);
+    cat_close(c);
+    unlink(path);
+}
+
+/* an import that stops before its end leaves merging off; the next open turns it back on */
+static void test_bulk_settle(void **state)
+{
+    struct fixture *f = *state;
+    struct err e = {0};
+    const char *merge = "SELECT v FROM search_doc_config WHERE k = 'automerge'";
+
+    assert_int_equal(cat_search_bulk_begin(f->c, &e), 0);
+    assert_int_equal(raw_sql(f->path, merge), 0);
+    assert_int_equal(raw_sql(f->path, "SELECT v FROM search_title_config WHERE k = 'automerge'"),
+                     0);
+    assert_int_equal(cat_search_optimize(f->c, &e), 0);
+    assert_int_equal(raw_sql(f->path, merge), 4);
+    assert_int_equal(raw_sql(f->path, "SELECT v FROM search_doc_config WHERE k = 'hashsize'"),
+                     16777216);
+    assert_int_equal(cat_search_bulk_begin(f->c, &e), 0);
+    cat_close(f->c);
+    f->c = NULL;
+    assert_int_equal(cat_sqlite_open(&f->c, f->path, &e), 0);
+    assert_int_equal(raw_sql(f->path, merge), 4);
+    assert_int_equal(raw_sql(f->path, "SELECT v FROM search_title_config WHERE k = 'crisismerge'"),
+                     16);
 }
 
 static void test_search_seq_upgrade(void **state)
@@ -2715,7 +2856,7 @@ static void test_search_seq_upgrade(void **state)
                      SQLITE_OK);
     sqlite3_close(db);
     assert_int_equal(cat_sqlite_open(&c, path, &e), 0);
-    assert_int_equal(cat_schema_version(c), 5);
+    assert_int_equal(cat_schema_version(c), 6);
     cat_close(c);
     /* numbered by created_at, then id */
     assert_int_equal(raw_sql(path, "SELECT seq FROM assets WHERE id LIKE '%0a'"), 1);
@@ -3356,6 +3497,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rend_put, setup, teardown),
         cmocka_unit_test_setup_teardown(test_search_data, setup, teardown),
         cmocka_unit_test_setup_teardown(test_search_seq_upgrade, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_segments_upgrade, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bulk_settle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rend_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rend_find, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rend_expired, setup, teardown),
