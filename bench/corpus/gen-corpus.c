@@ -483,7 +483,7 @@ static void gen_asset(struct out *o, const struct shared *sh, int64_t seq)
     u = rng_unit(&r);
     type = u < 0.45 ? "video" : u < 0.85 ? "image" : "audio";
     u = rng_unit(&r);
-    status = u < 0.97 ? "ready" : u < 0.99 ? "processing" : "failed";
+    status = u < 0.97 ? "ready" : u < 0.99 ? "archived" : "failed";
     cat = (int)alias_draw(&sh->categories, &r);
     /* created_at: monotone in seq, density growing linearly with time */
     created = T_START + (int64_t)((double)(T_END - T_START) *

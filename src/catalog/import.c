@@ -15,8 +15,8 @@
 #include <time.h>
 
 static const char *const types[] = {"video", "audio", "image", NULL};
-static const char *const statuses[] = {"uploading", "processing", "ready",
-                                       "failed",    "archived",   NULL};
+/* an imported record has no master: nothing for an upload or an ingest to finish */
+static const char *const statuses[] = {"ready", "failed", "archived", NULL};
 
 static int in(const char *s, const char *const *set)
 {
@@ -172,7 +172,10 @@ int cat_import_parse(const char *line, size_t len, struct cat_import *r, struct 
     (void)snprintf(r->type, sizeof(r->type), "%s", s);
     s = str(o, "status");
     if (s && !in(s, statuses)) {
-        err_set(err, ERR_INVALID, "'status' '%.32s' is not an asset status", s);
+        err_set(err, ERR_INVALID,
+                "'status' '%.32s' cannot be imported: a record without a master is ready, "
+                "archived or failed",
+                s);
         goto out;
     }
     (void)snprintf(r->status, sizeof(r->status), "%s", s ? s : "ready");

@@ -348,14 +348,20 @@ def test_import_and_transcript_search(api, editor, viewer, srv):
     m = marker()
     recs = [corpus_record(m, i) for i in range(5)]
     bad = ['{"type": "video"', json.dumps({"type": "banana"}),
-           json.dumps(corpus_record(m, 9, transcript=[{"start_ms": 5, "end_ms": 1, "text": "x"}]))]
+           json.dumps(corpus_record(m, 9, transcript=[{"start_ms": 5, "end_ms": 1, "text": "x"}])),
+           # no master: nothing for the upload sweep or a resumed ingest to act on
+           json.dumps(corpus_record(m, 10, status="processing")),
+           json.dumps(corpus_record(m, 11, status="uploading"))]
     proc = import_records(srv, recs + bad)
     assert proc.returncode == 1, proc.stderr
     report = json.loads(proc.stdout)
-    assert (report["lines"], report["imported"], report["rejected"]) == (8, 5, 3)
+    assert (report["lines"], report["imported"], report["rejected"]) == (10, 5, 5)
     assert "line 6: not a JSON object" in proc.stderr
     assert "line 7: 'type' must be video, audio or image" in proc.stderr
     assert "line 8: transcript[0] runs from 5 to 1 ms" in proc.stderr
+    assert ("line 9: 'status' 'processing' cannot be imported: a record without a master is "
+            "ready, archived or failed") in proc.stderr
+    assert "line 10: 'status' 'uploading' cannot be imported" in proc.stderr
     # the asset scope finds words of the transcript
     res = search(api, viewer.token, q=f"{m} vivienda")
     assert res["total"] == {"value": 5, "exact": True}
