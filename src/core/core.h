@@ -50,6 +50,7 @@ enum err_code {
     ERR_UNSUPPORTED,  /* understood but not supported (501) */
     ERR_IO,           /* local I/O failure (500) */
     ERR_BACKEND,      /* catalog/store backend failure (503) */
+    ERR_NETWORK,      /* a remote server could not be reached or cut the exchange (502) */
     ERR_INTERNAL,     /* a bug (500) */
 };
 

@@ -82,6 +82,8 @@ const char *err_code_name(enum err_code c)
         return "io";
     case ERR_BACKEND:
         return "backend";
+    case ERR_NETWORK:
+        return "network";
     case ERR_INTERNAL:
         return "internal";
     }

@@ -36,6 +36,8 @@ int http_problem_status(enum err_code code)
         return 501;
     case ERR_BACKEND:
         return 503;
+    case ERR_NETWORK:
+        return 502;
     case ERR_IO:
     case ERR_INTERNAL:
         return 500;
@@ -92,6 +94,8 @@ const char *http_status_text(int status)
         return "Internal Server Error";
     case 501:
         return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
     case 503:
         return "Service Unavailable";
     default:

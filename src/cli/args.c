@@ -1,0 +1,52 @@
+/* args: command-line helpers shared by the acervo commands */
+#include "cli/cli_int.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int cli__usage(struct err *err, const char *usage)
+{
+    err_set(err, ERR_INVALID, "usage: %s", usage);
+    return CLI__USAGE_RC;
+}
+
+int cli__bad(struct err *err, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    err_vset(err, ERR_INVALID, fmt, ap);
+    va_end(ap);
+    return CLI__USAGE_RC;
+}
+
+int cli__parse_long(const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    long v;
+
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int cli__meta_add(json_t **meta, const char *kv, struct err *err)
+{
+    const char *eq = strchr(kv, '=');
+    char key[256];
+
+    if (!eq || eq == kv || (size_t)(eq - kv) >= sizeof(key))
+        return err_set(err, ERR_INVALID, "--meta takes KEY=VALUE, not '%.100s'", kv);
+    memcpy(key, kv, (size_t)(eq - kv));
+    key[eq - kv] = '\0';
+    if (!*meta)
+        *meta = json_object();
+    json_object_set_new(*meta, key, json_string(eq + 1));
+    return 0;
+}

@@ -1,0 +1,30 @@
+/* cli_int: shared by the files of the acervo client (see cli.h) */
+#ifndef ACERVO_CLI_INT_H
+#define ACERVO_CLI_INT_H
+
+#include "cli/cli.h"
+
+/* what a command returns when its command line is wrong: the command exits CLI_USAGE */
+#define CLI__USAGE_RC (-2)
+
+/** Sets err to "usage: ..." and returns CLI__USAGE_RC. */
+int cli__usage(struct err *err, const char *usage);
+/** Sets err to a message about a bad argument and returns CLI__USAGE_RC. */
+int cli__bad(struct err *err, const char *fmt, ...) ATTR_PRINTF(2, 3);
+/** Parses a decimal in [lo, hi]; -1 if it is not one. */
+int cli__parse_long(const char *s, long lo, long hi, long *out);
+/** Adds KEY=VALUE to *meta (an object, made when NULL); -1 with err when there is no '='. */
+int cli__meta_add(json_t **meta, const char *kv, struct err *err);
+/** Formats n bytes for people (1.5 GiB). */
+void cli__human_bytes(char *out, size_t cap, double n);
+
+/* the commands: argv[0] is the command's name; 0, -1 with err, or CLI__USAGE_RC */
+int cli__cmd_login(struct cli *c, int argc, char **argv, struct err *err);
+int cli__cmd_whoami(struct cli *c, int argc, char **argv, struct err *err);
+int cli__cmd_show(struct cli *c, int argc, char **argv, struct err *err);
+int cli__cmd_ls(struct cli *c, int argc, char **argv, struct err *err);
+int cli__cmd_search(struct cli *c, int argc, char **argv, struct err *err);
+int cli__cmd_edit(struct cli *c, int argc, char **argv, struct err *err);
+int cli__cmd_jobs(struct cli *c, int argc, char **argv, struct err *err);
+
+#endif
