@@ -297,7 +297,7 @@ def pg_load(pg, acervod, data):
             "setweight(to_tsvector('simple', t_ai), 'D'), keys, category, program, tags, "
             "entities FROM stage; DROP TABLE stage")
     seg_q = ("SELECT t.id, t.id >> 17, acervo_terms(x.lang, t.text) FROM transcript_segments t "
-             "JOIN search_src x ON x.id = t.asset_id")
+             "JOIN search_src x ON x.seq = t.id >> 17")
 
     def seg_rows():
         for f in sql_rows(acervod, data, seg_q, 3):
