@@ -50,3 +50,40 @@ int cli__meta_add(json_t **meta, const char *kv, struct err *err)
     json_object_set_new(*meta, key, json_string(eq + 1));
     return 0;
 }
+
+int cli__parse_size(const char *s, int64_t *out)
+{
+    char *end;
+    double v;
+    int64_t mul = 1;
+
+    errno = 0;
+    v = strtod(s, &end);
+    if (errno || end == s || v <= 0)
+        return -1;
+    if (*end == 'k' || *end == 'K')
+        mul = 1024;
+    else if (*end == 'm' || *end == 'M')
+        mul = 1024 * 1024;
+    else if (*end == 'g' || *end == 'G')
+        mul = 1024 * 1024 * 1024;
+    if (mul > 1)
+        end++;
+    if (*end || v * (double)mul > 9e18)
+        return -1;
+    *out = (int64_t)(v * (double)mul);
+    return *out > 0 ? 0 : -1;
+}
+
+/* n bytes for people: 1.5 GiB */
+void cli__human_bytes(char *out, size_t cap, double n)
+{
+    static const char *const unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    int u = 0;
+
+    while (n >= 1024 && u < 4) {
+        n /= 1024;
+        u++;
+    }
+    (void)snprintf(out, cap, u ? "%.1f %s" : "%.0f %s", n, unit[u]);
+}

@@ -13,8 +13,12 @@ int cli__usage(struct err *err, const char *usage);
 int cli__bad(struct err *err, const char *fmt, ...) ATTR_PRINTF(2, 3);
 /** Parses a decimal in [lo, hi]; -1 if it is not one. */
 int cli__parse_long(const char *s, long lo, long hi, long *out);
+/** Parses a byte count: 500000, 64k, 50M, 1.5G (powers of 1024); -1 if it is not one. */
+int cli__parse_size(const char *s, int64_t *out);
 /** Adds KEY=VALUE to *meta (an object, made when NULL); -1 with err when there is no '='. */
 int cli__meta_add(json_t **meta, const char *kv, struct err *err);
+/** Makes the directory (mkdir -p) and sets it to mode 0700. */
+int cli__private_dir(const char *path, struct err *err);
 /** Formats n bytes for people (1.5 GiB). */
 void cli__human_bytes(char *out, size_t cap, double n);
 
@@ -26,5 +30,6 @@ int cli__cmd_ls(struct cli *c, int argc, char **argv, struct err *err);
 int cli__cmd_search(struct cli *c, int argc, char **argv, struct err *err);
 int cli__cmd_edit(struct cli *c, int argc, char **argv, struct err *err);
 int cli__cmd_jobs(struct cli *c, int argc, char **argv, struct err *err);
+int cli__cmd_upload(struct cli *c, int argc, char **argv, struct err *err);
 
 #endif

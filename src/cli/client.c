@@ -3,7 +3,7 @@
  * commands here make a few calls each, and transfers (upload.c, download.c) keep their
  * own handles in a multi.
  */
-#include "cli/cli.h"
+#include "cli/cli_int.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -120,27 +120,13 @@ void cli_release(struct cli *c)
     memset(c, 0, sizeof(*c));
 }
 
-static int mkdir_p(const char *path, struct err *err)
+/* the directory (and those above it) made, and readable by its owner only */
+int cli__private_dir(const char *path, struct err *err)
 {
-    char *p = xstrdup(path);
-
-    for (char *s = p + 1; *s; s++) {
-        if (*s != '/')
-            continue;
-        *s = '\0';
-        if (mkdir(p, 0700) < 0 && errno != EEXIST) {
-            err_errno(err, ERR_IO, "cannot create %s", p);
-            free(p);
-            return -1;
-        }
-        *s = '/';
-    }
-    if (mkdir(p, 0700) < 0 && errno != EEXIST) {
-        err_errno(err, ERR_IO, "cannot create %s", p);
-        free(p);
+    if (util_mkdirs(path, err) < 0)
         return -1;
-    }
-    free(p);
+    if (chmod(path, 0700) < 0)
+        return err_errno(err, ERR_IO, "cannot make %s private", path);
     return 0;
 }
 
@@ -154,7 +140,7 @@ int cli_save(const struct cli *c, struct err *err)
         *slash = '\0';
     buf_init(&tmp, 0);
     buf_init(&text, 0);
-    if (mkdir_p(dir, err) < 0)
+    if (cli__private_dir(dir, err) < 0)
         goto out;
     buf_addf(&tmp, NULL, "%s.tmp.%ld", c->config, (long)getpid());
     buf_addf(&text, NULL, "# acervo client: written by acervo login\nserver = %s\nkey = %s\n",

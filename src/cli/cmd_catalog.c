@@ -33,19 +33,6 @@ static void print_json(const json_t *j)
     free(s);
 }
 
-/* n bytes for people: 1.5 GiB */
-void cli__human_bytes(char *out, size_t cap, double n)
-{
-    static const char *const unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    int u = 0;
-
-    while (n >= 1024 && u < 4) {
-        n /= 1024;
-        u++;
-    }
-    (void)snprintf(out, cap, u ? "%.1f %s" : "%.0f %s", n, unit[u]);
-}
-
 /* a title cut to w display columns (UTF-8 aware), padded when pad */
 static void print_cut(const char *s, int w, int pad)
 {

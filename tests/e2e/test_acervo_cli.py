@@ -1,9 +1,13 @@
 """The acervo command-line client against a real acervod: login and its config file, the
 catalog commands (show, ls, search, edit, jobs), and the exit codes of docs/cli.md."""
+import hashlib
 import json
 import os
+import re
+import signal
 import stat
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -155,3 +159,139 @@ def test_server_errors_become_exit_codes(logged, api, viewer):
     logged("login", api.base_url, "--key", viewer.token, check=OK)
     p = logged("edit", aid, "--title", "x", check=AUTH)
     assert "PATCH /api/v1/assets/" in p.stderr
+
+
+# --------------------------------------------------------------------------- upload
+
+
+def wait_ready(api, token, aid, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        a = api("GET", f"/api/v1/assets/{aid}", token).json()
+        if a["status"] in ("ready", "failed"):
+            return a
+        time.sleep(0.1)
+    raise AssertionError(f"asset {aid} still {a['status']}")
+
+
+def make_file(path, size):
+    with open(path, "wb") as f:
+        left = size
+        while left:
+            chunk = os.urandom(min(left, 1 << 20))
+            f.write(chunk)
+            left -= len(chunk)
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def transfers(cli):
+    d = cli.home / ".config" / "acervo" / "transfers"
+    return sorted(d.iterdir()) if d.exists() else []
+
+
+def test_upload_files_with_metadata(logged, api, editor, tmp_path):
+    a, b = tmp_path / "a.mov", tmp_path / "b.wav"
+    ha = make_file(a, 40 << 20)  # 3 parts of 16 MiB
+    hb = make_file(b, 1000)
+    p = logged("upload", str(a), str(b), "--title", "Pleno", "--tag", "congreso", "--tag",
+               "directo", "--meta", "program=Parlamento", "--parallel", "3", check=OK)
+    ids = p.stdout.split()
+    assert len(ids) == 2 and all(len(i) == 36 for i in ids)
+    for aid, h, name in ((ids[0], ha, "a.mov"), (ids[1], hb, "b.wav")):
+        asset = wait_ready(api, editor.token, aid)
+        assert asset["content_hash"] == h and asset["original_filename"] == name
+        assert asset["title"] == "Pleno" and asset["tags"] == ["congreso", "directo"]
+        assert asset["editorial_metadata"]["program"] == "Parlamento"
+    assert transfers(logged) == []  # nothing left to resume
+    assert p.stderr == ""  # no bars in a pipe
+    # --json: one object a line
+    c = tmp_path / "c.jpg"
+    make_file(c, 10)
+    line = json.loads(logged("--json", "upload", str(c), check=OK).stdout)
+    assert line["file"] == str(c) and line["status"] == "processing"
+
+
+def test_upload_errors(logged, api, editor, tmp_path):
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    p = logged("upload", str(empty), check=REFUSED)
+    assert p.stderr.startswith("acervo: POST /api/v1/assets: ") and "size" in p.stderr
+    p = logged("upload", str(tmp_path / "missing.mp4"), check=LOCAL)
+    assert "cannot read" in p.stderr and "No such file" in p.stderr
+    p = logged("upload", str(tmp_path), check=LOCAL)
+    assert "is not a regular file" in p.stderr
+    ok = tmp_path / "ok.mp4"
+    make_file(ok, 100)
+    p = logged("upload", str(ok), str(empty), check=FAILED)  # one of two: exit 1
+    assert len(p.stdout.split()) == 1 and "1 of 2 files were not uploaded" in p.stderr
+    assert logged("upload", check=USAGE).stderr.startswith("acervo: usage: acervo upload")
+    logged("upload", str(ok), "--parallel", "0", check=USAGE)
+    logged("upload", str(ok), "--limit-rate", "fast", check=USAGE)
+
+
+def put_lines(srv, aid):
+    """The part PUTs the server completed for the asset (from its access log)."""
+    out = []
+    for line in srv.log_path.read_text(errors="replace").splitlines():
+        m = re.search(r"PUT (\S*%s\S*)\?\(signed\) (\d+) in (\d+) bytes" % aid, line)
+        if m:
+            out.append((int(m.group(2)), int(m.group(3))))
+    return out
+
+
+def test_upload_resumes_after_kill(logged, api, editor, server, tmp_path):
+    if server is None:
+        pytest.skip("reads the server's log")
+    f = tmp_path / "big.mxf"
+    size = 300 << 20
+    h = make_file(f, size)
+    proc = subprocess.Popen([str(cli_path()), "upload", str(f), "--parallel", "2",
+                             "--limit-rate", "60M"], env=logged.env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        aid = None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # the asset id is in the state file
+            st = transfers(logged)
+            if st and st[0].read_text():
+                aid = st[0].read_text().split()[2]
+                got = api("GET", f"/api/v1/assets/{aid}/upload", editor.token).json()
+                if len(got["received"]) >= 5:
+                    break
+            time.sleep(0.02)
+        assert aid, f"no upload state: {proc.poll()} {proc.stderr.read() if proc.poll() is not None else ''}"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    before = api("GET", f"/api/v1/assets/{aid}/upload", editor.token).json()
+    nparts = before["partCount"]
+    assert 5 <= len(before["received"]) < nparts
+    p = logged("upload", str(f), check=OK)
+    assert p.stdout.strip() == aid  # the same asset, continued
+    asset = wait_ready(api, editor.token, aid)
+    assert asset["content_hash"] == h and asset["file_size_bytes"] == size
+    # the server took each part once: a part counts once complete (a cut one is not)
+    done = [n for status, n in put_lines(server, aid) if status == 200]
+    assert len(done) == nparts and sum(done) == size, done
+    assert transfers(logged) == []
+
+
+def test_upload_interrupted_by_ctrl_c_then_resumed(logged, api, editor, tmp_path):
+    f = tmp_path / "ctrlc.mp4"
+    h = make_file(f, 64 << 20)
+    proc = subprocess.Popen([str(cli_path()), "upload", str(f), "--parallel", "1",
+                             "--limit-rate", "20M"], env=logged.env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not transfers(logged):
+        time.sleep(0.02)
+    time.sleep(1)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == FAILED and "run the same command again" in err, err
+    aid = transfers(logged)[0].read_text().split()[2]
+    assert logged("upload", str(f), check=OK).stdout.strip() == aid
+    assert wait_ready(api, editor.token, aid)["content_hash"] == h

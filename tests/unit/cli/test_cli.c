@@ -12,6 +12,7 @@
 /* static functions (config_read, status_class) are reached by including the files */
 #include "cli/args.c"
 #include "cli/client.c"
+#include "cli/upload.c"
 
 #include <sys/stat.h>
 
@@ -218,6 +219,68 @@ static void test_args(void **state)
     assert_string_equal(e.msg, "usage: acervo show ID");
 }
 
+static void test_upload_helpers(void **state)
+{
+    const char *type = "x";
+    int64_t v = 0;
+
+    (void)state;
+    assert_string_equal(mime_of("/media/PLENO.MXF", &type), "application/mxf");
+    assert_string_equal(type, "video");
+    assert_string_equal(mime_of("a.b.wav", &type), "audio/wav");
+    assert_string_equal(type, "audio");
+    assert_string_equal(mime_of("noext", &type), "application/octet-stream");
+    assert_null(type);
+    assert_true(
+        etag_is("\"0cc175b9c0f1b6a831c399e269772661\"", "0cc175b9c0f1b6a831c399e269772661"));
+    assert_true(etag_is("0CC175B9C0F1B6A831C399E269772661", "0cc175b9c0f1b6a831c399e269772661"));
+    assert_false(
+        etag_is("\"0cc175b9c0f1b6a831c399e269772661-2\"", "0cc175b9c0f1b6a831c399e269772661"));
+    assert_false(etag_is("\"\"", "0cc175b9c0f1b6a831c399e269772661"));
+    assert_int_equal(cli__parse_size("50M", &v), 0);
+    assert_int_equal(v, 50 << 20);
+    assert_int_equal(cli__parse_size("1.5g", &v), 0);
+    assert_int_equal(v, 3LL << 29);
+    assert_int_equal(cli__parse_size("64k", &v), 0);
+    assert_int_equal(v, 65536);
+    assert_int_equal(cli__parse_size("1000", &v), 0);
+    assert_int_equal(v, 1000);
+    assert_int_equal(cli__parse_size("fast", &v), -1);
+    assert_int_equal(cli__parse_size("0", &v), -1);
+    assert_int_equal(cli__parse_size("5MB", &v), -1);
+}
+
+/* the state file: a torn or foreign file means starting over, part lines are checked */
+static void test_upload_state(void **state)
+{
+    struct home *h = *state;
+    struct up u = {.fd = -1};
+    char path[128], id[37];
+    int64_t ps = 0;
+    int n = 0;
+
+    snprintf(path, sizeof(path), "%s/state", h->dir);
+    u.state = path;
+    assert_int_equal(state_read(&u, id, &ps, &n), 0); /* none */
+    write_file(path, "acervo-upload 1 0190aaaa-0000-7000-8000-00000000000a 5242880 3\n"
+                     "2 0cc175b9c0f1b6a831c399e269772661\n9 0cc175b9c0f1b6a831c399e269772661\n"
+                     "1 short\n3 92eb5ffee6ae2fec3ad71c777531578f");
+    assert_int_equal(state_read(&u, id, &ps, &n), 1);
+    assert_string_equal(id, "0190aaaa-0000-7000-8000-00000000000a");
+    assert_int_equal(ps, 5242880);
+    assert_int_equal(n, 3);
+    assert_string_equal(u.parts[1].md5, "0cc175b9c0f1b6a831c399e269772661");
+    assert_string_equal(u.parts[0].md5, "");                                 /* malformed */
+    assert_string_equal(u.parts[2].md5, "92eb5ffee6ae2fec3ad71c777531578f"); /* no newline */
+    free(u.parts);
+    u.parts = NULL;
+    write_file(path, "acervo-upload 1 not-an-id 5242880 3\n");
+    assert_int_equal(state_read(&u, id, &ps, &n), 0);
+    write_file(path, "acervo-upl");
+    assert_int_equal(state_read(&u, id, &ps, &n), 0);
+    assert_string_equal(id, "");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -226,6 +289,8 @@ int main(void)
         cmocka_unit_test(test_query_encoding),
         cmocka_unit_test(test_errors_and_exit_codes),
         cmocka_unit_test(test_args),
+        cmocka_unit_test(test_upload_helpers),
+        cmocka_unit_test_setup_teardown(test_upload_state, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
