@@ -30,6 +30,8 @@ static const struct cli_command commands[] = {
      "edit ID [--title T] [--description D] [--tag T ...] [--no-tags] [--meta K=V ...] "
      "[--language L]"},
     {"jobs", cli__cmd_jobs, "jobs ID: the asset's workflows and their progress"},
+    {"download", cli__cmd_download,
+     "download ID [--rendition NAME] [-o PATH] [--parallel N]: resumable, SHA-256 checked"},
     {"upload", cli__cmd_upload,
      "upload FILE... [--type T] [--title T] [--description D] [--tag T ...] [--meta K=V ...] "
      "[--parallel N] [--limit-rate R]: resumable, N parts at once (4)"},

@@ -11,6 +11,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /** Exit codes of every acervo command (docs/cli.md). */
 enum cli_exit {
@@ -39,6 +40,7 @@ struct cli {
 /** A response: status, body (capped), and the headers a command needs. */
 struct cli_resp {
     long status;
+    int64_t length; /* Content-Length, -1 when not said */
     struct buf body;
     char etag[160];
     char location[512];

@@ -31,5 +31,6 @@ int cli__cmd_search(struct cli *c, int argc, char **argv, struct err *err);
 int cli__cmd_edit(struct cli *c, int argc, char **argv, struct err *err);
 int cli__cmd_jobs(struct cli *c, int argc, char **argv, struct err *err);
 int cli__cmd_upload(struct cli *c, int argc, char **argv, struct err *err);
+int cli__cmd_download(struct cli *c, int argc, char **argv, struct err *err);
 
 #endif

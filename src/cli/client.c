@@ -311,8 +311,13 @@ int cli_http(const struct cli *c, const char *method, const char *path, const ch
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(body ? len : 0));
     }
     rc = curl_easy_perform(h);
-    if (rc == CURLE_OK)
+    if (rc == CURLE_OK) {
+        curl_off_t cl = -1;
+
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
+        curl_easy_getinfo(h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
+        r->length = (int64_t)cl;
+    }
     curl_slist_free_all(hdrs);
     curl_easy_cleanup(h);
     buf_release(&url);

@@ -295,3 +295,106 @@ def test_upload_interrupted_by_ctrl_c_then_resumed(logged, api, editor, tmp_path
     aid = transfers(logged)[0].read_text().split()[2]
     assert logged("upload", str(f), check=OK).stdout.strip() == aid
     assert wait_ready(api, editor.token, aid)["content_hash"] == h
+
+
+# --------------------------------------------------------------------------- download
+
+
+def get_lines(srv, path_part):
+    """Bytes the server sent for GETs of paths containing path_part (its access log)."""
+    out = []
+    for line in srv.log_path.read_text(errors="replace").splitlines():
+        m = re.search(r"GET (\S*%s\S*) (\d+) in \d+ bytes out (\d+) bytes" % re.escape(path_part),
+                      line)
+        if m:
+            out.append((int(m.group(2)), int(m.group(3))))
+    return out
+
+
+@pytest.fixture(scope="module")
+def wav(tmp_path_factory):
+    """A real 48 MB WAV master (the ingest finds it audio and makes it ready)."""
+    path = tmp_path_factory.mktemp("wav") / "entrevista.wav"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i",
+                    "sine=frequency=440:sample_rate=48000", "-ac", "2", "-t", "260",
+                    "-c:a", "pcm_s16le", str(path)], check=True)
+    return path
+
+
+def test_download_master_and_its_resume(logged, api, editor, server, wav, tmp_path):
+    aid = logged("upload", str(wav), check=OK).stdout.strip()
+    asset = wait_ready(api, editor.token, aid)
+    assert asset["status"] == "ready", asset
+    size = wav.stat().st_size
+    out = tmp_path / "got.wav"
+    proc = subprocess.Popen([str(cli_path()), "download", aid, "-o", str(out), "--parallel", "1",
+                             "--limit-rate", "20M"], env=logged.env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    state = Path(str(out) + ".part.acervo")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # a chunk on disk, then kill -9
+        if state.exists() and len(state.read_text().splitlines()) >= 2:
+            break
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    assert not out.exists() and Path(str(out) + ".part").exists()
+    p = logged("download", aid, "-o", str(out), check=OK)
+    assert p.stdout.strip() == str(out)
+    assert out.read_bytes() == wav.read_bytes()
+    assert not state.exists() and not Path(str(out) + ".part").exists()
+    if server is not None:
+        # ranges the server finished sending, over both runs (the one cut by the kill is
+        # logged as ended early): each byte once, so the second run fetched only the rest
+        done = [n for status, n in get_lines(server, f"/api/v1/assets/{aid}/download")
+                if status == 206]
+        assert sum(done) == size and len(done) == -(-size // (16 << 20)), (size, done)
+    # into a directory, under the master's name; --json
+    d = tmp_path / "dir"
+    d.mkdir()
+    j = json.loads(logged("--json", "download", aid, "-o", str(d), check=OK).stdout)
+    assert j["path"] == str(d / "entrevista.wav") and j["sha256"] == asset["content_hash"]
+    assert j["bytes"] == size
+
+
+def test_download_rendition_and_errors(logged, api, editor, tmp_path):
+    img = tmp_path / "portada.png"
+    subprocess.run(["/usr/bin/convert", "-size", "640x480", "gradient:red-blue", str(img)],
+                   check=True)
+    aid = logged("upload", str(img), check=OK).stdout.strip()
+    assert wait_ready(api, editor.token, aid)["status"] == "ready"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        r = api("GET", f"/api/v1/assets/{aid}/renditions", editor.token).json()["items"]
+        if any(x["profile"] == "thumbs" and x["status"] == "ready" for x in r):
+            break
+        time.sleep(0.1)
+    out = logged("download", aid, "--rendition", "thumbs", "-o", str(tmp_path), check=OK)
+    got = Path(out.stdout.strip())
+    assert got.name == f"{aid}_thumbs.webp" and got.read_bytes()[8:12] == b"WEBP"
+    p = logged("download", aid, "--rendition", "nope", check=NOTFOUND)
+    assert p.stderr == f"acervo: asset {aid} has no rendition nope\n"
+    p = logged("download", str(uuid.uuid4()), check=NOTFOUND)
+    logged("download", "x", check=USAGE)
+    logged("download", check=USAGE)
+
+
+def test_download_disk_full(logged, api, editor, tmp_path):
+    wav = tmp_path / "musica.wav"  # 11.5 MB, for an 8 MB filesystem
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i",
+                    "sine=frequency=880:sample_rate=48000", "-ac", "2", "-t", "60",
+                    "-c:a", "pcm_s16le", str(wav)], check=True)
+    aid = logged("upload", str(wav), check=OK).stdout.strip()
+    assert wait_ready(api, editor.token, aid)["status"] == "ready"
+    small = tmp_path / "small"
+    small.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(small)],
+                       capture_output=True)
+    if r.returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here: " + r.stderr.decode(errors="replace"))
+    try:
+        p = logged("download", aid, "-o", str(small / "x.wav"), check=LOCAL)
+        assert p.stderr.startswith(f"acervo: not enough space for {small}/x.wav (")
+        assert not (small / "x.wav").exists()
+    finally:
+        subprocess.run(["umount", str(small)], check=True)

@@ -1,0 +1,554 @@
+/*
+ * download: acervo download ID [--rendition NAME] [-o PATH] - ranged GETs in parallel (a
+ * libcurl multi) written in place into PATH.part, resumable: PATH.part.acervo records the
+ * chunks written (fsynced before they are recorded), so a run after any stop fetches only
+ * the others. The master's SHA-256 is checked at the end, then PATH.part becomes PATH.
+ * Memory is constant. See docs/internals/cli.md.
+ */
+#include "cli/cli_int.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <openssl/evp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define CHUNK          (16 << 20) /* bytes a ranged GET asks for */
+#define RETRY_MAX      10
+#define RETRY_FIRST_MS 500
+#define RETRY_LAST_MS  30000
+
+struct dl_chunk {
+    int64_t off, len;
+    int done, running, attempts;
+    int64_t retry_at;
+};
+
+struct dl_xfer {
+    struct dl_chunk *k;
+    int fd;
+    int64_t pos, end;
+    int write_errno;
+    CURL *h;
+    struct curl_slist *hdrs;
+    char errbuf[CURL_ERROR_SIZE];
+};
+
+struct dl {
+    struct cli *c;
+    char url[512];   /* path under the server */
+    char sha256[65]; /* the master's, or "" (a rendition) */
+    int64_t size;
+    int fd;
+    char *part, *state; /* PATH.part, PATH.part.acervo */
+    struct dl_chunk *chunks;
+    int nchunks, parallel;
+    int64_t rate; /* bytes/s for the file (0: no limit) */
+    int64_t got, started, last_bar;
+    const char *name;
+};
+
+static volatile sig_atomic_t dl_interrupted;
+
+static void dl_on_signal(int sig)
+{
+    (void)sig;
+    dl_interrupted = 1;
+}
+
+/* ---- what to fetch ------------------------------------------------------------------- */
+
+/* the asset's master, or its rendition NAME: the URL, a file name, the SHA-256 to check */
+static int dl_target(struct dl *d, const char *id, const char *rendition, char *name, size_t cap,
+                     struct err *err)
+{
+    char path[128];
+    json_t *a = NULL, *list = NULL, *v;
+    size_t i;
+    int rc = -1;
+
+    (void)snprintf(path, sizeof(path), "/api/v1/assets/%s", id);
+    if (cli_call(d->c, "GET", path, NULL, &a, err) < 0)
+        return -1;
+    if (!rendition) {
+        const char *h = json_string_value(json_object_get(a, "content_hash"));
+        const char *fn = json_string_value(json_object_get(a, "original_filename"));
+
+        if (!h) {
+            err_set(err, ERR_CONFLICT, "asset %s has no master yet (status %s)", id,
+                    json_string_value(json_object_get(a, "status")));
+            goto out;
+        }
+        (void)snprintf(d->sha256, sizeof(d->sha256), "%s", h);
+        (void)snprintf(d->url, sizeof(d->url), "/api/v1/assets/%s/download", id);
+        (void)snprintf(name, cap, "%s", fn && fn[0] && !strchr(fn, '/') ? fn : id);
+        rc = 0;
+        goto out;
+    }
+    (void)snprintf(path, sizeof(path), "/api/v1/assets/%s/renditions", id);
+    if (cli_call(d->c, "GET", path, NULL, &list, err) < 0)
+        goto out;
+    json_array_foreach(json_object_get(list, "items"), i, v)
+    {
+        const char *p = json_string_value(json_object_get(v, "profile"));
+        const char *st = json_string_value(json_object_get(v, "status"));
+        const char *mime = json_string_value(json_object_get(v, "mime_type"));
+        const char *ext = !mime                                   ? ""
+                          : strcmp(mime, "video/mp4") == 0        ? ".mp4"
+                          : strcmp(mime, "audio/mpeg") == 0       ? ".mp3"
+                          : strcmp(mime, "audio/wav") == 0        ? ".wav"
+                          : strcmp(mime, "image/webp") == 0       ? ".webp"
+                          : strcmp(mime, "image/jpeg") == 0       ? ".jpg"
+                          : strcmp(mime, "image/png") == 0        ? ".png"
+                          : strcmp(mime, "application/json") == 0 ? ".json"
+                                                                  : "";
+
+        if (!p || strcmp(p, rendition) != 0)
+            continue;
+        if (!st || strcmp(st, "ready") != 0) {
+            err_set(err, ERR_CONFLICT, "rendition %s of asset %s is %s, not ready", rendition, id,
+                    st ? st : "unknown");
+            goto out;
+        }
+        (void)snprintf(d->url, sizeof(d->url), "/api/v1/renditions/%s/download",
+                       json_string_value(json_object_get(v, "id")));
+        (void)snprintf(name, cap, "%s_%s%s", id, rendition, ext);
+        rc = 0;
+        goto out;
+    }
+    err_set(err, ERR_NOTFOUND, "asset %s has no rendition %s", id, rendition);
+out:
+    json_decref(a);
+    json_decref(list);
+    return rc;
+}
+
+/* ---- the partial file and its record --------------------------------------------------- */
+
+/*
+ * PATH.part.acervo: "acervo-download 1 URL SIZE SHA256|-" then a line per chunk written
+ * ("N"). A record for another file, size or hash means starting over.
+ */
+static void dl_state_read(struct dl *d)
+{
+    FILE *f = fopen(d->state, "r");
+    char line[1024], want[1024];
+    int n;
+
+    if (!f)
+        return;
+    (void)snprintf(want, sizeof(want), "acervo-download 1 %s %lld %s\n", d->url, (long long)d->size,
+                   d->sha256[0] ? d->sha256 : "-");
+    if (fgets(line, sizeof(line), f) && strcmp(line, want) == 0)
+        while (fgets(line, sizeof(line), f))
+            if (sscanf(line, "%d", &n) == 1 && n >= 0 && n < d->nchunks && !d->chunks[n].done) {
+                d->chunks[n].done = 1;
+                d->got += d->chunks[n].len;
+            }
+    fclose(f);
+}
+
+static int dl_state_write(struct dl *d, const char *line, int create, struct err *err)
+{
+    int fd = open(d->state, O_WRONLY | O_CREAT | O_CLOEXEC | (create ? O_TRUNC : O_APPEND), 0600);
+
+    if (fd < 0)
+        return err_errno(err, ERR_IO, "cannot write %s", d->state);
+    if (util_write_all(fd, line, strlen(line), err) < 0) {
+        close(fd);
+        return err_errno(err, ERR_IO, "cannot write %s", d->state);
+    }
+    close(fd);
+    return 0;
+}
+
+/* ---- transfers ------------------------------------------------------------------------- */
+
+static size_t dl_on_body(char *data, size_t size, size_t n, void *arg)
+{
+    struct dl_xfer *x = arg;
+    size_t len = size * n, off = 0;
+
+    if (x->pos + (int64_t)len > x->end)
+        return 0; /* more than asked for: fail the transfer */
+    while (off < len) {
+        ssize_t w = pwrite(x->fd, data + off, len - off, (off_t)(x->pos));
+
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            x->write_errno = w < 0 ? errno : EIO;
+            return 0;
+        }
+        off += (size_t)w;
+        x->pos += w;
+    }
+    return len;
+}
+
+static struct dl_xfer *dl_start(struct dl *d, CURLM *m, struct dl_chunk *k)
+{
+    struct dl_xfer *x = xcalloc(1, sizeof(*x));
+    struct buf b;
+
+    x->k = k;
+    x->fd = d->fd;
+    x->pos = k->off;
+    x->end = k->off + k->len;
+    buf_init(&b, 0);
+    buf_addf(&b, NULL, "Authorization: Bearer %s", d->c->key);
+    x->hdrs = curl_slist_append(NULL, b.buf);
+    buf_reset(&b);
+    buf_addf(&b, NULL, "%s%s", d->c->server, d->url);
+    x->h = curl_easy_init();
+    curl_easy_setopt(x->h, CURLOPT_URL, b.buf);
+    buf_reset(&b);
+    buf_addf(&b, NULL, "%lld-%lld", (long long)k->off, (long long)(k->off + k->len - 1));
+    curl_easy_setopt(x->h, CURLOPT_RANGE, b.buf);
+    buf_release(&b);
+    curl_easy_setopt(x->h, CURLOPT_HTTPHEADER, x->hdrs);
+    curl_easy_setopt(x->h, CURLOPT_WRITEFUNCTION, dl_on_body);
+    curl_easy_setopt(x->h, CURLOPT_WRITEDATA, x);
+    curl_easy_setopt(x->h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(x->h, CURLOPT_CONNECTTIMEOUT, 10L);
+    curl_easy_setopt(x->h, CURLOPT_LOW_SPEED_LIMIT, 1024L);
+    curl_easy_setopt(x->h, CURLOPT_LOW_SPEED_TIME, 60L);
+    curl_easy_setopt(x->h, CURLOPT_ERRORBUFFER, x->errbuf);
+    curl_easy_setopt(x->h, CURLOPT_PRIVATE, x);
+    curl_easy_setopt(x->h, CURLOPT_BUFFERSIZE, 512L * 1024);
+    if (d->rate > 0)
+        curl_easy_setopt(x->h, CURLOPT_MAX_RECV_SPEED_LARGE,
+                         (curl_off_t)(d->rate / d->parallel > 0 ? d->rate / d->parallel : 1));
+    curl_easy_setopt(x->h, CURLOPT_USERAGENT, "acervo/" ACERVO_VERSION);
+    k->running = 1;
+    k->attempts++;
+    curl_multi_add_handle(m, x->h);
+    return x;
+}
+
+static void dl_free(CURLM *m, struct dl_xfer *x)
+{
+    curl_multi_remove_handle(m, x->h);
+    curl_easy_cleanup(x->h);
+    curl_slist_free_all(x->hdrs);
+    free(x);
+}
+
+static int dl_done(struct dl *d, struct dl_xfer *x, CURLcode rc, struct err *err)
+{
+    struct dl_chunk *k = x->k;
+    long status = 0;
+    char line[32];
+
+    k->running = 0;
+    if (x->write_errno) {
+        errno = x->write_errno;
+        return err_errno(err, ERR_IO, "cannot write %s (kept: run the same command again)",
+                         d->part);
+    }
+    curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &status);
+    if (rc == CURLE_OK && (status == 206 || (status == 200 && k->off == 0 && k->len == d->size)) &&
+        x->pos == x->end) {
+        /* on disk before it is recorded */
+        if (fdatasync(d->fd) < 0)
+            return err_errno(err, ERR_IO, "cannot write %s", d->part);
+        k->done = 1;
+        d->got += k->len;
+        (void)snprintf(line, sizeof(line), "%d\n", (int)(k - d->chunks));
+        return dl_state_write(d, line, 0, err);
+    }
+    if (rc == CURLE_OK && status >= 400 && status < 500 && status != 408 && status != 429) {
+        struct cli_resp r = {.status = status};
+        char what[600];
+
+        (void)snprintf(what, sizeof(what), "GET %s", d->url);
+        buf_init(&r.body, 0);
+        cli_fail_response(&r, what, err);
+        buf_release(&r.body);
+        return -1;
+    }
+    if (k->attempts >= RETRY_MAX)
+        return err_set(err, rc != CURLE_OK ? ERR_NETWORK : ERR_BACKEND,
+                       "bytes %lld-%lld failed %d times; the last: %s", (long long)k->off,
+                       (long long)(k->off + k->len - 1), k->attempts,
+                       rc != CURLE_OK ? (x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc))
+                                      : "a short or unexpected answer");
+    {
+        int64_t wait = RETRY_FIRST_MS << (k->attempts - 1 < 6 ? k->attempts - 1 : 6);
+
+        k->retry_at = util_now_ms() + (wait < RETRY_LAST_MS ? wait : RETRY_LAST_MS);
+    }
+    return 0;
+}
+
+static void dl_bar(struct dl *d, int64_t inflight, int final)
+{
+    int64_t now = util_now_ms(), done = d->got + inflight;
+    double secs = (double)(now - d->started) / 1000, rate = secs > 0 ? (double)done / secs : 0;
+    char have[32], all[32], speed[32];
+    int width = 30, fill = d->size ? (int)((double)done * width / (double)d->size) : width;
+
+    if (!final && now - d->last_bar < 200)
+        return;
+    d->last_bar = now;
+    cli__human_bytes(have, sizeof(have), (double)done);
+    cli__human_bytes(all, sizeof(all), (double)d->size);
+    cli__human_bytes(speed, sizeof(speed), rate);
+    fprintf(stderr, "\r%-24.24s [", d->name);
+    for (int i = 0; i < width; i++)
+        fputc(i < fill ? '#' : '.', stderr);
+    fprintf(stderr, "] %s / %s  %s/s          %s", have, all, speed, final ? "\n" : "");
+    fflush(stderr);
+}
+
+static int dl_fetch(struct dl *d, struct err *err)
+{
+    CURLM *m = curl_multi_init();
+    struct dl_xfer **run = xcalloc((size_t)d->parallel, sizeof(*run));
+    int rc = 0, active = 0;
+
+    for (;;) {
+        int left = 0, still = 0, msgs;
+        int64_t now = util_now_ms(), inflight = 0;
+        CURLMsg *msg;
+
+        if (dl_interrupted) {
+            rc = err_set(err, ERR_INTERNAL,
+                         "interrupted: run the same command again to fetch the rest");
+            break;
+        }
+        for (int i = 0; i < d->nchunks; i++) {
+            struct dl_chunk *k = &d->chunks[i];
+
+            if (k->done)
+                continue;
+            left++;
+            if (k->running || active >= d->parallel || k->retry_at > now)
+                continue;
+            for (int s = 0; s < d->parallel; s++)
+                if (!run[s]) {
+                    run[s] = dl_start(d, m, k);
+                    active++;
+                    break;
+                }
+        }
+        if (!left)
+            break;
+        if (!active) {
+            usleep(50000);
+            continue;
+        }
+        curl_multi_perform(m, &still);
+        while ((msg = curl_multi_info_read(m, &msgs))) {
+            struct dl_xfer *x = NULL;
+
+            if (msg->msg != CURLMSG_DONE)
+                continue;
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+            rc = dl_done(d, x, msg->data.result, err);
+            for (int s = 0; s < d->parallel; s++)
+                if (run[s] == x)
+                    run[s] = NULL;
+            dl_free(m, x);
+            active--;
+            if (rc < 0)
+                break;
+        }
+        if (rc < 0)
+            break;
+        for (int s = 0; s < d->parallel; s++)
+            if (run[s])
+                inflight += run[s]->pos - run[s]->k->off;
+        if (d->c->tty)
+            dl_bar(d, inflight, 0);
+        curl_multi_poll(m, NULL, 0, 100, NULL);
+    }
+    for (int s = 0; s < d->parallel; s++)
+        if (run[s]) {
+            run[s]->k->running = 0;
+            dl_free(m, run[s]);
+        }
+    free(run);
+    curl_multi_cleanup(m);
+    return rc;
+}
+
+/* the whole file's SHA-256, read back from the disk */
+static int dl_verify(struct dl *d, struct err *err)
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    unsigned char buf[1 << 17], dig[32];
+    char hex[65];
+    int64_t pos = 0;
+
+    EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+    while (pos < d->size) {
+        ssize_t r = pread(d->fd, buf, sizeof(buf), (off_t)pos);
+
+        if (r <= 0) {
+            EVP_MD_CTX_free(md);
+            return err_errno(err, ERR_IO, "cannot read %s back", d->part);
+        }
+        EVP_DigestUpdate(md, buf, (size_t)r);
+        pos += r;
+    }
+    EVP_DigestFinal_ex(md, dig, NULL);
+    EVP_MD_CTX_free(md);
+    util_hex(dig, 32, hex);
+    if (strcmp(hex, d->sha256) != 0) {
+        /* not the master: nothing of it can be trusted, the next run starts over */
+        unlink(d->state);
+        unlink(d->part);
+        return err_set(err, ERR_BACKEND,
+                       "the file's SHA-256 is %s, not the master's %s; removed, run again", hex,
+                       d->sha256);
+    }
+    return 0;
+}
+
+int cli__cmd_download(struct cli *c, int argc, char **argv, struct err *err)
+{
+    static const char usage[] =
+        "acervo download ID [--rendition NAME] [-o PATH] [--parallel 1..32] [--limit-rate BYTES/s]";
+    const char *id = NULL, *rendition = NULL, *out = NULL;
+    struct dl d = {.c = c, .fd = -1, .parallel = 4};
+    char name[300], path[PATH_MAX];
+    struct cli_resp head;
+    struct stat st;
+    struct sigaction sa = {0};
+    long par = 4;
+    int rc = -1;
+
+    for (int k = 1; k < argc; k++) {
+        const char *v = k + 1 < argc ? argv[k + 1] : NULL;
+
+        if (argv[k][0] != '-' && !id) {
+            id = argv[k];
+        } else if (v && strcmp(argv[k], "--rendition") == 0) {
+            rendition = v;
+            k++;
+        } else if (v && (strcmp(argv[k], "-o") == 0 || strcmp(argv[k], "--output") == 0)) {
+            out = v;
+            k++;
+        } else if (v && strcmp(argv[k], "--limit-rate") == 0 && cli__parse_size(v, &d.rate) == 0) {
+            k++;
+        } else if (v && strcmp(argv[k], "--parallel") == 0 &&
+                   cli__parse_long(v, 1, 32, &par) == 0) {
+            d.parallel = (int)par;
+            k++;
+        } else {
+            return cli__usage(err, usage);
+        }
+    }
+    if (!id)
+        return cli__usage(err, usage);
+    if (!util_uuid_valid(id))
+        return cli__bad(err, "'%.64s' is not an asset id (a UUID)", id);
+    if (!c->key)
+        return err_set(err, ERR_UNAUTH, "not logged in: run acervo login URL first");
+    if (dl_target(&d, id, rendition, name, sizeof(name), err) < 0)
+        return -1;
+    /* the size, from the server */
+    if (cli_http(c, "HEAD", d.url, NULL, NULL, 0, &head, err) < 0)
+        return -1;
+    if (head.status != 200) {
+        char what[600];
+
+        (void)snprintf(what, sizeof(what), "HEAD %s", d.url);
+        cli_fail_response(&head, what, err);
+        cli_resp_release(&head);
+        return -1;
+    }
+    d.size = head.length;
+    cli_resp_release(&head);
+    if (d.size < 0)
+        return err_set(err, ERR_BACKEND, "the server did not say how large the file is");
+    if (!out)
+        out = name;
+    if (stat(out, &st) == 0 && S_ISDIR(st.st_mode))
+        (void)snprintf(path, sizeof(path), "%s/%s", out, name);
+    else
+        (void)snprintf(path, sizeof(path), "%s", out);
+    {
+        struct buf b;
+
+        buf_init(&b, 0);
+        buf_addf(&b, NULL, "%s.part", path);
+        d.part = buf_detach(&b, NULL);
+        buf_addf(&b, NULL, "%s.part.acervo", path);
+        d.state = buf_detach(&b, NULL);
+    }
+    d.name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    d.nchunks = d.size ? (int)((d.size + CHUNK - 1) / CHUNK) : 0;
+    d.chunks = xcalloc((size_t)d.nchunks + 1, sizeof(*d.chunks));
+    for (int i = 0; i < d.nchunks; i++) {
+        d.chunks[i].off = (int64_t)i * CHUNK;
+        d.chunks[i].len = i == d.nchunks - 1 ? d.size - d.chunks[i].off : CHUNK;
+    }
+    dl_state_read(&d);
+    if (d.got == 0) {
+        char line[1024];
+
+        (void)snprintf(line, sizeof(line), "acervo-download 1 %s %lld %s\n", d.url,
+                       (long long)d.size, d.sha256[0] ? d.sha256 : "-");
+        if (dl_state_write(&d, line, 1, err) < 0)
+            goto out;
+    }
+    d.fd = open(d.part, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (d.fd < 0) {
+        err_errno(err, ERR_IO, "cannot write %s", d.part);
+        goto out;
+    }
+    /* the space, taken now: a full disk is said before anything is fetched */
+    if (d.size > 0) {
+        int e = posix_fallocate(d.fd, 0, (off_t)d.size);
+
+        if (e == ENOSPC || e == EDQUOT) {
+            char need[32];
+
+            cli__human_bytes(need, sizeof(need), (double)d.size);
+            err_set(err, ERR_IO, "not enough space for %s (%s)", path, need);
+            goto out;
+        }
+        if (e != 0 && e != EOPNOTSUPP && e != EINVAL) {
+            errno = e;
+            err_errno(err, ERR_IO, "cannot write %s", d.part);
+            goto out;
+        }
+    }
+    sa.sa_handler = dl_on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    d.started = util_now_ms() - 1;
+    if (dl_fetch(&d, err) < 0)
+        goto out;
+    if (c->tty)
+        dl_bar(&d, 0, 1);
+    if (d.sha256[0] && dl_verify(&d, err) < 0)
+        goto out;
+    if (fsync(d.fd) < 0 || rename(d.part, path) < 0) {
+        err_errno(err, ERR_IO, "cannot write %s", path);
+        goto out;
+    }
+    unlink(d.state);
+    if (c->json)
+        printf("{\"asset_id\": \"%s\", \"path\": \"%s\", \"bytes\": %lld, \"sha256\": \"%s\"}\n",
+               id, path, (long long)d.size, d.sha256);
+    else
+        printf("%s\n", path);
+    rc = 0;
+out:
+    if (d.fd >= 0)
+        close(d.fd);
+    free(d.chunks);
+    free(d.part);
+    free(d.state);
+    return rc;
+}
