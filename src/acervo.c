@@ -32,6 +32,9 @@ static const struct cli_command commands[] = {
     {"jobs", cli__cmd_jobs, "jobs ID: the asset's workflows and their progress"},
     {"download", cli__cmd_download,
      "download ID [--rendition NAME] [-o PATH] [--parallel N]: resumable, SHA-256 checked"},
+    {"watch", cli__cmd_watch,
+     "watch DIR [--settle S] [--once] [--tag T ...] [--meta K=V ...]: a hot folder; uploaded "
+     "files go to DIR/done, refused ones to DIR/failed"},
     {"upload", cli__cmd_upload,
      "upload FILE... [--type T] [--title T] [--description D] [--tag T ...] [--meta K=V ...] "
      "[--parallel N] [--limit-rate R]: resumable, N parts at once (4)"},

@@ -2,6 +2,7 @@
 #include "cli/cli_int.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,4 +87,22 @@ void cli__human_bytes(char *out, size_t cap, double n)
         u++;
     }
     (void)snprintf(out, cap, u ? "%.1f %s" : "%.0f %s", n, unit[u]);
+}
+
+volatile sig_atomic_t cli__stop;
+
+static void on_stop(int sig)
+{
+    (void)sig;
+    cli__stop = 1;
+}
+
+void cli__catch_stop(void)
+{
+    struct sigaction sa = {0};
+
+    sa.sa_handler = on_stop;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
 }

@@ -4,6 +4,8 @@
 
 #include "cli/cli.h"
 
+#include <signal.h>
+
 /* what a command returns when its command line is wrong: the command exits CLI_USAGE */
 #define CLI__USAGE_RC (-2)
 
@@ -22,6 +24,28 @@ int cli__private_dir(const char *path, struct err *err);
 /** Formats n bytes for people (1.5 GiB). */
 void cli__human_bytes(char *out, size_t cap, double n);
 
+/** Set by SIGINT or SIGTERM once cli__catch_stop ran: transfers stop, resumable. */
+extern volatile sig_atomic_t cli__stop;
+void cli__catch_stop(void);
+
+/** What an upload sends besides the file. */
+struct up_opts {
+    const char *type, *title, *description;
+    json_t *tags, *meta;
+    int parallel;
+    int64_t rate;
+    int keep_state; /* keep the state file after completing (the watcher removes it) */
+};
+/**
+ * Uploads one file, resuming what an earlier run of the same file sent; *asset is the
+ * asset as completed (json_decref it). An upload completed before is found and not sent
+ * again.
+ */
+int cli__upload_one(struct cli *c, const char *path, const struct up_opts *o, json_t **asset,
+                    struct err *err);
+/** The state file of a file (NULL when it cannot be read); free it. */
+char *cli__upload_state(const struct cli *c, const char *path);
+
 /* the commands: argv[0] is the command's name; 0, -1 with err, or CLI__USAGE_RC */
 int cli__cmd_login(struct cli *c, int argc, char **argv, struct err *err);
 int cli__cmd_whoami(struct cli *c, int argc, char **argv, struct err *err);
@@ -32,5 +56,6 @@ int cli__cmd_edit(struct cli *c, int argc, char **argv, struct err *err);
 int cli__cmd_jobs(struct cli *c, int argc, char **argv, struct err *err);
 int cli__cmd_upload(struct cli *c, int argc, char **argv, struct err *err);
 int cli__cmd_download(struct cli *c, int argc, char **argv, struct err *err);
+int cli__cmd_watch(struct cli *c, int argc, char **argv, struct err *err);
 
 #endif

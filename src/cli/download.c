@@ -55,14 +55,6 @@ struct dl {
     const char *name;
 };
 
-static volatile sig_atomic_t dl_interrupted;
-
-static void dl_on_signal(int sig)
-{
-    (void)sig;
-    dl_interrupted = 1;
-}
-
 /* ---- what to fetch ------------------------------------------------------------------- */
 
 /* the asset's master, or its rendition NAME: the URL, a file name, the SHA-256 to check */
@@ -319,7 +311,7 @@ static int dl_fetch(struct dl *d, struct err *err)
         int64_t now = util_now_ms(), inflight = 0;
         CURLMsg *msg;
 
-        if (dl_interrupted) {
+        if (cli__stop) {
             rc = err_set(err, ERR_INTERNAL,
                          "interrupted: run the same command again to fetch the rest");
             break;
@@ -422,7 +414,6 @@ int cli__cmd_download(struct cli *c, int argc, char **argv, struct err *err)
     char name[300], path[PATH_MAX];
     struct cli_resp head;
     struct stat st;
-    struct sigaction sa = {0};
     long par = 4;
     int rc = -1;
 
@@ -523,9 +514,7 @@ int cli__cmd_download(struct cli *c, int argc, char **argv, struct err *err)
             goto out;
         }
     }
-    sa.sa_handler = dl_on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    cli__catch_stop();
     d.started = util_now_ms() - 1;
     if (dl_fetch(&d, err) < 0)
         goto out;

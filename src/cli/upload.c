@@ -119,6 +119,16 @@ static char *state_path(const struct cli *c, const char *real, const struct stat
     return buf_detach(&b, NULL);
 }
 
+char *cli__upload_state(const struct cli *c, const char *path)
+{
+    char real[PATH_MAX];
+    struct stat st;
+
+    if (!realpath(path, real) || stat(real, &st) < 0)
+        return NULL;
+    return state_path(c, real, &st);
+}
+
 /*
  * The state file: "acervo-upload 1 ASSET PART_SIZE PARTS" then one "N MD5" line per part
  * the server answered for, appended as they come (a line lost in a crash only costs that
@@ -307,14 +317,6 @@ static void progress_show(struct up *u, int64_t inflight, int final)
 
 /* ---- sending parts -------------------------------------------------------------------- */
 
-static volatile sig_atomic_t interrupted;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    interrupted = 1;
-}
-
 static size_t on_read(char *out, size_t size, size_t n, void *arg)
 {
     struct up_xfer *x = arg;
@@ -496,7 +498,7 @@ static int parts_send(struct up *u, struct err *err)
         int64_t now = util_now_ms(), inflight = 0;
         CURLMsg *msg;
 
-        if (interrupted) {
+        if (cli__stop) {
             rc = err_set(err, ERR_INTERNAL,
                          "interrupted: run the same command again to send the rest");
             break;
@@ -573,13 +575,6 @@ static int parts_send(struct up *u, struct err *err)
 }
 
 /* ---- one file -------------------------------------------------------------------------- */
-
-struct up_opts {
-    const char *type, *title, *description;
-    json_t *tags, *meta;
-    int parallel;
-    int64_t rate;
-};
 
 /* an upload the server no longer has (expired, aborted) or already completed */
 static int resume(struct up *u, json_t **done, struct err *err)
@@ -689,8 +684,8 @@ static void up_release(struct up *u)
 }
 
 /* uploads one file; *asset the asset as the server has it after completion */
-static int upload_one(struct cli *c, const char *path, const struct up_opts *o, json_t **asset,
-                      struct err *err)
+int cli__upload_one(struct cli *c, const char *path, const struct up_opts *o, json_t **asset,
+                    struct err *err)
 {
     struct up u = {.c = c, .path = path, .fd = -1, .parallel = o->parallel, .rate = o->rate};
     struct progress bar = {0};
@@ -720,7 +715,8 @@ static int upload_one(struct cli *c, const char *path, const struct up_opts *o, 
     if (r < 0)
         goto out;
     if (r == 1) { /* completed before */
-        unlink(u.state);
+        if (!o->keep_state)
+            unlink(u.state);
         rc = 0;
         goto out;
     }
@@ -737,9 +733,30 @@ static int upload_one(struct cli *c, const char *path, const struct up_opts *o, 
         goto out;
     if (u.bar)
         progress_show(&u, 0, 1);
+    /* a file written to while it was sent: what the server has is no version of it */
+    {
+        struct stat now;
+
+        if (fstat(u.fd, &now) < 0 || now.st_size != st.st_size ||
+            now.st_mtim.tv_sec != st.st_mtim.tv_sec || now.st_mtim.tv_nsec != st.st_mtim.tv_nsec) {
+            char p2[128];
+            struct cli_resp gone;
+
+            (void)snprintf(p2, sizeof(p2), "/api/v1/assets/%s/upload", u.asset_id);
+            if (cli_http(c, "DELETE", p2, NULL, NULL, 0, &gone, NULL) == 0)
+                cli_resp_release(&gone);
+            unlink(u.state);
+            err_set(err, ERR_IO,
+                    "%s changed while it was sent; the upload is dropped: send it "
+                    "again once it is complete",
+                    path);
+            goto out;
+        }
+    }
     if (complete(&u, asset, err) < 0)
         goto out;
-    unlink(u.state);
+    if (!o->keep_state)
+        unlink(u.state);
     rc = 0;
 out:
     up_release(&u);
@@ -754,7 +771,6 @@ int cli__cmd_upload(struct cli *c, int argc, char **argv, struct err *err)
     struct up_opts o = {.parallel = 4};
     const char **files = xcalloc((size_t)argc + 1, sizeof(*files));
     int nfiles = 0, failed = 0, rc = CLI__USAGE_RC;
-    struct sigaction sa = {0};
     long par = 4;
 
     for (int k = 1; k < argc; k++) {
@@ -793,15 +809,13 @@ int cli__cmd_upload(struct cli *c, int argc, char **argv, struct err *err)
     }
     if (nfiles == 0)
         goto usage;
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    cli__catch_stop();
     rc = 0;
-    for (int i = 0; i < nfiles && !interrupted; i++) {
+    for (int i = 0; i < nfiles && !cli__stop; i++) {
         json_t *asset = NULL;
         struct err e = {0};
 
-        if (upload_one(c, files[i], &o, &asset, &e) < 0) {
+        if (cli__upload_one(c, files[i], &o, &asset, &e) < 0) {
             if (nfiles > 1)
                 fprintf(stderr, "acervo: %s: %s\n", files[i], e.msg);
             else

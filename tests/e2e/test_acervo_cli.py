@@ -7,6 +7,7 @@ import re
 import signal
 import stat
 import subprocess
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -398,3 +399,89 @@ def test_download_disk_full(logged, api, editor, tmp_path):
         assert not (small / "x.wav").exists()
     finally:
         subprocess.run(["umount", str(small)], check=True)
+
+
+# --------------------------------------------------------------------------- watch
+
+
+def assets_named(api, token, names):
+    """The statuses of the server's assets for each original file name."""
+    count = {n: [] for n in names}
+    cursor = None
+    while True:
+        q = "/api/v1/assets?limit=1000" + (f"&cursor={cursor}" if cursor else "")
+        page = api("GET", q, token).json()
+        for a in page["items"]:
+            if a["original_filename"] in count:
+                count[a["original_filename"]].append(a["status"])
+        cursor = page.get("next_cursor")
+        if not cursor:
+            return count
+
+
+def test_hot_folder(logged, api, editor, tmp_path):
+    hot = tmp_path / "hot"
+    hot.mkdir()
+    m = uuid.uuid4().hex[:8]
+    names = [f"{m}_{i:02d}.mp4" for i in range(18)]
+    for i, n in enumerate(names):
+        make_file(hot / n, (2 << 20) + i * 4096)
+    (hot / f"{m}_empty.mp4").write_bytes(b"")  # the server refuses it
+    growing = hot / f"{m}_growing.mov"  # still being written when the watcher starts
+    stop = threading.Event()
+
+    def write_slowly():
+        with open(growing, "wb") as f:
+            for _ in range(12):
+                f.write(os.urandom(256 << 10))
+                f.flush()
+                if stop.wait(0.3):
+                    return
+
+    writer = threading.Thread(target=write_slowly)
+    writer.start()
+    argv = [str(cli_path()), "watch", str(hot), "--settle", "2", "--interval", "1",
+            "--parallel", "1", "--limit-rate", "8M", "--tag", "hotfolder"]
+    first = subprocess.Popen(argv, env=logged.env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        uploaded = 0
+        deadline = time.monotonic() + 60
+        while uploaded < 5 and time.monotonic() < deadline:
+            line = first.stdout.readline()
+            assert line, first.stderr.read()
+            uploaded += line.startswith("uploaded ")
+        os.kill(first.pid, signal.SIGKILL)  # midway, the harshest way
+        first.wait(10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    writer.join()
+    after_kill = [(t.name, t.read_text()) for t in transfers(logged)]
+    final = hashlib.sha256(growing.read_bytes()).hexdigest()
+    p = logged("--json", "watch", str(hot), "--settle", "2", "--once", "--tag", "hotfolder",
+               check=OK, timeout=180)
+    events = [json.loads(line) for line in p.stdout.splitlines()]
+    assert {e["event"] for e in events} <= {"uploaded", "failed"}, events
+
+    done = sorted(x.name for x in (hot / "done").iterdir())
+    assert done == sorted(names + [growing.name])
+    failed = sorted(x.name for x in (hot / "failed").iterdir())
+    assert failed == [f"{m}_empty.mp4", f"{m}_empty.mp4.error"]
+    note = (hot / "failed" / f"{m}_empty.mp4.error").read_text()
+    assert note.startswith("POST /api/v1/assets: ") and "size" in note
+    assert sorted(x.name for x in hot.iterdir()) == ["done", "failed"]
+    # every good file once on the server, the growing one as it ended
+    count = assets_named(api, editor.token, names + [growing.name])
+    sent = {n: [st for st in v if st != "uploading"] for n, v in count.items()}
+    assert all(len(v) == 1 for v in sent.values()), count
+    # a watcher killed between the server's answer to POST /api/v1/assets and the state
+    # file recording it leaves that asset empty in `uploading` (expired by the server's
+    # sweep): at most the one file it was starting
+    assert sum(len(v) - 1 for v in count.values()) <= 1, count
+    grown = [e for e in events if e["file"] == growing.name]
+    if grown:
+        a = api("GET", f"/api/v1/assets/{grown[0]['asset_id']}", editor.token).json()
+        assert a["content_hash"] == final and a["tags"] == ["hotfolder"]
+    assert transfers(logged) == [], ([(t.name, t.read_text()) for t in transfers(logged)], after_kill, p.stdout)
