@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,4 +106,31 @@ void cli__catch_stop(void)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+}
+
+void cli__bar_show(struct cli_bar *b, int64_t done, int final)
+{
+    int64_t now = util_now_ms();
+    double secs = (double)(now - b->started_ms) / 1000;
+    double rate = secs > 0 ? (double)(done - b->base) / secs : 0;
+    char have[32], all[32], speed[32];
+    int width = 30, fill = b->total ? (int)((double)done * width / (double)b->total) : width;
+
+    if (!final && now - b->last_ms < 200)
+        return;
+    b->last_ms = now;
+    cli__human_bytes(have, sizeof(have), (double)done);
+    cli__human_bytes(all, sizeof(all), (double)b->total);
+    cli__human_bytes(speed, sizeof(speed), rate > 0 ? rate : 0);
+    fprintf(stderr, "\r%-24.24s [", b->name);
+    for (int i = 0; i < width; i++)
+        fputc(i < fill ? '#' : '.', stderr);
+    fprintf(stderr, "] %s / %s  %s/s", have, all, speed);
+    if (!final && rate > 0 && done < b->total)
+        fprintf(stderr, "  ETA %lds   ", (long)((double)(b->total - done) / rate));
+    else
+        fputs("          ", stderr);
+    if (final)
+        fputc('\n', stderr);
+    fflush(stderr);
 }

@@ -21,6 +21,16 @@ int cli__parse_size(const char *s, int64_t *out);
 int cli__meta_add(json_t **meta, const char *kv, struct err *err);
 /** Makes the directory (mkdir -p) and sets it to mode 0700. */
 int cli__private_dir(const char *path, struct err *err);
+/** A transfer's progress bar on stderr (terminals only): bytes, rate, ETA. */
+struct cli_bar {
+    const char *name;
+    int64_t total;      /* bytes of the whole file */
+    int64_t base;       /* bytes done before this run (a resume): not in the rate */
+    int64_t started_ms; /* when this run started */
+    int64_t last_ms;    /* last drawn (at most five times a second) */
+};
+/** Draws b with done bytes of b->total; final ends the line. */
+void cli__bar_show(struct cli_bar *b, int64_t done, int final);
 /** Formats n bytes for people (1.5 GiB). */
 void cli__human_bytes(char *out, size_t cap, double n);
 

@@ -51,7 +51,8 @@ struct dl {
     struct dl_chunk *chunks;
     int nchunks, parallel;
     int64_t rate; /* bytes/s for the file (0: no limit) */
-    int64_t got, started, last_bar;
+    int64_t got;
+    struct cli_bar bar;
     const char *name;
 };
 
@@ -280,26 +281,6 @@ static int dl_done(struct dl *d, struct dl_xfer *x, CURLcode rc, struct err *err
     return 0;
 }
 
-static void dl_bar(struct dl *d, int64_t inflight, int final)
-{
-    int64_t now = util_now_ms(), done = d->got + inflight;
-    double secs = (double)(now - d->started) / 1000, rate = secs > 0 ? (double)done / secs : 0;
-    char have[32], all[32], speed[32];
-    int width = 30, fill = d->size ? (int)((double)done * width / (double)d->size) : width;
-
-    if (!final && now - d->last_bar < 200)
-        return;
-    d->last_bar = now;
-    cli__human_bytes(have, sizeof(have), (double)done);
-    cli__human_bytes(all, sizeof(all), (double)d->size);
-    cli__human_bytes(speed, sizeof(speed), rate);
-    fprintf(stderr, "\r%-24.24s [", d->name);
-    for (int i = 0; i < width; i++)
-        fputc(i < fill ? '#' : '.', stderr);
-    fprintf(stderr, "] %s / %s  %s/s          %s", have, all, speed, final ? "\n" : "");
-    fflush(stderr);
-}
-
 static int dl_fetch(struct dl *d, struct err *err)
 {
     CURLM *m = curl_multi_init();
@@ -359,7 +340,7 @@ static int dl_fetch(struct dl *d, struct err *err)
             if (run[s])
                 inflight += run[s]->pos - run[s]->k->off;
         if (d->c->tty)
-            dl_bar(d, inflight, 0);
+            cli__bar_show(&d->bar, d->got + inflight, 0);
         curl_multi_poll(m, NULL, 0, 100, NULL);
     }
     for (int s = 0; s < d->parallel; s++)
@@ -515,11 +496,12 @@ int cli__cmd_download(struct cli *c, int argc, char **argv, struct err *err)
         }
     }
     cli__catch_stop();
-    d.started = util_now_ms() - 1;
+    d.bar = (struct cli_bar){
+        .name = d.name, .total = d.size, .base = d.got, .started_ms = util_now_ms()};
     if (dl_fetch(&d, err) < 0)
         goto out;
     if (c->tty)
-        dl_bar(&d, 0, 1);
+        cli__bar_show(&d.bar, d.got, 1);
     if (d.sha256[0] && dl_verify(&d, err) < 0)
         goto out;
     if (fsync(d.fd) < 0 || rename(d.part, path) < 0) {

@@ -59,12 +59,11 @@ struct up {
     int64_t part_size;
     int nparts;
     struct up_part *parts;
-    char *state;     /* the state file's path */
-    int parallel;    /* parts at once */
-    int64_t rate;    /* bytes/s for the whole file (0: no limit), shared by the parts */
-    int64_t sent;    /* bytes of parts done */
-    int64_t started; /* ms */
-    struct progress *bar;
+    char *state;         /* the state file's path */
+    int parallel;        /* parts at once */
+    int64_t rate;        /* bytes/s for the whole file (0: no limit), shared by the parts */
+    int64_t sent;        /* bytes of parts done */
+    struct cli_bar *bar; /* on a terminal */
 };
 
 /* ---- the file and its state ----------------------------------------------------------- */
@@ -278,41 +277,6 @@ static int parts_received(struct up *u, const json_t *received, struct err *err)
         }
     }
     return 0;
-}
-
-/* ---- progress -------------------------------------------------------------------------- */
-
-struct progress {
-    const char *name;
-    int64_t total;
-    int64_t last_ms;
-};
-
-static void progress_show(struct up *u, int64_t inflight, int final)
-{
-    struct progress *b = u->bar;
-    int64_t now = util_now_ms(), done = u->sent + inflight;
-    double secs = (double)(now - u->started) / 1000, rate = secs > 0 ? (double)done / secs : 0;
-    char have[32], all[32], speed[32];
-    int width = 30, fill = b->total ? (int)((double)done * width / (double)b->total) : width;
-
-    if (!final && now - b->last_ms < 200)
-        return;
-    b->last_ms = now;
-    cli__human_bytes(have, sizeof(have), (double)done);
-    cli__human_bytes(all, sizeof(all), (double)b->total);
-    cli__human_bytes(speed, sizeof(speed), rate);
-    fprintf(stderr, "\r%-24.24s [", b->name);
-    for (int i = 0; i < width; i++)
-        fputc(i < fill ? '#' : '.', stderr);
-    fprintf(stderr, "] %s / %s  %s/s", have, all, speed);
-    if (!final && rate > 0 && done < b->total)
-        fprintf(stderr, "  ETA %lds   ", (long)((double)(b->total - done) / rate));
-    else
-        fputs("          ", stderr);
-    if (final)
-        fputc('\n', stderr);
-    fflush(stderr);
 }
 
 /* ---- sending parts -------------------------------------------------------------------- */
@@ -561,7 +525,7 @@ static int parts_send(struct up *u, struct err *err)
             if (running[k])
                 inflight += running[k]->pos - running[k]->p->off;
         if (u->bar)
-            progress_show(u, inflight, 0);
+            cli__bar_show(u->bar, u->sent + inflight, 0);
         curl_multi_poll(m, NULL, 0, 100, NULL);
     }
     for (int k = 0; k < u->parallel; k++)
@@ -670,6 +634,22 @@ static int complete(struct up *u, json_t **out, struct err *err)
     (void)snprintf(path, sizeof(path), "/api/v1/assets/%s/complete", u->asset_id);
     rc = cli_call(u->c, "POST", path, body, out, err);
     json_decref(body);
+    if (rc < 0 && err && err->code == ERR_CONFLICT) {
+        /* completed already: an answer lost on the way, then this retry */
+        json_t *a = NULL;
+        struct err e2 = {0};
+
+        (void)snprintf(path, sizeof(path), "/api/v1/assets/%s", u->asset_id);
+        if (cli_call(u->c, "GET", path, NULL, &a, &e2) == 0) {
+            const char *st = json_string_value(json_object_get(a, "status"));
+
+            if (st && strcmp(st, "uploading") != 0) {
+                *out = a;
+                return 0;
+            }
+        }
+        json_decref(a);
+    }
     return rc;
 }
 
@@ -688,7 +668,7 @@ int cli__upload_one(struct cli *c, const char *path, const struct up_opts *o, js
                     struct err *err)
 {
     struct up u = {.c = c, .path = path, .fd = -1, .parallel = o->parallel, .rate = o->rate};
-    struct progress bar = {0};
+    struct cli_bar bar = {0};
     char real[PATH_MAX];
     struct stat st;
     int rc = -1, r;
@@ -722,17 +702,17 @@ int cli__upload_one(struct cli *c, const char *path, const struct up_opts *o, js
     }
     if (r == 0 && create(&u, o, err) < 0)
         goto out;
-    u.started = util_now_ms();
     if (c->tty) {
         bar.name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
         bar.total = u.size;
+        bar.base = u.sent;
+        bar.started_ms = util_now_ms();
         u.bar = &bar;
-        u.started -= 1; /* no division by zero */
     }
     if (parts_send(&u, err) < 0)
         goto out;
     if (u.bar)
-        progress_show(&u, 0, 1);
+        cli__bar_show(u.bar, u.sent, 1);
     /* a file written to while it was sent: what the server has is no version of it */
     {
         struct stat now;

@@ -485,3 +485,22 @@ def test_hot_folder(logged, api, editor, tmp_path):
         a = api("GET", f"/api/v1/assets/{grown[0]['asset_id']}", editor.token).json()
         assert a["content_hash"] == final and a["tags"] == ["hotfolder"]
     assert transfers(logged) == [], ([(t.name, t.read_text()) for t in transfers(logged)], after_kill, p.stdout)
+
+
+def test_progress_bars_on_a_terminal_only(logged, tmp_path):
+    f = tmp_path / "tty.mp4"
+    make_file(f, 12 << 20)
+    cmd = f"{cli_path()} upload {f} --limit-rate 16M"
+    p = subprocess.run(["script", "-qec", cmd, "/dev/null"], env=logged.env,
+                       capture_output=True, timeout=60)  # bytes: \r kept
+    assert p.returncode == 0, p.stdout
+    out = p.stdout.decode()
+    assert "\r" in out and "tty.mp4" in out and "12.0 MiB / 12.0 MiB" in out
+    assert "MiB/s" in out and "[" + "#" * 30 + "]" in out
+    aid = out.strip().splitlines()[-1].strip()
+    back = tmp_path / "back.mp4"
+    p = subprocess.run(["script", "-qec", f"{cli_path()} download {aid} -o {back}", "/dev/null"],
+                       env=logged.env, capture_output=True, timeout=60)
+    out = p.stdout.decode()
+    assert p.returncode == 0 and "\r" in out and "#" * 30 in out, out
+    assert back.read_bytes() == f.read_bytes()
