@@ -109,7 +109,8 @@ def main():
             # the same bytes once per asset: one asset per content, so each run's file differs
             digests.append(common.stamp_run(big, run_no))
             log(f"run {run_no + 1}: acervo upload")
-            secs, out, kib = peak_rss_kib([str(acervo), "upload", str(big), "--parallel", "4"],
+            secs, out, kib = peak_rss_kib([str(acervo), "upload", str(big), "--type", "video",
+                                           "--parallel", "4"],
                                           env)
             up["acervo"].append(secs)
             rss["acervo"] = max(rss["acervo"], kib)
