@@ -114,7 +114,9 @@ void cli__bar_show(struct cli_bar *b, int64_t done, int final)
     double secs = (double)(now - b->started_ms) / 1000;
     double rate = secs > 0 ? (double)(done - b->base) / secs : 0;
     char have[32], all[32], speed[32];
-    int width = 30, fill = b->total ? (int)((double)done * width / (double)b->total) : width;
+    int several = b->files > 1;
+    int width = several ? 20 : 30;
+    int fill = b->total ? (int)((double)done * width / (double)b->total) : width;
 
     if (!final && now - b->last_ms < 200)
         return;
@@ -122,14 +124,25 @@ void cli__bar_show(struct cli_bar *b, int64_t done, int final)
     cli__human_bytes(have, sizeof(have), (double)done);
     cli__human_bytes(all, sizeof(all), (double)b->total);
     cli__human_bytes(speed, sizeof(speed), rate > 0 ? rate : 0);
-    fprintf(stderr, "\r%-24.24s [", b->name);
+    fprintf(stderr, several ? "\r%-16.16s [" : "\r%-24.24s [", b->name);
     for (int i = 0; i < width; i++)
         fputc(i < fill ? '#' : '.', stderr);
     fprintf(stderr, "] %s / %s  %s/s", have, all, speed);
-    if (!final && rate > 0 && done < b->total)
+    if (several) {
+        int64_t sum = b->files_before + done;
+
+        cli__human_bytes(have, sizeof(have), (double)sum);
+        cli__human_bytes(all, sizeof(all), (double)b->files_total);
+        fprintf(stderr, "  total %s / %s (%d/%d)", have, all, b->file_no, b->files);
+        if (!final && rate > 0 && sum < b->files_total)
+            fprintf(stderr, "  ETA %lds   ", (long)((double)(b->files_total - sum) / rate));
+        else
+            fputs("          ", stderr);
+    } else if (!final && rate > 0 && done < b->total) {
         fprintf(stderr, "  ETA %lds   ", (long)((double)(b->total - done) / rate));
-    else
+    } else {
         fputs("          ", stderr);
+    }
     if (final)
         fputc('\n', stderr);
     fflush(stderr);

@@ -28,6 +28,10 @@ struct cli_bar {
     int64_t base;       /* bytes done before this run (a resume): not in the rate */
     int64_t started_ms; /* when this run started */
     int64_t last_ms;    /* last drawn (at most five times a second) */
+    /* several files: this one's number (1..), how many, bytes of the files before this
+     * one and of them all; files 0 draws no total */
+    int file_no, files;
+    int64_t files_before, files_total;
 };
 /** Draws b with done bytes of b->total; final ends the line. */
 void cli__bar_show(struct cli_bar *b, int64_t done, int final);
@@ -45,6 +49,9 @@ struct up_opts {
     int parallel;
     int64_t rate;
     int keep_state; /* keep the state file after completing (the watcher removes it) */
+    /* the total bar of several files (struct cli_bar's fields of the same names) */
+    int file_no, files;
+    int64_t files_before, files_total;
 };
 /**
  * Uploads one file, resuming what an earlier run of the same file sent; *asset is the

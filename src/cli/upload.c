@@ -707,6 +707,10 @@ int cli__upload_one(struct cli *c, const char *path, const struct up_opts *o, js
         bar.total = u.size;
         bar.base = u.sent;
         bar.started_ms = util_now_ms();
+        bar.file_no = o->file_no;
+        bar.files = o->files;
+        bar.files_before = o->files_before;
+        bar.files_total = o->files_total;
         u.bar = &bar;
     }
     if (parts_send(&u, err) < 0)
@@ -750,6 +754,7 @@ int cli__cmd_upload(struct cli *c, int argc, char **argv, struct err *err)
                                 "[--meta KEY=VALUE ...] [--parallel 1..32] [--limit-rate BYTES/s]";
     struct up_opts o = {.parallel = 4};
     const char **files = xcalloc((size_t)argc + 1, sizeof(*files));
+    int64_t *sizes = NULL;
     int nfiles = 0, failed = 0, rc = CLI__USAGE_RC;
     long par = 4;
 
@@ -791,9 +796,20 @@ int cli__cmd_upload(struct cli *c, int argc, char **argv, struct err *err)
         goto usage;
     cli__catch_stop();
     rc = 0;
-    for (int i = 0; i < nfiles && !cli__stop; i++) {
+    sizes = xcalloc((size_t)nfiles, sizeof(*sizes));
+    o.files = nfiles;
+    for (int i = 0; i < nfiles; i++) {
+        struct stat st;
+
+        if (stat(files[i], &st) == 0 && S_ISREG(st.st_mode))
+            sizes[i] = st.st_size;
+        o.files_total += sizes[i];
+    }
+    for (int i = 0; i < nfiles && !cli__stop; o.files_before += sizes[i], i++) {
         json_t *asset = NULL;
         struct err e = {0};
+
+        o.file_no = i + 1;
 
         if (cli__upload_one(c, files[i], &o, &asset, &e) < 0) {
             if (nfiles > 1)
@@ -826,6 +842,7 @@ int cli__cmd_upload(struct cli *c, int argc, char **argv, struct err *err)
 usage:
     rc = cli__usage(err, usage);
 out:
+    free(sizes);
     json_decref(o.tags);
     json_decref(o.meta);
     free(files);

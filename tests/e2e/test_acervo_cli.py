@@ -504,3 +504,12 @@ def test_progress_bars_on_a_terminal_only(logged, tmp_path):
     out = p.stdout.decode()
     assert p.returncode == 0 and "\r" in out and "#" * 30 in out, out
     assert back.read_bytes() == f.read_bytes()
+    # several files: each its bar, with the total of them all
+    g, h = tmp_path / "uno.mp4", tmp_path / "dos.mp4"
+    make_file(g, 6 << 20)
+    make_file(h, 6 << 20)
+    p = subprocess.run(["script", "-qec", f"{cli_path()} upload {g} {h} --limit-rate 16M",
+                        "/dev/null"], env=logged.env, capture_output=True, timeout=60)
+    out = p.stdout.decode()
+    assert p.returncode == 0, out
+    assert "(1/2)" in out and "total 12.0 MiB / 12.0 MiB (2/2)" in out, out
