@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import acervod_path, clean_env, free_port, random_bytes, upload
+from conftest import Api, Server, acervod_path, clean_env, free_port, random_bytes, upload
 
 OK, FAILED, USAGE, AUTH, NOTFOUND, NETWORK, SERVER, REFUSED, LOCAL = range(9)
 
@@ -296,6 +296,44 @@ def test_upload_interrupted_by_ctrl_c_then_resumed(logged, api, editor, tmp_path
     aid = transfers(logged)[0].read_text().split()[2]
     assert logged("upload", str(f), check=OK).stdout.strip() == aid
     assert wait_ready(api, editor.token, aid)["content_hash"] == h
+
+
+def test_upload_rides_out_a_server_outage(tmp_path):
+    """The server goes away mid-upload (every connection refused) and comes back: the
+    client retries with backoff and finishes without being run again."""
+    srv = Server(tmp_path / "data").start()
+    try:
+        api = Api(srv.base_url, srv.s3_url)
+        ed = api.make_key(srv.admin_token, "editor")
+        cli = Cli(tmp_path / "home")
+        cli("login", srv.base_url, "--key", ed.token, check=OK)
+        f = tmp_path / "outage.mp4"
+        h = make_file(f, 60 << 20)
+        proc = subprocess.Popen([str(cli_path()), "upload", str(f), "--parallel", "2",
+                                 "--limit-rate", "15M"], env=cli.env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:  # two parts acknowledged, then the outage
+                st = transfers(cli)
+                if st and len(st[0].read_text().splitlines()) >= 3:
+                    break
+                time.sleep(0.02)
+            srv.kill()
+            time.sleep(3)
+            assert proc.poll() is None  # still trying
+            srv.start()
+            out, err = proc.communicate(timeout=180)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert proc.returncode == OK, err
+        asset = wait_ready(api, ed.token, out.strip())
+        assert asset["content_hash"] == h
+        assert transfers(cli) == []
+    finally:
+        srv.close()
 
 
 # --------------------------------------------------------------------------- download
