@@ -276,6 +276,52 @@ static int is_tchar(char c)
            (c && strchr("!#$%&'*+-.^_`|~", c));
 }
 
+int api__idempotency_key(struct http_req *req, size_t max, char *out, struct err *err)
+{
+    const char *p = http_header_joined(req, "Idempotency-Key");
+    size_t n = 0;
+
+    if (!p)
+        return 0;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (*p == '"') {
+        for (p++; *p && *p != '"'; p++) {
+            if (*p == '\\') {
+                p++;
+                if (*p != '"' && *p != '\\')
+                    goto bad;
+            }
+            if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e || n == max)
+                goto bad;
+            out[n++] = *p;
+        }
+        if (*p != '"')
+            goto bad;
+        p++;
+    } else {
+        /* a bare key: no spaces, quotes or commas */
+        for (; *p && *p != ' ' && *p != '\t'; p++) {
+            if ((unsigned char)*p <= 0x20 || (unsigned char)*p > 0x7e || *p == '"' || *p == ',' ||
+                n == max)
+                goto bad;
+            out[n++] = *p;
+        }
+    }
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (*p || n == 0)
+        goto bad;
+    out[n] = '\0';
+    return 1;
+bad:
+    out[0] = '\0';
+    return err_set(err, ERR_INVALID,
+                   "header 'Idempotency-Key' must be one key of 1 to %zu printable ASCII "
+                   "characters, quoted (\"key\") or bare",
+                   max);
+}
+
 int api__mime_valid(const char *s)
 {
     size_t type = 0, sub = 0;

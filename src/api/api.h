@@ -31,7 +31,8 @@ void api_app_init(struct http_app *app, struct api_ctx *ctx);
 
 /**
  * Removes uploads whose expiry has passed: the store upload, the upload row, and the
- * asset still in "uploading" (audited as asset.expire). Returns how many were swept.
+ * asset still in "uploading" (audited as asset.expire), and the idempotency keys that
+ * expired with them. Returns how many uploads were swept.
  */
 int api_sweep_uploads(struct api_ctx *ctx, int64_t now_ms, struct err *err);
 /**

@@ -83,6 +83,13 @@ int api__tags_check(const char *field, json_t *tags, struct err *err);
 int api__editorial_check(const char *field, json_t *em, struct err *err);
 /** 1 if s is a media type "type/subtype" of RFC 9110 tokens, at most 127 bytes. */
 int api__mime_valid(const char *s);
+/**
+ * The request's Idempotency-Key (draft-ietf-httpapi-idempotency-key-header): a structured
+ * field String ("..." with \" and \\ escapes) or, as many clients send it, the bare key;
+ * 1..max printable ASCII characters, unquoted into out (max + 1 bytes). 1 if there is one,
+ * 0 if not, -1 with ERR_INVALID if it is malformed (two headers, joined, are refused).
+ */
+int api__idempotency_key(struct http_req *req, size_t max, char *out, struct err *err);
 /** Parses a query integer in lo..hi (default def when absent); ERR_INVALID naming it. */
 int api__query_int(struct http_req *req, const char *name, int64_t lo, int64_t hi, int64_t def,
                    int64_t *out, struct err *err);

@@ -202,6 +202,88 @@ static json_t *upload_json(struct api_state *st, const struct cat_upload *u, int
 
 /* ---- POST /api/v1/assets ------------------------------------------------------------------ */
 
+#define IDEM_KEY_MAX 255 /* the longest Idempotency-Key of a create */
+
+/* The answer to a create: 201 for the asset and upload just made, 200 for the ones made
+ * before under the request's Idempotency-Key (a replay). */
+static int create_respond(struct http_req *req, struct api_state *st, const struct cat_asset *a,
+                          const struct cat_upload *u, int64_t now, int replayed, struct err *err)
+{
+    json_t *resp = upload_json(st, u, now), *parts = json_array();
+
+    for (int n = 1; n <= u->part_count; n++) {
+        if (part_url_json(st, u, n, now, parts, err) < 0) {
+            json_decref(parts);
+            json_decref(resp);
+            return -1;
+        }
+    }
+    json_object_set_new(resp, "parts", parts);
+    json_object_set_new(resp, "asset", api__asset_json(a));
+    http_resp_header(req, "Location", api__asset_path(req, a->id));
+    if (replayed)
+        http_resp_header(req, "Idempotent-Replayed", "true");
+    api__send_json(req, replayed ? 200 : 201, resp);
+    return 0;
+}
+
+/*
+ * A create retried under an Idempotency-Key the user holds (k, the record): the same request
+ * gets the same asset and upload, with fresh part URLs, while the upload is open.
+ */
+static void create_replay(struct http_req *req, struct api_state *st, const struct cat_idem *k,
+                          const char *fingerprint, int64_t now)
+{
+    struct cat_asset a;
+    struct cat_upload u;
+    struct err e;
+
+    memset(&a, 0, sizeof(a));
+    if (strcmp(k->fingerprint, fingerprint) != 0) {
+        err_set(&e, ERR_UNPROCESSABLE,
+                "Idempotency-Key '%s' was already used for a different request (it created "
+                "asset %s); a new request needs a new key",
+                k->key, k->asset_id);
+        goto out_err;
+    }
+    if (cat_asset_get(st->ctx->cat, k->asset_id, &a, &e) < 0) {
+        if (e.code == ERR_NOTFOUND) /* deleted since: the key goes with it */
+            err_set(&e, ERR_CONFLICT,
+                    "the asset created under Idempotency-Key '%s' was just removed; send the "
+                    "request again",
+                    k->key);
+        goto out_err;
+    }
+    if (strcmp(a.status, ASSET_UPLOADING) != 0) {
+        http_resp_header(req, "Location", api__asset_path(req, a.id));
+        err_set(&e, ERR_CONFLICT,
+                "Idempotency-Key '%s' already created asset %s, whose upload is over (it is "
+                "%s)",
+                k->key, a.id, a.status);
+        goto out_err;
+    }
+    if (cat_upload_get(st->ctx->cat, a.id, &u, &e) < 0) {
+        if (e.code == ERR_NOTFOUND) /* completed or aborted a moment ago */
+            err_set(&e, ERR_CONFLICT,
+                    "asset %s, created under Idempotency-Key '%s', has no upload in progress", a.id,
+                    k->key);
+        goto out_err;
+    }
+    log_write(LOG_INFO, "api", "asset %s: create replayed for Idempotency-Key '%s'", a.id, k->key);
+    if (create_respond(req, st, &a, &u, now, 1, &e) < 0)
+        goto out_err;
+    cat_asset_release(&a);
+    return;
+out_err: /* the asset the key names, for a client to act on (abort it, fetch it) */
+    cat_asset_release(&a);
+    {
+        json_t *extra = json_pack("{s:s}", "asset_id", k->asset_id);
+
+        http_send_problem_extra(req, &e, extra);
+        json_decref(extra);
+    }
+}
+
 void api__assets_create(struct http_req *req, const char *const *params)
 {
     static const char *const fields[] = {
@@ -210,19 +292,25 @@ void api__assets_create(struct http_req *req, const char *const *params)
     };
     struct api_state *st = api__state(req);
     const struct cfg *cfg = st->ctx->cfg;
-    json_t *body = st->body, *jsize, *tags, *em_in, *em = NULL, *resp, *parts;
+    json_t *body = st->body, *jsize, *tags, *em_in, *em = NULL;
     const char *filename, *mime, *type_in, *type, *title, *desc, *extid;
     struct cat_asset a;
     struct cat_upload u;
+    struct cat_idem k, held;
     struct store_upload up;
     int64_t size, part_size = 0, now_ms = util_now_ms(), now = now_ms / 1000;
-    int part_count = 0;
-    char ext[12], *em_text = NULL;
+    int part_count = 0, found = 0;
+    char ext[12], fingerprint[65], *em_text = NULL;
+    int idem;
     struct err e;
 
     (void)params;
     memset(&a, 0, sizeof(a));
     memset(&u, 0, sizeof(u));
+    memset(&k, 0, sizeof(k));
+    idem = api__idempotency_key(req, IDEM_KEY_MAX, k.key, &e);
+    if (idem < 0)
+        goto out_err;
     if (api__json_known(body, fields, "", &e) < 0)
         goto out_err;
     if (api__json_string(body, "filename", 1, API_FNAME_CHARS, 0, &filename, &e) < 0)
@@ -276,6 +364,23 @@ void api__assets_create(struct http_req *req, const char *const *params)
     if (part_plan(cfg, size, &part_size, &part_count, &e) < 0)
         goto out_err;
     em_text = json_dumps(em, JSON_COMPACT);
+    if (idem) {
+        /* the request as JSON with sorted keys: a retry has the same fingerprint */
+        char *canon = json_dumps(body, JSON_SORT_KEYS | JSON_COMPACT);
+
+        util_sha256_hex(canon, strlen(canon), fingerprint);
+        free(canon);
+        if (cat_idem_get(st->ctx->cat, st->who.user_id, k.key, now_ms, &held, &e) == 0) {
+            create_replay(req, st, &held, fingerprint, now);
+            goto out;
+        }
+        if (e.code != ERR_NOTFOUND)
+            goto out_err;
+        snprintf(k.user_id, sizeof(k.user_id), "%s", st->who.user_id);
+        snprintf(k.fingerprint, sizeof(k.fingerprint), "%s", fingerprint);
+        k.created_at = now_ms;
+        k.expires_at = now_ms + (int64_t)cfg->upload_ttl * 1000;
+    }
 
     util_uuid7(a.id);
     snprintf(a.type, sizeof(a.type), "%s", type);
@@ -290,8 +395,6 @@ void api__assets_create(struct http_req *req, const char *const *params)
     snprintf(a.created_by, sizeof(a.created_by), "%s", st->who.user_id);
     a.created_at = now_ms;
     a.updated_at = now_ms;
-    if (cat_asset_create(st->ctx->cat, &a, &e) < 0)
-        goto out_err;
 
     filename_ext(filename, ext);
     snprintf(u.asset_id, sizeof(u.asset_id), "%s", a.id);
@@ -301,40 +404,37 @@ void api__assets_create(struct http_req *req, const char *const *params)
      * size is refused when it is PUT */
     if (store_upload_create_sized(st->ctx->store, u.bucket, u.key, mime, part_size, size, &up, &e) <
         0)
-        goto out_delete_asset;
+        goto out_err;
     snprintf(u.upload_id, sizeof(u.upload_id), "%s", up.upload_id);
     u.part_size = part_size;
     u.part_count = part_count;
     snprintf(u.created_by, sizeof(u.created_by), "%s", st->who.user_id);
     u.created_at = now_ms;
     u.expires_at = now_ms + (int64_t)cfg->upload_ttl * 1000;
-    if (cat_upload_create(st->ctx->cat, &u, &e) < 0)
+    /* the asset, its upload row and the key in one transaction: a crash leaves all or none
+     * (a store upload without its rows is swept a day after the upload TTL) */
+    if (cat_asset_create_upload(st->ctx->cat, &a, &u, idem ? &k : NULL, &found, &e) < 0)
         goto out_abort_upload;
-
-    resp = upload_json(st, &u, now);
-    parts = json_array();
-    for (int n = 1; n <= part_count; n++) {
-        if (part_url_json(st, &u, n, now, parts, &e) < 0) {
-            json_decref(parts);
-            json_decref(resp);
-            goto out_abort_upload;
-        }
+    if (found) { /* a concurrent request with the same key got there first */
+        if (store_upload_abort(st->ctx->store, u.upload_id, NULL) < 0)
+            log_write(LOG_WARN, "api", "could not abort unused upload %s", u.upload_id);
+        create_replay(req, st, &k, fingerprint, now);
+        goto out;
     }
-    json_object_set_new(resp, "parts", parts);
-    json_object_set_new(resp, "asset", api__asset_json(&a));
     api__audit(req, "asset.create", "asset", a.id,
-               json_pack("{s:s,s:I,s:s,s:s,s:i}", "filename", filename, "size", (json_int_t)size,
-                         "mime_type", mime, "upload_id", u.upload_id, "part_count", part_count));
-    http_resp_header(req, "Location", api__asset_path(req, a.id));
-    api__send_json(req, 201, resp);
+               json_pack("{s:s,s:I,s:s,s:s,s:i,s:b}", "filename", filename, "size",
+                         (json_int_t)size, "mime_type", mime, "upload_id", u.upload_id,
+                         "part_count", part_count, "idempotency_key", idem));
+    if (create_respond(req, st, &a, &u, now, 0, &e) < 0)
+        goto out_delete_asset;
     goto out;
 
+out_delete_asset: /* the rows go with the asset */
+    if (cat_asset_delete(st->ctx->cat, a.id, ASSET_UPLOADING, NULL) < 0)
+        log_write(LOG_WARN, "api", "could not remove asset %s after a failed create", a.id);
 out_abort_upload:
     if (store_upload_abort(st->ctx->store, u.upload_id, NULL) < 0)
         log_write(LOG_WARN, "api", "could not abort upload %s of asset %s", u.upload_id, a.id);
-out_delete_asset:
-    if (cat_asset_delete(st->ctx->cat, a.id, ASSET_UPLOADING, NULL) < 0)
-        log_write(LOG_WARN, "api", "could not remove asset %s after a failed create", a.id);
 out_err:
     api__send_err(req, &e);
 out:
@@ -1322,9 +1422,15 @@ static int sweep_one(void *p, const struct cat_upload *u)
 int api_sweep_uploads(struct api_ctx *ctx, int64_t now_ms, struct err *err)
 {
     struct sweep_ctx s = {ctx, 0};
+    int64_t keys = 0;
 
     if (cat_upload_list_expired(ctx->cat, now_ms, sweep_one, &s, err) < 0)
         return -1;
+    /* idempotency keys live as long as the upload they created could */
+    if (cat_idem_expire(ctx->cat, now_ms, &keys, err) < 0)
+        return -1;
+    if (keys > 0)
+        log_write(LOG_INFO, "api", "forgot %lld expired idempotency keys", (long long)keys);
     return s.swept;
 }
 

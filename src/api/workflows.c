@@ -600,26 +600,6 @@ void api__workflows_retry(struct http_req *req, const char *const *params)
 
 /* ---- POST /api/v1/workflows --------------------------------------------------------------- */
 
-/* The Idempotency-Key header (NULL if absent), 1..WF_IDEM_MAX printable ASCII characters. */
-static int idem_key(struct http_req *req, const char **out, struct err *err)
-{
-    const char *k = http_header(req, "Idempotency-Key");
-    size_t n;
-
-    *out = k;
-    if (!k)
-        return 0;
-    n = strlen(k);
-    if (n < 1 || n > WF_IDEM_MAX)
-        return err_set(err, ERR_INVALID, "the Idempotency-Key header must have 1 to %d characters",
-                       WF_IDEM_MAX);
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)k[i] < 0x20 || (unsigned char)k[i] > 0x7e)
-            return err_set(err, ERR_INVALID,
-                           "the Idempotency-Key header must consist of printable ASCII characters");
-    return 0;
-}
-
 /* Whether this route may start type: 400 unknown, 403 not diagnostic or diagnostics off. */
 static int type_allowed(const struct cfg *cfg, const char *type, struct err *err)
 {
@@ -640,7 +620,8 @@ void api__workflows_start(struct http_req *req, const char *const *params)
     static const char *const fields[] = {"type", "input", "priority", NULL};
     struct api_state *st = api__state(req);
     json_t *body = st->body, *input, *prio;
-    const char *type, *idem;
+    const char *type, *idem = NULL;
+    char idem_buf[WF_IDEM_MAX + 1];
     struct jobs_start s;
     struct cat_workflow w;
     char id[37];
@@ -649,7 +630,16 @@ void api__workflows_start(struct http_req *req, const char *const *params)
 
     (void)params;
     memset(&w, 0, sizeof(w));
-    if (idem_key(req, &idem, &e) < 0 || api__json_known(body, fields, "", &e) < 0 ||
+    switch (api__idempotency_key(req, WF_IDEM_MAX, idem_buf, &e)) {
+    case -1:
+        goto out_err;
+    case 1:
+        idem = idem_buf;
+        break;
+    default:
+        break;
+    }
+    if (api__json_known(body, fields, "", &e) < 0 ||
         api__json_string(body, "type", 1, WF_TYPE_MAX, 0, &type, &e) < 0)
         goto out_err;
     if (!type) {
@@ -689,6 +679,7 @@ void api__workflows_start(struct http_req *req, const char *const *params)
                     w.type);
             goto out_err;
         }
+        http_resp_header(req, "Idempotent-Replayed", "true");
         api__send_json(req, 200, wf_summary_json(&w));
         goto out;
     }

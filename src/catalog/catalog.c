@@ -118,7 +118,8 @@ int cat_schema_version(struct catalog *c)
     return c->ops->schema_version(c);
 }
 
-int cat_asset_create(struct catalog *c, const struct cat_asset *a, struct err *err)
+/* What a new asset must have. */
+static int check_new_asset(const struct cat_asset *a, struct err *err)
 {
     if (!util_uuid_valid(a->id))
         return err_set(err, ERR_INVALID, "asset id '%s' is not a uuid", a->id);
@@ -128,6 +129,23 @@ int cat_asset_create(struct catalog *c, const struct cat_asset *a, struct err *e
         return err_set(err, ERR_INVALID, "asset original_filename and mime_type are required");
     if (a->file_size_bytes < 0)
         return err_set(err, ERR_INVALID, "asset file_size_bytes is negative");
+    return 0;
+}
+
+/* What a new upload row must have. */
+static int check_upload(const struct cat_upload *u, struct err *err)
+{
+    if (check_id("asset", u->asset_id, err) < 0 || check_id("upload", u->upload_id, err) < 0)
+        return -1;
+    if (!u->bucket[0] || !u->key[0])
+        return err_set(err, ERR_INVALID, "upload bucket and key are required");
+    return 0;
+}
+
+int cat_asset_create(struct catalog *c, const struct cat_asset *a, struct err *err)
+{
+    if (check_new_asset(a, err) < 0)
+        return -1;
     return logged("asset_create", c->ops->asset_create(c, a, err), err);
 }
 
@@ -199,12 +217,57 @@ int cat_asset_list(struct catalog *c, const struct cat_asset_filter *f,
     return logged("asset_list", c->ops->asset_list(c, f, cb, ctx, err), err);
 }
 
+static int check_idem_key(const char *key, struct err *err)
+{
+    size_t n = strlen(key);
+
+    if (n < 1 || n > 255)
+        return err_set(err, ERR_INVALID, "an idempotency key has 1 to 255 characters");
+    return 0;
+}
+
+int cat_asset_create_upload(struct catalog *c, const struct cat_asset *a,
+                            const struct cat_upload *u, struct cat_idem *k, int *found,
+                            struct err *err)
+{
+    *found = 0;
+    if (check_new_asset(a, err) < 0 || check_upload(u, err) < 0)
+        return -1;
+    if (strcmp(u->asset_id, a->id) != 0)
+        return err_set(err, ERR_INVALID, "the upload is of asset %s, not %s", u->asset_id, a->id);
+    if (k) {
+        if (check_id("user", k->user_id, err) < 0 || check_idem_key(k->key, err) < 0)
+            return -1;
+        if (strlen(k->fingerprint) != 64)
+            return err_set(err, ERR_INVALID, "an idempotency fingerprint is 64 hex digits");
+        if (k->expires_at <= k->created_at)
+            return err_set(err, ERR_INVALID, "an idempotency key must expire after its creation");
+    }
+    return logged("asset_create_upload", c->ops->asset_create_upload(c, a, u, k, found, err), err);
+}
+
+int cat_idem_get(struct catalog *c, const char *user_id, const char *key, int64_t now_ms,
+                 struct cat_idem *out, struct err *err)
+{
+    if (check_id("user", user_id, err) < 0 || check_idem_key(key, err) < 0)
+        return -1;
+    return logged("idem_get", c->ops->idem_get(c, user_id, key, now_ms, out, err), err);
+}
+
+int cat_idem_expire(struct catalog *c, int64_t now_ms, int64_t *removed, struct err *err)
+{
+    int64_t n = 0;
+    int rc = logged("idem_expire", c->ops->idem_expire(c, now_ms, &n, err), err);
+
+    if (removed)
+        *removed = n;
+    return rc;
+}
+
 int cat_upload_create(struct catalog *c, const struct cat_upload *u, struct err *err)
 {
-    if (check_id("asset", u->asset_id, err) < 0 || check_id("upload", u->upload_id, err) < 0)
+    if (check_upload(u, err) < 0)
         return -1;
-    if (!u->bucket[0] || !u->key[0])
-        return err_set(err, ERR_INVALID, "upload bucket and key are required");
     return logged("upload_create", c->ops->upload_create(c, u, err), err);
 }
 

@@ -78,6 +78,19 @@ struct cat_upload {
     int64_t expires_at; /* ms */
 };
 
+/**
+ * An idempotency key: the asset a user's POST /api/v1/assets created under that key, and
+ * the fingerprint of that request. Kept until expires_at or until the asset is deleted.
+ */
+struct cat_idem {
+    char user_id[37];
+    char key[256];        /* as the client sent it, 1..255 printable characters */
+    char fingerprint[65]; /* SHA-256 hex of the request */
+    char asset_id[37];
+    int64_t created_at; /* ms */
+    int64_t expires_at; /* ms */
+};
+
 /** A user. */
 struct cat_user {
     char id[37];
@@ -606,6 +619,12 @@ struct catalog_ops {
     int (*asset_list)(struct catalog *c, const struct cat_asset_filter *f,
                       int (*cb)(void *ctx, const struct cat_asset *a), void *ctx, struct err *err);
     int (*upload_create)(struct catalog *c, const struct cat_upload *u, struct err *err);
+    int (*asset_create_upload)(struct catalog *c, const struct cat_asset *a,
+                               const struct cat_upload *u, struct cat_idem *k, int *found,
+                               struct err *err);
+    int (*idem_get)(struct catalog *c, const char *user_id, const char *key, int64_t now_ms,
+                    struct cat_idem *out, struct err *err);
+    int (*idem_expire)(struct catalog *c, int64_t now_ms, int64_t *removed, struct err *err);
     int (*upload_get)(struct catalog *c, const char *asset_id, struct cat_upload *out,
                       struct err *err);
     int (*upload_delete)(struct catalog *c, const char *asset_id, struct err *err);
@@ -702,6 +721,23 @@ int cat_asset_find_by_hash(struct catalog *c, const char *sha256, struct cat_ass
  */
 int cat_asset_list(struct catalog *c, const struct cat_asset_filter *f,
                    int (*cb)(void *ctx, const struct cat_asset *a), void *ctx, struct err *err);
+
+/**
+ * Creates asset a and its upload u (u->asset_id == a->id) in one transaction, and with
+ * them, if k is not NULL, the idempotency key k (user_id, key, fingerprint, created_at,
+ * expires_at; asset_id is set to a->id). *found is set to 0. If the user already holds that
+ * key, unexpired at k->created_at, nothing is written: *found is set to 1 and k is
+ * overwritten with the record held, whose fingerprint and asset the caller compares. A
+ * held key that has expired is replaced.
+ */
+int cat_asset_create_upload(struct catalog *c, const struct cat_asset *a,
+                            const struct cat_upload *u, struct cat_idem *k, int *found,
+                            struct err *err);
+/** The user's idempotency key, unexpired at now_ms; ERR_NOTFOUND if none. */
+int cat_idem_get(struct catalog *c, const char *user_id, const char *key, int64_t now_ms,
+                 struct cat_idem *out, struct err *err);
+/** Forgets the idempotency keys expired by now_ms; *removed (may be NULL) gets their count. */
+int cat_idem_expire(struct catalog *c, int64_t now_ms, int64_t *removed, struct err *err);
 
 /** Records an upload for an asset. */
 int cat_upload_create(struct catalog *c, const struct cat_upload *u, struct err *err);

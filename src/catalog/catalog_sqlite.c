@@ -23,6 +23,7 @@ extern const char cat_migration_0003[];
 extern const char cat_migration_0004[];
 extern const char cat_migration_0005[];
 extern const char cat_migration_0006[];
+extern const char cat_migration_0007[];
 
 /** One schema step; applied in version order, each in its own transaction. */
 struct migration {
@@ -33,6 +34,7 @@ struct migration {
 static const struct migration migrations[] = {
     {1, cat_migration_0001}, {2, cat_migration_0002}, {3, cat_migration_0003},
     {4, cat_migration_0004}, {5, cat_migration_0005}, {6, cat_migration_0006},
+    {7, cat_migration_0007},
 };
 
 /* ---- tuning ------------------------------------------------------------------------ */
@@ -45,6 +47,7 @@ static const struct migration migrations[] = {
 #define BUSY_SLEEP_MIN_US 50   /* first sleep of the busy handler */
 #define BUSY_SLEEP_MAX_US 2000 /* its longest sleep */
 #define SWEEP_BATCH       256  /* expired uploads read per connection checkout */
+#define IDEM_BATCH        1000 /* expired idempotency keys deleted per transaction */
 
 /* ---- prepared statements ------------------------------------------------------------ */
 
@@ -60,6 +63,7 @@ static const struct migration migrations[] = {
 #define UPLOAD_COLS                                                                                \
     "asset_id, upload_id, bucket, key, part_size, part_count, created_by, created_at, "            \
     "expires_at"
+#define IDEM_COLS "user_id, key, fingerprint, asset_id, created_at, expires_at"
 #define KEY_COLS                                                                                   \
     "id, user_id, name, role, token_hash, s3_access_key, s3_secret, created_at, revoked_at"
 #define AUDIT_COLS                                                                                 \
@@ -97,6 +101,11 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_UPLOAD_EXPIRED] = "SELECT " UPLOAD_COLS " FROM uploads WHERE expires_at < ?1 "
                          "AND (expires_at, asset_id) > (?2, ?3) "
                          "ORDER BY expires_at, asset_id LIMIT ?4",
+    [S_IDEM_GET] = "SELECT " IDEM_COLS " FROM idempotency_keys WHERE user_id = ?1 AND key = ?2",
+    [S_IDEM_INSERT] = "INSERT OR REPLACE INTO idempotency_keys (" IDEM_COLS ") VALUES (?1, ?2, "
+                      "?3, ?4, ?5, ?6)",
+    [S_IDEM_EXPIRE] = "DELETE FROM idempotency_keys WHERE (user_id, key) IN (SELECT user_id, key "
+                      "FROM idempotency_keys WHERE expires_at <= ?1 LIMIT ?2)",
     [S_USER_INSERT] = "INSERT INTO users (id, name, role, created_at) VALUES (?1, ?2, ?3, ?4)",
     [S_USER_GET] = "SELECT id, name, role, created_at FROM users WHERE id = ?1",
     [S_USER_COUNT] = "SELECT count(*) FROM users",
@@ -1261,6 +1270,172 @@ static int sqlite_upload_list_expired(struct catalog *c, int64_t now_ms,
     return rc;
 }
 
+/* ---- idempotency keys ------------------------------------------------------------------ */
+
+/* Reads the user's key into out: 0, 1 if there is none, -1 on error. */
+static int idem_read(struct conn *cn, const char *user_id, const char *key, struct cat_idem *out,
+                     struct err *err)
+{
+    sqlite3_stmt *st;
+    int rc = stmt_get(cn, S_IDEM_GET, &st, err);
+
+    if (rc < 0)
+        return rc;
+    bind_str(cn, st, 1, user_id);
+    bind_str(cn, st, 2, key);
+    rc = step(cn, st);
+    if (rc == SQLITE_ROW) {
+        memset(out, 0, sizeof(*out));
+        col_copy(out->user_id, sizeof(out->user_id), st, 0);
+        col_copy(out->key, sizeof(out->key), st, 1);
+        col_copy(out->fingerprint, sizeof(out->fingerprint), st, 2);
+        col_copy(out->asset_id, sizeof(out->asset_id), st, 3);
+        out->created_at = sqlite3_column_int64(st, 4);
+        out->expires_at = sqlite3_column_int64(st, 5);
+        rc = 0;
+    } else {
+        rc = rc == SQLITE_DONE ? 1 : cat__db_fail(cn, rc, err, "read idempotency key");
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
+struct idem_get_args {
+    const char *user_id;
+    const char *key;
+    int64_t now;
+    struct cat_idem *out;
+};
+
+static int idem_get_body(struct conn *cn, void *arg, struct err *err)
+{
+    struct idem_get_args *g = arg;
+    int rc = idem_read(cn, g->user_id, g->key, g->out, err);
+
+    if (rc < 0)
+        return rc;
+    if (rc == 1 || g->out->expires_at <= g->now)
+        return err_set(err, ERR_NOTFOUND, "no idempotency key '%s'", g->key);
+    return 0;
+}
+
+static int sqlite_idem_get(struct catalog *c, const char *user_id, const char *key, int64_t now_ms,
+                           struct cat_idem *out, struct err *err)
+{
+    struct idem_get_args g = {user_id, key, now_ms, out};
+
+    return cat__run((struct cat_sqlite *)c, 0, idem_get_body, &g, err);
+}
+
+struct create_upload_args {
+    const struct cat_asset *a;
+    const struct cat_upload *u;
+    struct cat_idem *k; /* NULL: no key */
+    int64_t now;        /* the request's time: a key held with expires_at <= now is gone */
+    int *found;
+};
+
+/* Records the key of x for x->a, replacing an expired one that was not swept yet. */
+static int idem_insert(struct conn *cn, struct create_upload_args *x, struct err *err)
+{
+    sqlite3_stmt *st;
+    int rc = stmt_get(cn, S_IDEM_INSERT, &st, err);
+    if (rc < 0)
+        return rc;
+    bind_str(cn, st, 1, x->k->user_id);
+    bind_str(cn, st, 2, x->k->key);
+    bind_str(cn, st, 3, x->k->fingerprint);
+    bind_str(cn, st, 4, x->a->id);
+    bind_i64(cn, st, 5, x->k->created_at);
+    bind_i64(cn, st, 6, x->k->expires_at);
+    rc = step(cn, st);
+    if (rc == SQLITE_DONE)
+        rc = 0;
+    else if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
+        rc = err_set(err, ERR_NOTFOUND, "user %s not found", x->k->user_id);
+    else
+        rc = cat__db_fail(cn, rc, err, "record idempotency key");
+    sqlite3_reset(st);
+    if (rc == 0)
+        snprintf(x->k->asset_id, sizeof(x->k->asset_id), "%s", x->a->id);
+    return rc;
+}
+
+static int asset_create_upload_body(struct conn *cn, void *arg, struct err *err)
+{
+    struct create_upload_args *x = arg;
+    int rc;
+
+    *x->found = 0;
+    if (x->k) {
+        struct cat_idem held;
+
+        rc = idem_read(cn, x->k->user_id, x->k->key, &held, err);
+        if (rc < 0)
+            return rc;
+        if (rc == 0 && held.expires_at > x->now) { /* held: nothing is written */
+            *x->k = held;
+            *x->found = 1;
+            return 0;
+        }
+    }
+    rc = asset_create_body(cn, (void *)x->a, err);
+    if (rc == 0)
+        rc = upload_create_body(cn, (void *)x->u, err);
+    if (rc == 0 && x->k)
+        rc = idem_insert(cn, x, err);
+    return rc;
+}
+
+static int sqlite_asset_create_upload(struct catalog *c, const struct cat_asset *a,
+                                      const struct cat_upload *u, struct cat_idem *k, int *found,
+                                      struct err *err)
+{
+    struct create_upload_args x = {a, u, k, k ? k->created_at : 0, found};
+
+    return cat__run((struct cat_sqlite *)c, 1, asset_create_upload_body, &x, err);
+}
+
+struct idem_expire_args {
+    int64_t now;
+    int64_t n; /* rows deleted by the last batch */
+};
+
+static int idem_expire_body(struct conn *cn, void *arg, struct err *err)
+{
+    struct idem_expire_args *x = arg;
+    sqlite3_stmt *st;
+    int rc = stmt_get(cn, S_IDEM_EXPIRE, &st, err);
+
+    if (rc < 0)
+        return rc;
+    bind_i64(cn, st, 1, x->now);
+    bind_i64(cn, st, 2, IDEM_BATCH);
+    rc = step(cn, st);
+    if (rc == SQLITE_DONE) {
+        x->n = sqlite3_changes(cn->db);
+        rc = 0;
+    } else {
+        rc = cat__db_fail(cn, rc, err, "expire idempotency keys");
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
+/* In batches, so that the write lock is never held for long. */
+static int sqlite_idem_expire(struct catalog *c, int64_t now_ms, int64_t *removed, struct err *err)
+{
+    struct idem_expire_args x = {now_ms, 0};
+
+    *removed = 0;
+    do {
+        if (cat__run((struct cat_sqlite *)c, 1, idem_expire_body, &x, err) < 0)
+            return -1;
+        *removed += x.n;
+    } while (x.n == IDEM_BATCH);
+    return 0;
+}
+
 /* ---- users and keys ---------------------------------------------------------------------- */
 
 static int user_create_body(struct conn *cn, void *arg, struct err *err)
@@ -1640,6 +1815,9 @@ static const struct catalog_ops sqlite_ops = {
     .upload_get = sqlite_upload_get,
     .upload_delete = sqlite_upload_delete,
     .upload_list_expired = sqlite_upload_list_expired,
+    .asset_create_upload = sqlite_asset_create_upload,
+    .idem_get = sqlite_idem_get,
+    .idem_expire = sqlite_idem_expire,
     .user_create = sqlite_user_create,
     .user_get = sqlite_user_get,
     .user_count = sqlite_user_count,

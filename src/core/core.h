@@ -35,23 +35,24 @@ char *xstrndup(const char *s, size_t n);
 /** Error classes; each maps to exactly one HTTP status in http_problem_status(). */
 enum err_code {
     ERR_OK = 0,
-    ERR_INVALID,      /* malformed input (400) */
-    ERR_UNAUTH,       /* missing or bad credentials (401) */
-    ERR_DENIED,       /* authenticated but not allowed (403) */
-    ERR_NOTFOUND,     /* no such thing (404) */
-    ERR_METHOD,       /* method not allowed on this resource (405) */
-    ERR_CONFLICT,     /* state conflict, duplicate (409) */
-    ERR_GONE,         /* expired (410) */
-    ERR_PRECONDITION, /* precondition failed (412) */
-    ERR_LIMIT,        /* a size cap was exceeded (413) */
-    ERR_HEADERS,      /* request headers too large (431) */
-    ERR_MEDIA_TYPE,   /* request body in a media type the resource does not take (415) */
-    ERR_RANGE,        /* unsatisfiable range (416) */
-    ERR_UNSUPPORTED,  /* understood but not supported (501) */
-    ERR_IO,           /* local I/O failure (500) */
-    ERR_BACKEND,      /* catalog/store backend failure (503) */
-    ERR_NETWORK,      /* a remote server could not be reached or cut the exchange (502) */
-    ERR_INTERNAL,     /* a bug (500) */
+    ERR_INVALID,       /* malformed input (400) */
+    ERR_UNAUTH,        /* missing or bad credentials (401) */
+    ERR_DENIED,        /* authenticated but not allowed (403) */
+    ERR_NOTFOUND,      /* no such thing (404) */
+    ERR_METHOD,        /* method not allowed on this resource (405) */
+    ERR_CONFLICT,      /* state conflict, duplicate (409) */
+    ERR_GONE,          /* expired (410) */
+    ERR_PRECONDITION,  /* precondition failed (412) */
+    ERR_LIMIT,         /* a size cap was exceeded (413) */
+    ERR_HEADERS,       /* request headers too large (431) */
+    ERR_MEDIA_TYPE,    /* request body in a media type the resource does not take (415) */
+    ERR_UNPROCESSABLE, /* well-formed, but at odds with what it refers to (422) */
+    ERR_RANGE,         /* unsatisfiable range (416) */
+    ERR_UNSUPPORTED,   /* understood but not supported (501) */
+    ERR_IO,            /* local I/O failure (500) */
+    ERR_BACKEND,       /* catalog/store backend failure (503) */
+    ERR_NETWORK,       /* a remote server could not be reached or cut the exchange (502) */
+    ERR_INTERNAL,      /* a bug (500) */
 };
 
 /** An error: a class and a human-readable message for the client and the log. */

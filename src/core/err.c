@@ -74,6 +74,8 @@ const char *err_code_name(enum err_code c)
         return "headers_too_large";
     case ERR_MEDIA_TYPE:
         return "unsupported_media_type";
+    case ERR_UNPROCESSABLE:
+        return "unprocessable";
     case ERR_RANGE:
         return "range";
     case ERR_UNSUPPORTED:

@@ -32,6 +32,8 @@ int http_problem_status(enum err_code code)
         return 431;
     case ERR_MEDIA_TYPE:
         return 415;
+    case ERR_UNPROCESSABLE:
+        return 422;
     case ERR_UNSUPPORTED:
         return 501;
     case ERR_BACKEND:

@@ -10,7 +10,8 @@ import pytest
 import requests
 
 from conftest import (MIB, PART_SIZE, assert_problem, complete, create_asset, direct_upload,
-                      get_asset, put_parts, random_bytes, sha256, upload, wait_master, wait_ingest)
+                      get_asset, put_parts, random_bytes, sha256, upload, wait_master, wait_ingest,
+                      wait_until)
 
 ASSET_FIELDS = ("id", "type", "status", "title", "description", "original_filename",
                 "mime_type", "file_size_bytes", "content_hash", "master_storage_key",
@@ -250,10 +251,15 @@ def test_duplicate_content_fails_naming_the_existing_asset(api, editor):
     assert first["id"] in dup["failure_reason"] and "duplicate" in dup["failure_reason"]
     assert dup["content_hash"] is None and dup["master_storage_key"] is None
     assert get_asset(api, editor.token, first["id"])["content_hash"] == sha256(data)
-    # its parts are gone and its workflow says why
+    # its parts are gone and its workflow says why (the activity fails the asset, then the
+    # engine ends the workflow: a moment apart)
     assert_problem(api("GET", f"/api/v1/assets/{created['assetId']}/upload", editor.token), 409)
-    wf = api("GET", "/api/v1/workflows", editor.token,
-             params={"asset_id": created["assetId"]}).json()["items"][0]
+
+    def workflow_ended():
+        wf = api("GET", "/api/v1/workflows", editor.token,
+                 params={"asset_id": created["assetId"]}).json()["items"][0]
+        return wf if wf["status"] != "running" else None
+    wf = wait_until(workflow_ended, 30, 0.02, "the ingest workflow to end")
     assert wf["status"] == "failed" and first["id"] in wf["error"]
 
 
@@ -319,6 +325,123 @@ def test_direct_upload_of_existing_content_fails_as_duplicate(api, editor):
     first = direct_upload(api, editor.token, data)
     again = direct_upload(api, editor.token, data, filename="again.jpg")
     assert again["status"] == "failed" and again["duplicate_of"] == first["id"]
+
+
+# --------------------------------------------------------------------------- idempotency keys
+
+
+def create_keyed(api, token, key, body, quoted=True):
+    header = f'"{key}"' if quoted else key
+    return api("POST", "/api/v1/assets", token, json=body, headers={"Idempotency-Key": header})
+
+
+def uploading_named(api, token, filename):
+    items = api("GET", "/api/v1/assets", token,
+                params={"status": "uploading", "limit": 200}).json()["items"]
+    return [a["id"] for a in items if a["original_filename"] == filename]
+
+
+def test_a_retried_create_with_its_key_gets_the_same_upload(api, editor):
+    data = random_bytes(PART_SIZE + 300)
+    key = secrets.token_hex(16)
+    body = {"filename": "idem-retry.mp4", "size": len(data), "mime_type": "video/mp4",
+            "title": "Retried", "tags": ["a", "b"]}
+    first = create_keyed(api, editor.token, key, body)
+    assert first.status_code == 201, first.text
+    assert "Idempotent-Replayed" not in first.headers
+    # the same request, its fields in another order and the key bare: a replay
+    again = create_keyed(api, editor.token, key, dict(reversed(list(body.items()))),
+                         quoted=False)
+    assert again.status_code == 200, again.text
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.headers["Location"] == first.headers["Location"]
+    a, b = first.json(), again.json()
+    for field in ("assetId", "uploadId", "partSize", "partCount"):
+        assert a[field] == b[field], field
+    assert b["asset"]["title"] == "Retried" and b["asset"]["status"] == "uploading"
+    assert [p["partNumber"] for p in b["parts"]] == [1, 2]
+    assert uploading_named(api, editor.token, "idem-retry.mp4") == [a["assetId"]]
+    # the replay's part URLs carry the upload through
+    parts = put_parts(b, data)
+    assert complete(api, editor.token, a["assetId"], parts).status_code == 202
+    assert wait_master(api, editor.token, a["assetId"])["content_hash"] == sha256(data)
+    # once the upload is over, the key names the asset but opens nothing new
+    late = create_keyed(api, editor.token, key, body)
+    problem = assert_problem(late, 409)
+    assert a["assetId"] in problem["detail"] and "upload is over" in problem["detail"]
+    assert late.headers["Location"] == first.headers["Location"]
+
+
+def test_a_key_reused_for_another_request_is_422(api, editor):
+    key = secrets.token_hex(8)
+    body = {"filename": "idem-a.mp4", "size": 1000, "mime_type": "video/mp4"}
+    first = create_keyed(api, editor.token, key, body)
+    assert first.status_code == 201, first.text
+    for change in ({"size": 1001}, {"filename": "idem-b.mp4"}, {"title": "another"}):
+        problem = assert_problem(create_keyed(api, editor.token, key, {**body, **change}), 422)
+        assert "different request" in problem["detail"]
+        assert first.json()["assetId"] in problem["detail"]
+    assert uploading_named(api, editor.token, "idem-b.mp4") == []
+    assert len(uploading_named(api, editor.token, "idem-a.mp4")) == 1
+
+
+def test_keys_belong_to_their_user(api, editor, admin):
+    key = secrets.token_hex(8)
+    body = {"filename": "idem-users.mp4", "size": 500, "mime_type": "video/mp4"}
+    mine = create_keyed(api, editor.token, key, body)
+    theirs = create_keyed(api, admin.token, key, body)
+    assert mine.status_code == 201 and theirs.status_code == 201, (mine.text, theirs.text)
+    assert "Idempotent-Replayed" not in theirs.headers
+    assert mine.json()["assetId"] != theirs.json()["assetId"]
+
+
+def test_concurrent_creates_with_one_key_make_one_asset(api, editor):
+    key = secrets.token_hex(8)
+    body = {"filename": "idem-race.mp4", "size": 3 * PART_SIZE, "mime_type": "video/mp4"}
+    results = run_together(*[lambda: create_keyed(api, editor.token, key, body)] * 8)
+    assert sorted(r.status_code for r in results) == [200] * 7 + [201], [r.text for r in results]
+    ids = {r.json()["assetId"] for r in results}
+    uploads = {r.json()["uploadId"] for r in results}
+    assert len(ids) == 1 and len(uploads) == 1, (ids, uploads)
+    assert sum(1 for r in results if "Idempotent-Replayed" not in r.headers) == 1
+    assert uploading_named(api, editor.token, "idem-race.mp4") == list(ids)
+
+
+def test_an_aborted_upload_frees_its_key(api, editor):
+    key = secrets.token_hex(8)
+    body = {"filename": "idem-abort.mp4", "size": 700, "mime_type": "video/mp4"}
+    first = create_keyed(api, editor.token, key, body).json()
+    assert api("DELETE", f"/api/v1/assets/{first['assetId']}/upload",
+               editor.token).status_code == 204
+    again = create_keyed(api, editor.token, key, body)
+    assert again.status_code == 201, again.text
+    assert "Idempotent-Replayed" not in again.headers
+    assert again.json()["assetId"] != first["assetId"]
+
+
+@pytest.mark.parametrize("header", [
+    '""', '"' + "k" * 256 + '"', "k" * 256, '"tab\there"', '"unterminated', '"a" "b"',
+    '"a", "b"', "a,b", 'bad"quote', '"bad\\q"', '"caf\u00e9"',
+])
+def test_malformed_idempotency_key_is_400(api, editor, header):
+    body = {"filename": "idem-bad.mp4", "size": 100, "mime_type": "video/mp4"}
+    r = api("POST", "/api/v1/assets", editor.token, json=body,
+            headers={"Idempotency-Key": header})
+    problem = assert_problem(r, 400)
+    assert "Idempotency-Key" in problem["detail"]
+    assert uploading_named(api, editor.token, "idem-bad.mp4") == []
+
+
+def test_longest_idempotency_key_and_escapes_are_taken(api, editor):
+    body = {"filename": "idem-long.mp4", "size": 100, "mime_type": "video/mp4"}
+    for header in ['"' + "k" * 255 + '"', "K" * 255, '"with \\"quote\\" and \\\\"']:
+        first = api("POST", "/api/v1/assets", editor.token, json=body,
+                    headers={"Idempotency-Key": header})
+        again = api("POST", "/api/v1/assets", editor.token, json=body,
+                    headers={"Idempotency-Key": header})
+        assert first.status_code == 201 and again.status_code == 200, (first.text, again.text)
+        assert again.headers["Idempotent-Replayed"] == "true"
+        assert first.json()["assetId"] == again.json()["assetId"]
 
 
 # --------------------------------------------------------------------------- direct upload

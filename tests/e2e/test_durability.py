@@ -317,6 +317,23 @@ def test_expired_upload_is_swept(fresh_server):
     assert "asset.expire" in {i["action"] for i in audit}
 
 
+def test_idempotency_keys_expire_with_the_upload_ttl(fresh_server):
+    srv = fresh_server(env={"ACERVO_UPLOAD_TTL": "2s", "ACERVO_SWEEP_INTERVAL": "1s"})
+    api, editor = clients(srv)
+    body = {"filename": "keyed.mp4", "size": 1000, "mime_type": "video/mp4"}
+    headers = {"Idempotency-Key": '"nightly-ingest-42"'}
+    first = api("POST", "/api/v1/assets", editor.token, json=body, headers=headers)
+    assert first.status_code == 201, first.text
+    first_id = first.json()["assetId"]
+    wait_until(lambda: api("GET", f"/api/v1/assets/{first_id}", editor.token).status_code == 404,
+               30, 0.25, "the expired upload to be swept")
+    # the key went with it: the same request now opens a new upload
+    again = api("POST", "/api/v1/assets", editor.token, json=body, headers=headers)
+    assert again.status_code == 201, again.text
+    assert "Idempotent-Replayed" not in again.headers
+    assert again.json()["assetId"] != first_id
+
+
 # --------------------------------------------------------------------------- fsck
 
 

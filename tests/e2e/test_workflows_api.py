@@ -200,7 +200,11 @@ def test_idempotency_key_returns_the_same_workflow(wapi, wadmin):
              headers={"Idempotency-Key": key})
     assert r.status_code == 200, r.text
     assert r.json()["id"] == first["id"]
-    assert "Location" not in r.headers
+    assert "Location" not in r.headers and r.headers["Idempotent-Replayed"] == "true"
+    # the key quoted, as the draft standard writes it, is the same key
+    r = wapi("POST", "/api/v1/workflows", wadmin, json={"type": "diagnostic.noop"},
+             headers={"Idempotency-Key": f'"{key}"'})
+    assert r.status_code == 200 and r.json()["id"] == first["id"], r.text
     # the key names that workflow: another type with it is a conflict, not a new start
     r = wapi("POST", "/api/v1/workflows", wadmin, json={"type": "diagnostic.fail"},
              headers={"Idempotency-Key": key})

@@ -16,6 +16,9 @@
 #include <pthread.h>
 #include <unistd.h>
 
+/* every migration applied: the newest version (versions are 1..n, in order) */
+#define SCHEMA_LATEST ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
 /** A catalog in a fresh temporary directory. */
 struct fixture {
     char dir[64];
@@ -111,12 +114,12 @@ static void test_migrations(void **state)
     struct fixture *f = *state;
     struct err e = {0};
 
-    assert_int_equal(cat_schema_version(f->c), 6);
+    assert_int_equal(cat_schema_version(f->c), SCHEMA_LATEST);
     cat_close(f->c);
     f->c = NULL;
     assert_int_equal(cat_sqlite_open(&f->c, f->path, &e), 0);
-    assert_int_equal(cat_schema_version(f->c), 6);
-    assert_int_equal(raw_sql(f->path, "SELECT count(*) FROM schema_migrations"), 6);
+    assert_int_equal(cat_schema_version(f->c), SCHEMA_LATEST);
+    assert_int_equal(raw_sql(f->path, "SELECT count(*) FROM schema_migrations"), SCHEMA_LATEST);
     assert_int_equal(raw_sql(f->path, "SELECT count(*) FROM sqlite_master WHERE name = "
                                       "'ux_assets_live_content_hash'"),
                      1);
@@ -543,6 +546,144 @@ static void test_uploads(void **state)
     assert_int_equal(cat_upload_list_expired(f->c, now, sweep_one, &s, &e), 0);
     assert_int_equal(s.n, 0);
     assert_int_equal(raw_sql(f->path, "SELECT count(*) FROM uploads"), 200);
+}
+
+/* An upload row for asset a, as the create of POST /api/v1/assets fills it. */
+static void upload_for(struct cat_upload *u, const char *asset_id, int64_t expires_at)
+{
+    memset(u, 0, sizeof(*u));
+    snprintf(u->asset_id, sizeof(u->asset_id), "%s", asset_id);
+    util_token_hex(u->upload_id, 16);
+    snprintf(u->bucket, sizeof(u->bucket), "archive");
+    snprintf(u->key, sizeof(u->key), "uploads/%s/original", asset_id);
+    u->part_size = 8 << 20;
+    u->part_count = 2;
+    u->expires_at = expires_at;
+}
+
+static void idem_for(struct cat_idem *k, const char *user_id, const char *key, const char *fp,
+                     int64_t now)
+{
+    memset(k, 0, sizeof(*k));
+    snprintf(k->user_id, sizeof(k->user_id), "%s", user_id);
+    snprintf(k->key, sizeof(k->key), "%s", key);
+    hash_of(fp, k->fingerprint);
+    k->created_at = now;
+    k->expires_at = now + 1000;
+}
+
+static void test_create_upload_keyed(void **state)
+{
+    struct fixture *f = *state;
+    struct cat_user user, other;
+    struct cat_asset a, b, got;
+    struct cat_upload u, ug;
+    struct cat_idem k, held;
+    struct err e = {0};
+    int64_t now = util_now_ms(), n = -1;
+    int found = -1;
+    char long_key[300];
+
+    assert_int_equal(cat_user_create(f->c, "ed", ROLE_EDITOR, &user, &e), 0);
+    assert_int_equal(cat_user_create(f->c, "other", ROLE_EDITOR, &other, &e), 0);
+
+    /* without a key: the asset and its upload row, together */
+    new_asset(&a, "video", user.id);
+    upload_for(&u, a.id, now + 5000);
+    assert_int_equal(cat_asset_create_upload(f->c, &a, &u, NULL, &found, &e), 0);
+    assert_int_equal(found, 0);
+    assert_int_equal(cat_upload_get(f->c, a.id, &ug, &e), 0);
+    assert_string_equal(ug.upload_id, u.upload_id);
+
+    /* a failing upload row takes the asset with it: one transaction */
+    new_asset(&b, "video", user.id);
+    upload_for(&u, b.id, now + 5000);
+    snprintf(u.upload_id, sizeof(u.upload_id), "%s", ug.upload_id); /* already used */
+    assert_int_equal(cat_asset_create_upload(f->c, &b, &u, NULL, &found, &e), -1);
+    assert_int_equal(e.code, ERR_CONFLICT);
+    assert_int_equal(cat_asset_get(f->c, b.id, &got, &e), -1);
+    assert_int_equal(e.code, ERR_NOTFOUND);
+
+    /* with a key: recorded for this asset */
+    new_asset(&b, "video", user.id);
+    upload_for(&u, b.id, now + 5000);
+    idem_for(&k, user.id, "k-1", "request one", now);
+    assert_int_equal(cat_asset_create_upload(f->c, &b, &u, &k, &found, &e), 0);
+    assert_int_equal(found, 0);
+    assert_string_equal(k.asset_id, b.id);
+    assert_int_equal(cat_idem_get(f->c, user.id, "k-1", now, &held, &e), 0);
+    assert_string_equal(held.asset_id, b.id);
+    assert_int_equal(held.expires_at, now + 1000);
+    /* the same key again: nothing is written, the record comes back */
+    new_asset(&a, "video", user.id);
+    upload_for(&u, a.id, now + 5000);
+    idem_for(&k, user.id, "k-1", "request two", now + 10);
+    assert_int_equal(cat_asset_create_upload(f->c, &a, &u, &k, &found, &e), 0);
+    assert_int_equal(found, 1);
+    assert_string_equal(k.asset_id, b.id);
+    hash_of("request one", held.fingerprint);
+    assert_string_equal(k.fingerprint, held.fingerprint);
+    assert_int_equal(cat_asset_get(f->c, a.id, &got, &e), -1);
+    assert_int_equal(cat_upload_get(f->c, a.id, &ug, &e), -1);
+    /* keys are per user */
+    idem_for(&k, other.id, "k-1", "request one", now);
+    assert_int_equal(cat_asset_create_upload(f->c, &a, &u, &k, &found, &e), 0);
+    assert_int_equal(found, 0);
+    assert_string_equal(k.asset_id, a.id);
+    assert_int_equal(raw_sql(f->path, "SELECT count(*) FROM idempotency_keys"), 2);
+
+    /* an expired key is free again, and replaced */
+    assert_int_equal(cat_idem_get(f->c, user.id, "k-1", now + 1000, &held, &e), -1);
+    assert_int_equal(e.code, ERR_NOTFOUND);
+    new_asset(&a, "video", user.id);
+    upload_for(&u, a.id, now + 5000);
+    idem_for(&k, user.id, "k-1", "request three", now + 1000);
+    assert_int_equal(cat_asset_create_upload(f->c, &a, &u, &k, &found, &e), 0);
+    assert_int_equal(found, 0);
+    assert_int_equal(cat_idem_get(f->c, user.id, "k-1", now + 1000, &held, &e), 0);
+    assert_string_equal(held.asset_id, a.id);
+    assert_int_equal(raw_sql(f->path, "SELECT count(*) FROM idempotency_keys"), 2);
+
+    /* deleting the asset forgets its key */
+    assert_int_equal(cat_asset_delete(f->c, a.id, ASSET_UPLOADING, &e), 0);
+    assert_int_equal(cat_idem_get(f->c, user.id, "k-1", now + 1000, &held, &e), -1);
+    assert_int_equal(e.code, ERR_NOTFOUND);
+
+    /* bad keys */
+    idem_for(&k, user.id, "", "x", now);
+    assert_int_equal(cat_asset_create_upload(f->c, &a, &u, &k, &found, &e), -1);
+    assert_int_equal(e.code, ERR_INVALID);
+    memset(long_key, 'k', sizeof(long_key) - 1);
+    long_key[sizeof(long_key) - 1] = '\0';
+    assert_int_equal(cat_idem_get(f->c, user.id, long_key, now, &held, &e), -1);
+    assert_int_equal(e.code, ERR_INVALID);
+    idem_for(&k, user.id, "k-2", "x", now);
+    k.expires_at = now;
+    assert_int_equal(cat_asset_create_upload(f->c, &a, &u, &k, &found, &e), -1);
+    assert_int_equal(e.code, ERR_INVALID);
+    upload_for(&u, b.id, now + 5000); /* another asset's upload */
+    idem_for(&k, user.id, "k-2", "x", now);
+    assert_int_equal(cat_asset_create_upload(f->c, &a, &u, &k, &found, &e), -1);
+    assert_int_equal(e.code, ERR_INVALID);
+
+    /* expiry in batches: 2,500 keys, 2,100 of them expired */
+    for (int i = 0; i < 2500; i++) {
+        char key[32];
+
+        new_asset(&a, "audio", user.id);
+        upload_for(&u, a.id, now + 5000);
+        snprintf(key, sizeof(key), "bulk-%d", i);
+        idem_for(&k, user.id, key, key, now - 2000);
+        if (i >= 2100)
+            k.expires_at = now + 100000;
+        assert_int_equal(cat_asset_create_upload(f->c, &a, &u, &k, &found, &e), 0);
+    }
+    assert_int_equal(cat_idem_expire(f->c, now, &n, &e), 0);
+    assert_int_equal(n, 2100);
+    /* the other user's k-1 (expiring at now + 1000) and the 400 unexpired stay */
+    assert_int_equal(raw_sql(f->path, "SELECT count(*) FROM idempotency_keys"), 401);
+    assert_int_equal(cat_idem_expire(f->c, now, &n, &e), 0);
+    assert_int_equal(n, 0);
 }
 
 static void make_key(struct cat_key *k, const char *user_id, const char *token, const char *access)
@@ -1013,8 +1154,8 @@ static void test_wf_upgrade(void **state)
     assert_int_equal(raw_sql(path, "SELECT count(*) FROM sqlite_master WHERE name = 'jobs'"), 0);
 
     assert_int_equal(cat_sqlite_open(&c, path, &e), 0);
-    assert_int_equal(cat_schema_version(c), 6);
-    assert_int_equal(raw_sql(path, "SELECT count(*) FROM schema_migrations"), 6);
+    assert_int_equal(cat_schema_version(c), SCHEMA_LATEST);
+    assert_int_equal(raw_sql(path, "SELECT count(*) FROM schema_migrations"), SCHEMA_LATEST);
     assert_int_equal(raw_sql(path, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
                                    "name IN ('workflows', 'workflow_steps', 'jobs', "
                                    "'workflow_events', 'activity_effects', 'workers')"),
@@ -1038,7 +1179,7 @@ static void test_wf_upgrade(void **state)
     cat_close(c);
     /* and re-opening changes nothing */
     assert_int_equal(cat_sqlite_open(&c, path, &e), 0);
-    assert_int_equal(cat_schema_version(c), 6);
+    assert_int_equal(cat_schema_version(c), SCHEMA_LATEST);
     cat_close(c);
 
     unlink(path);
@@ -2469,8 +2610,8 @@ static void test_rend_upgrade(void **state)
                      0);
 
     assert_int_equal(cat_sqlite_open(&c, path, &e), 0);
-    assert_int_equal(cat_schema_version(c), 6);
-    assert_int_equal(raw_sql(path, "SELECT count(*) FROM schema_migrations"), 6);
+    assert_int_equal(cat_schema_version(c), SCHEMA_LATEST);
+    assert_int_equal(raw_sql(path, "SELECT count(*) FROM schema_migrations"), SCHEMA_LATEST);
     assert_int_equal(raw_sql(path, "SELECT count(*) FROM pragma_table_info('renditions') WHERE "
                                    "name IN ('profile_version', 'variant', 'files', 'params', "
                                    "'workflow_id', 'error', 'expires_at', 'updated_at')"),
@@ -2525,7 +2666,7 @@ static void test_rend_upgrade(void **state)
 
     /* and re-opening changes nothing */
     assert_int_equal(cat_sqlite_open(&c, path, &e), 0);
-    assert_int_equal(cat_schema_version(c), 6);
+    assert_int_equal(cat_schema_version(c), SCHEMA_LATEST);
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM renditions WHERE asset_id = '%s'", asset);
     assert_int_equal(raw_sql(path, sql), 3);
     cat_close(c);
@@ -2765,7 +2906,7 @@ static void test_segments_upgrade(void **state)
     sqlite3_close(db); /* frees the analyzer */
 
     assert_int_equal(cat_sqlite_open(&c, path, &e), 0);
-    assert_int_equal(cat_schema_version(c), 6);
+    assert_int_equal(cat_schema_version(c), SCHEMA_LATEST);
     assert_int_equal(raw_sql(path, "SELECT count(*) FROM pragma_table_info('transcript_segments') "
                                    "WHERE name = 'asset_id'"),
                      0);
@@ -2856,7 +2997,7 @@ static void test_search_seq_upgrade(void **state)
                      SQLITE_OK);
     sqlite3_close(db);
     assert_int_equal(cat_sqlite_open(&c, path, &e), 0);
-    assert_int_equal(cat_schema_version(c), 6);
+    assert_int_equal(cat_schema_version(c), SCHEMA_LATEST);
     cat_close(c);
     /* numbered by created_at, then id */
     assert_int_equal(raw_sql(path, "SELECT seq FROM assets WHERE id LIKE '%0a'"), 1);
@@ -3475,6 +3616,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_complete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_uploads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_create_upload_keyed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_users_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrency, setup, teardown),

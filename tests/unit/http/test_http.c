@@ -143,9 +143,12 @@ static void test_problem_status(void **state)
     assert_int_equal(http_problem_status(ERR_CONFLICT), 409);
     assert_int_equal(http_problem_status(ERR_LIMIT), 413);
     assert_int_equal(http_problem_status(ERR_RANGE), 416);
+    assert_int_equal(http_problem_status(ERR_UNPROCESSABLE), 422);
+    assert_int_equal(http_problem_status(ERR_NETWORK), 502);
     assert_int_equal(http_problem_status(ERR_HEADERS), 431);
     assert_int_equal(http_problem_status(ERR_BACKEND), 503);
     assert_string_equal(http_status_text(416), "Range Not Satisfiable");
+    assert_string_equal(http_status_text(422), "Unprocessable Content");
 }
 
 int main(void)
