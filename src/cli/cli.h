@@ -78,6 +78,27 @@ void cli_resp_release(struct cli_resp *r);
  */
 int cli_call(const struct cli *c, const char *method, const char *path, const json_t *body,
              json_t **out, struct err *err);
+
+/** What cli_call_opt adds to a call. */
+struct cli_call_opt {
+    const char *idempotency_key; /* sent as Idempotency-Key: "KEY" (NULL: none) */
+    int attempts; /* tries in all, when no answer came or it was 5xx, 408 or 429: 0 or 1, once */
+    json_t **problem; /* on a refusal, its problem+json (json_decref it); NULL: not wanted */
+};
+
+/**
+ * cli_call with options: an Idempotency-Key, and retries with backoff (cli_backoff_ms) of
+ * transient failures, each announced on stderr. Only for calls that are safe to repeat.
+ */
+int cli_call_opt(const struct cli *c, const char *method, const char *path, const json_t *body,
+                 const struct cli_call_opt *o, json_t **out, struct err *err);
+
+/** Tries of one transfer step (a part, a range, a call) before a transfer gives up. */
+#define CLI_RETRY_MAX 10
+/** The wait after failed tries (1..): 0.5 s, doubling, at most 30 s. */
+int64_t cli_backoff_ms(int failed);
+/** The calls of a transfer ride out a short outage, as its parts do: CLI_RETRY_MAX tries. */
+extern const struct cli_call_opt cli_call_retried;
 /** Sets err from a non-2xx response (its problem+json detail when there is one). */
 int cli_fail_response(const struct cli_resp *r, const char *what, struct err *err);
 

@@ -62,6 +62,8 @@ int cli__upload_one(struct cli *c, const char *path, const struct up_opts *o, js
                     struct err *err);
 /** The state file of a file (NULL when it cannot be read); free it. */
 char *cli__upload_state(const struct cli *c, const char *path);
+/** Removes an upload's state file (and what a replace of it left behind). */
+void cli__upload_state_remove(const char *state);
 
 /* the commands: argv[0] is the command's name; 0, -1 with err, or CLI__USAGE_RC */
 int cli__cmd_login(struct cli *c, int argc, char **argv, struct err *err);

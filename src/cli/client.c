@@ -257,8 +257,10 @@ static int net_fail(const struct cli *c, CURLcode rc, const char *detail, struct
     }
 }
 
-int cli_http(const struct cli *c, const char *method, const char *path, const char *content_type,
-             const void *body, size_t len, struct cli_resp *r, struct err *err)
+/* cli_http, with one more request header line (NULL: none) */
+static int exchange(const struct cli *c, const char *method, const char *path,
+                    const char *content_type, const char *extra, const void *body, size_t len,
+                    struct cli_resp *r, struct err *err)
 {
     CURL *h = curl_easy_init();
     struct curl_slist *hdrs = NULL;
@@ -290,6 +292,8 @@ int cli_http(const struct cli *c, const char *method, const char *path, const ch
         buf_addf(&line, NULL, "Content-Type: %s", content_type);
         hdrs = curl_slist_append(hdrs, line.buf);
     }
+    if (extra)
+        hdrs = curl_slist_append(hdrs, extra);
     hdrs = curl_slist_append(hdrs, "Expect:");
     curl_easy_setopt(h, CURLOPT_URL, url.buf);
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
@@ -329,6 +333,12 @@ int cli_http(const struct cli *c, const char *method, const char *path, const ch
     return 0;
 }
 
+int cli_http(const struct cli *c, const char *method, const char *path, const char *content_type,
+             const void *body, size_t len, struct cli_resp *r, struct err *err)
+{
+    return exchange(c, method, path, content_type, NULL, body, len, r, err);
+}
+
 void cli_resp_release(struct cli_resp *r)
 {
     buf_release(&r->body);
@@ -359,6 +369,8 @@ static enum err_code status_class(long status)
         return ERR_MEDIA_TYPE;
     case 416:
         return ERR_RANGE;
+    case 422:
+        return ERR_UNPROCESSABLE;
     case 431:
         return ERR_HEADERS;
     default:
@@ -385,29 +397,37 @@ int cli_fail_response(const struct cli_resp *r, const char *what, struct err *er
     return -1;
 }
 
-int cli_call(const struct cli *c, const char *method, const char *path, const json_t *body,
-             json_t **out, struct err *err)
+const struct cli_call_opt cli_call_retried = {.attempts = CLI_RETRY_MAX};
+
+int64_t cli_backoff_ms(int failed)
+{
+    int shift = failed <= 1 ? 0 : failed - 1 < 6 ? failed - 1 : 6;
+    int64_t wait = INT64_C(500) << shift;
+
+    return wait < 30000 ? wait : 30000;
+}
+
+/* One try: 0 with *out, or -1 with err and *status (0: no answer came). */
+static int call_once(const struct cli *c, const char *method, const char *path, const char *text,
+                     const char *extra, long *status, json_t **out, json_t **problem,
+                     struct err *err)
 {
     struct cli_resp r;
-    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-    int rc;
 
     *out = NULL;
-    if (!c->key) {
-        free(text);
-        return err_set(err, ERR_UNAUTH, "not logged in: run acervo login URL first");
-    }
-    rc = cli_http(c, method, path, body ? "application/json" : NULL, text, text ? strlen(text) : 0,
-                  &r, err);
-    free(text);
-    if (rc < 0)
+    *status = 0;
+    if (exchange(c, method, path, text ? "application/json" : NULL, extra, text,
+                 text ? strlen(text) : 0, &r, err) < 0)
         return -1;
+    *status = r.status;
     if (r.status < 200 || r.status > 299) {
         char what[96];
 
         (void)snprintf(what, sizeof(what), "%s %s", method, path);
         what[strcspn(what, "?")] = '\0';
         cli_fail_response(&r, what, err);
+        if (problem)
+            *problem = json_loadb(r.body.buf, r.body.len, 0, NULL);
         cli_resp_release(&r);
         return -1;
     }
@@ -422,6 +442,57 @@ int cli_call(const struct cli *c, const char *method, const char *path, const js
     }
     cli_resp_release(&r);
     return 0;
+}
+
+int cli_call_opt(const struct cli *c, const char *method, const char *path, const json_t *body,
+                 const struct cli_call_opt *o, json_t **out, struct err *err)
+{
+    char *text = NULL, *extra = NULL;
+    int attempts = o && o->attempts > 1 ? o->attempts : 1, rc;
+    long status;
+
+    *out = NULL;
+    if (o && o->problem)
+        *o->problem = NULL;
+    if (!c->key)
+        return err_set(err, ERR_UNAUTH, "not logged in: run acervo login URL first");
+    text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    if (o && o->idempotency_key) {
+        size_t n = strlen(o->idempotency_key) + 20;
+
+        extra = xmalloc(n);
+        (void)snprintf(extra, n, "Idempotency-Key: \"%s\"", o->idempotency_key);
+    }
+    for (int tried = 1;; tried++) {
+        int64_t wait;
+
+        if (o && o->problem) {
+            json_decref(*o->problem);
+            *o->problem = NULL;
+        }
+        rc = call_once(c, method, path, text, extra, &status, out, o ? o->problem : NULL, err);
+        if (rc == 0 || tried >= attempts ||
+            !(status == 0 || status >= 500 || status == 408 || status == 429))
+            break;
+        wait = cli_backoff_ms(tried);
+        /* an answer's message names the call already; no answer's does not */
+        (void)fprintf(stderr, "acervo: %s%s%s%s%s; trying again in %.1f s (%d of %d)\n",
+                      status ? "" : method, status ? "" : " ", status ? "" : path,
+                      status ? "" : ": ", err->msg, (double)wait / 1000.0, tried + 1, attempts);
+        for (int64_t slept = 0; slept < wait && !cli__stop; slept += 100)
+            usleep(100000);
+        if (cli__stop)
+            break; /* Ctrl-C: the caller sees the last failure */
+    }
+    free(extra);
+    free(text);
+    return rc;
+}
+
+int cli_call(const struct cli *c, const char *method, const char *path, const json_t *body,
+             json_t **out, struct err *err)
+{
+    return cli_call_opt(c, method, path, body, NULL, out, err);
 }
 
 enum cli_exit cli_exit_code(const struct err *err)

@@ -22,10 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define CHUNK          (16 << 20) /* bytes a ranged GET asks for */
-#define RETRY_MAX      10
-#define RETRY_FIRST_MS 500
-#define RETRY_LAST_MS  30000
+#define CHUNK (16 << 20) /* bytes a ranged GET asks for */
 
 struct dl_chunk {
     int64_t off, len;
@@ -83,7 +80,7 @@ static int dl_target(struct dl *d, const char *id, const char *rendition, char *
     int rc = -1;
 
     (void)snprintf(path, sizeof(path), "/api/v1/assets/%s", id);
-    if (cli_call(d->c, "GET", path, NULL, &a, err) < 0)
+    if (cli_call_opt(d->c, "GET", path, NULL, &cli_call_retried, &a, err) < 0)
         return -1;
     if (!rendition) {
         const char *h = json_string_value(json_object_get(a, "content_hash"));
@@ -101,7 +98,7 @@ static int dl_target(struct dl *d, const char *id, const char *rendition, char *
         goto out;
     }
     (void)snprintf(path, sizeof(path), "/api/v1/assets/%s/renditions", id);
-    if (cli_call(d->c, "GET", path, NULL, &list, err) < 0)
+    if (cli_call_opt(d->c, "GET", path, NULL, &cli_call_retried, &list, err) < 0)
         goto out;
     json_array_foreach(json_object_get(list, "items"), i, v)
     {
@@ -286,17 +283,13 @@ static int dl_done(struct dl *d, struct dl_xfer *x, CURLcode rc, struct err *err
         buf_release(&r.body);
         return -1;
     }
-    if (k->attempts >= RETRY_MAX)
+    if (k->attempts >= CLI_RETRY_MAX)
         return err_set(err, rc != CURLE_OK ? ERR_NETWORK : ERR_BACKEND,
                        "bytes %lld-%lld failed %d times; the last: %s", (long long)k->off,
                        (long long)(k->off + k->len - 1), k->attempts,
                        rc != CURLE_OK ? (x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc))
                                       : "a short or unexpected answer");
-    {
-        int64_t wait = RETRY_FIRST_MS << (k->attempts - 1 < 6 ? k->attempts - 1 : 6);
-
-        k->retry_at = util_now_ms() + (wait < RETRY_LAST_MS ? wait : RETRY_LAST_MS);
-    }
+    k->retry_at = util_now_ms() + cli_backoff_ms(k->attempts);
     return 0;
 }
 

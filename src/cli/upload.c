@@ -23,9 +23,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define RETRY_MAX       10    /* attempts of one part before the upload gives up */
-#define RETRY_FIRST_MS  500   /* backoff: doubles from here */
-#define RETRY_LAST_MS   30000 /* up to here */
 #define LOW_SPEED_BYTES 1024L /* a part slower than this ... */
 #define LOW_SPEED_S     60L   /* ... for this long has stalled: retried */
 
@@ -56,6 +53,7 @@ struct up {
     int fd;
     int64_t size;
     char asset_id[37];
+    char idem[48]; /* the Idempotency-Key of the create: "acervo-" and 32 hex digits */
     int64_t part_size;
     int nparts;
     struct up_part *parts;
@@ -131,24 +129,39 @@ char *cli__upload_state(const struct cli *c, const char *path)
 /*
  * The state file: "acervo-upload 1 ASSET PART_SIZE PARTS" then one "N MD5" line per part
  * the server answered for, appended as they come (a line lost in a crash only costs that
- * part's MD5 being computed again from the file).
+ * part's MD5 being computed again from the file). Before the asset exists it holds
+ * "acervo-upload-key 1 KEY": the Idempotency-Key the create is sent with, so that a run
+ * stopped before it heard the answer gets the same asset from the next one.
+ *
+ * Returns 1 (an asset), 2 (a key only, in u->idem) or 0 (none, or unreadable: start over).
  */
 static int state_read(struct up *u, char asset_id[37], int64_t *part_size, int *nparts)
 {
     FILE *f = fopen(u->state, "r");
-    char line[256];
+    char line[256], key[48];
     long long ps = 0;
     int n = 0;
 
     asset_id[0] = '\0';
     if (!f)
         return 0;
-    if (!fgets(line, sizeof(line), f) ||
-        sscanf(line, "acervo-upload 1 %36s %lld %d", asset_id, &ps, &n) != 3 ||
+    if (!fgets(line, sizeof(line), f)) {
+        fclose(f);
+        return 0;
+    }
+    if (sscanf(line, "acervo-upload-key 1 %47s", key) == 1) {
+        fclose(f);
+        if (strncmp(key, "acervo-", 7) != 0 || strlen(key) != 39 ||
+            strspn(key + 7, "0123456789abcdef") != 32)
+            return 0;
+        memcpy(u->idem, key, sizeof(u->idem));
+        return 2;
+    }
+    if (sscanf(line, "acervo-upload 1 %36s %lld %d", asset_id, &ps, &n) != 3 ||
         !util_uuid_valid(asset_id) || ps <= 0 || n <= 0) {
         fclose(f);
         asset_id[0] = '\0';
-        return 0; /* unreadable: start over */
+        return 0;
     }
     *part_size = ps;
     *nparts = n;
@@ -165,18 +178,61 @@ static int state_read(struct up *u, char asset_id[37], int64_t *part_size, int *
     return 1;
 }
 
-static int state_append(struct up *u, const char *line, int create, struct err *err)
+static int state_append(struct up *u, const char *line, struct err *err)
 {
-    int fd = open(u->state, O_WRONLY | O_CREAT | O_CLOEXEC | (create ? O_TRUNC : O_APPEND), 0600);
+    int fd = open(u->state, O_WRONLY | O_CREAT | O_CLOEXEC | O_APPEND, 0600);
 
     if (fd < 0)
         return err_errno(err, ERR_IO, "cannot write the upload state %s", u->state);
-    if (util_write_all(fd, line, strlen(line), err) < 0 || (create && fsync(fd) < 0)) {
+    if (util_write_all(fd, line, strlen(line), err) < 0) {
         close(fd);
         return err_set(err, ERR_IO, "cannot write the upload state %s", u->state);
     }
     close(fd);
     return 0;
+}
+
+void cli__upload_state_remove(const char *state)
+{
+    size_t n = strlen(state) + 8;
+    char *tmp = xmalloc(n);
+
+    (void)snprintf(tmp, n, "%s.new", state);
+    unlink(tmp); /* a replace a stop cut short */
+    unlink(state);
+    free(tmp);
+}
+
+/* Replaces the state with line, durably: a crash leaves the old state or the new one. */
+static int state_replace(struct up *u, const char *line, struct err *err)
+{
+    size_t n = strlen(u->state) + 8;
+    char *tmp = xmalloc(n);
+    int fd, rc = -1;
+
+    (void)snprintf(tmp, n, "%s.new", u->state);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        err_errno(err, ERR_IO, "cannot write the upload state %s", tmp);
+        goto out;
+    }
+    if (util_write_all(fd, line, strlen(line), err) < 0 || fsync(fd) < 0 ||
+        rename(tmp, u->state) < 0) {
+        err_errno(err, ERR_IO, "cannot write the upload state %s", u->state);
+        close(fd);
+        unlink(tmp);
+        goto out;
+    }
+    close(fd);
+    fd = open(u->c->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) { /* the rename itself, through a power loss */
+        (void)fsync(fd);
+        close(fd);
+    }
+    rc = 0;
+out:
+    free(tmp);
+    return rc;
 }
 
 /* ---- parts --------------------------------------------------------------------------- */
@@ -387,7 +443,7 @@ static int urls_refresh(struct up *u, struct err *err)
     json_t *st = NULL;
 
     (void)snprintf(path, sizeof(path), "/api/v1/assets/%s/upload", u->asset_id);
-    if (cli_call(u->c, "GET", path, NULL, &st, err) < 0)
+    if (cli_call_opt(u->c, "GET", path, NULL, &cli_call_retried, &st, err) < 0)
         return -1;
     parts_urls(u, json_object_get(st, "missing"));
     json_decref(st);
@@ -425,9 +481,9 @@ static int xfer_done(struct up *u, struct up_xfer *x, CURLcode rc, int *refresh,
         p->done = 1;
         u->sent += p->len;
         (void)snprintf(line, sizeof(line), "%d %s\n", p->n, md5);
-        return state_append(u, line, 0, err);
+        return state_append(u, line, err);
     }
-    if (rc == CURLE_OK && status == 403 && p->attempts < RETRY_MAX) {
+    if (rc == CURLE_OK && status == 403 && p->attempts < CLI_RETRY_MAX) {
         *refresh = 1; /* an expired signature: new URLs, and again */
         return 0;
     }
@@ -435,18 +491,14 @@ static int xfer_done(struct up *u, struct up_xfer *x, CURLcode rc, int *refresh,
     if (!transient)
         return err_set(err, status == 413 ? ERR_LIMIT : ERR_INVALID,
                        "part %d of %s: the server refused it (HTTP %ld)", p->n, u->path, status);
-    if (p->attempts >= RETRY_MAX) {
+    if (p->attempts >= CLI_RETRY_MAX) {
         if (rc != CURLE_OK)
             return err_set(err, ERR_NETWORK, "part %d of %s failed %d times; the last: %s", p->n,
                            u->path, p->attempts, x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc));
         return err_set(err, ERR_BACKEND, "part %d of %s failed %d times; the last: HTTP %ld", p->n,
                        u->path, p->attempts, status);
     }
-    {
-        int64_t wait = RETRY_FIRST_MS << (p->attempts - 1 < 6 ? p->attempts - 1 : 6);
-
-        p->retry_at = util_now_ms() + (wait < RETRY_LAST_MS ? wait : RETRY_LAST_MS);
-    }
+    p->retry_at = util_now_ms() + cli_backoff_ms(p->attempts);
     return 0;
 }
 
@@ -548,13 +600,13 @@ static int resume(struct up *u, json_t **done, struct err *err)
     struct err e = {0};
 
     (void)snprintf(path, sizeof(path), "/api/v1/assets/%s/upload", u->asset_id);
-    if (cli_call(u->c, "GET", path, NULL, &st, &e) < 0) {
+    if (cli_call_opt(u->c, "GET", path, NULL, &cli_call_retried, &st, &e) < 0) {
         if (e.code == ERR_NOTFOUND)
             return 0; /* gone: start over */
         if (e.code == ERR_CONFLICT) {
             /* completed before (the run that completed it stopped before saying so) */
             (void)snprintf(path, sizeof(path), "/api/v1/assets/%s", u->asset_id);
-            if (cli_call(u->c, "GET", path, NULL, done, err) < 0)
+            if (cli_call_opt(u->c, "GET", path, NULL, &cli_call_retried, done, err) < 0)
                 return -1;
             return 1;
         }
@@ -576,14 +628,44 @@ static int resume(struct up *u, json_t **done, struct err *err)
     return 2;
 }
 
+/* Drops an upload on the server (best effort: what is left expires). */
+static void abort_upload(struct cli *c, const char *asset_id)
+{
+    struct cli_resp gone;
+    char path[128];
+
+    (void)snprintf(path, sizeof(path), "/api/v1/assets/%s/upload", asset_id);
+    if (cli_http(c, "DELETE", path, NULL, NULL, 0, &gone, NULL) == 0)
+        cli_resp_release(&gone);
+}
+
+/* A new Idempotency-Key for the create, recorded before the create is sent. */
+static int idem_new(struct up *u, struct err *err)
+{
+    char hex[33], line[96];
+
+    util_token_hex(hex, 16);
+    (void)snprintf(u->idem, sizeof(u->idem), "acervo-%s", hex);
+    (void)snprintf(line, sizeof(line), "acervo-upload-key 1 %s\n", u->idem);
+    return state_replace(u, line, err);
+}
+
+/*
+ * POST /api/v1/assets under u->idem (made and recorded first when there is none): a create
+ * whose answer was lost, in this run (a retry) or in one that was stopped, gets the same
+ * asset back. A key the server refuses for this request (the options changed between runs,
+ * or the asset it made is past uploading) is dropped for a new one.
+ */
 static int create(struct up *u, const struct up_opts *o, struct err *err)
 {
     const char *base = strrchr(u->path, '/') ? strrchr(u->path, '/') + 1 : u->path;
     const char *type = NULL, *mime = mime_of(base, &type);
     json_t *body = json_pack("{s:s, s:I, s:s}", "filename", base, "size", (json_int_t)u->size,
                              "mime_type", mime);
-    json_t *res = NULL;
+    json_t *res = NULL, *problem = NULL;
+    struct cli_call_opt opt = cli_call_retried;
     char line[128];
+    int rc, remembered = u->idem[0] != '\0';
 
     if (o->type || type)
         json_object_set_new(body, "type", json_string(o->type ? o->type : type));
@@ -595,11 +677,34 @@ static int create(struct up *u, const struct up_opts *o, struct err *err)
         json_object_set(body, "tags", o->tags);
     if (o->meta)
         json_object_set(body, "editorial_metadata", o->meta);
-    if (cli_call(u->c, "POST", "/api/v1/assets", body, &res, err) < 0) {
+    if (!remembered && idem_new(u, err) < 0) {
         json_decref(body);
         return -1;
     }
+    opt.idempotency_key = u->idem;
+    opt.problem = &problem;
+    rc = cli_call_opt(u->c, "POST", "/api/v1/assets", body, &opt, &res, err);
+    if (rc < 0 && remembered && (err->code == ERR_UNPROCESSABLE || err->code == ERR_CONFLICT)) {
+        const char *made = json_string_value(json_object_get(problem, "asset_id"));
+
+        /* asked with other options the last time: what that run made is nobody's */
+        if (err->code == ERR_UNPROCESSABLE && made && util_uuid_valid(made))
+            abort_upload(u->c, made);
+        json_decref(problem);
+        problem = NULL;
+        rc = idem_new(u, err);
+        if (rc == 0)
+            rc = cli_call_opt(u->c, "POST", "/api/v1/assets", body, &opt, &res, err);
+    }
+    json_decref(problem);
     json_decref(body);
+    if (rc < 0) {
+        /* refused: no asset was made and the key is of no use; else (no answer, 5xx) one
+         * may have been, and the next run asks again under the key */
+        if (err->code != ERR_NETWORK && err->code != ERR_BACKEND && err->code != ERR_INTERNAL)
+            cli__upload_state_remove(u->state);
+        return -1;
+    }
     {
         const char *id = json_string_value(json_object_get(res, "assetId"));
 
@@ -618,7 +723,7 @@ static int create(struct up *u, const struct up_opts *o, struct err *err)
     json_decref(res);
     (void)snprintf(line, sizeof(line), "acervo-upload 1 %s %lld %d\n", u->asset_id,
                    (long long)u->part_size, u->nparts);
-    return state_append(u, line, 1, err);
+    return state_replace(u, line, err);
 }
 
 static int complete(struct up *u, json_t **out, struct err *err)
@@ -632,7 +737,7 @@ static int complete(struct up *u, json_t **out, struct err *err)
                                                "\"", u->parts[i].md5, "\""));
     body = json_pack("{s:o}", "parts", parts);
     (void)snprintf(path, sizeof(path), "/api/v1/assets/%s/complete", u->asset_id);
-    rc = cli_call(u->c, "POST", path, body, out, err);
+    rc = cli_call_opt(u->c, "POST", path, body, &cli_call_retried, out, err);
     json_decref(body);
     if (rc < 0 && err && err->code == ERR_CONFLICT) {
         /* completed already: an answer lost on the way, then this retry */
@@ -640,7 +745,7 @@ static int complete(struct up *u, json_t **out, struct err *err)
         struct err e2 = {0};
 
         (void)snprintf(path, sizeof(path), "/api/v1/assets/%s", u->asset_id);
-        if (cli_call(u->c, "GET", path, NULL, &a, &e2) == 0) {
+        if (cli_call_opt(u->c, "GET", path, NULL, &cli_call_retried, &a, &e2) == 0) {
             const char *st = json_string_value(json_object_get(a, "status"));
 
             if (st && strcmp(st, "uploading") != 0) {
@@ -691,12 +796,14 @@ int cli__upload_one(struct cli *c, const char *path, const struct up_opts *o, js
     if (cli__private_dir(c->state_dir, err) < 0)
         goto out;
     u.state = state_path(c, real, &st);
-    r = state_read(&u, u.asset_id, &u.part_size, &u.nparts) ? resume(&u, asset, err) : 0;
+    /* an asset recorded: resume it; only a key: the create again, under that key */
+    r = state_read(&u, u.asset_id, &u.part_size, &u.nparts);
+    r = r == 1 ? resume(&u, asset, err) : 0;
     if (r < 0)
         goto out;
     if (r == 1) { /* completed before */
         if (!o->keep_state)
-            unlink(u.state);
+            cli__upload_state_remove(u.state);
         rc = 0;
         goto out;
     }
@@ -723,13 +830,8 @@ int cli__upload_one(struct cli *c, const char *path, const struct up_opts *o, js
 
         if (fstat(u.fd, &now) < 0 || now.st_size != st.st_size ||
             now.st_mtim.tv_sec != st.st_mtim.tv_sec || now.st_mtim.tv_nsec != st.st_mtim.tv_nsec) {
-            char p2[128];
-            struct cli_resp gone;
-
-            (void)snprintf(p2, sizeof(p2), "/api/v1/assets/%s/upload", u.asset_id);
-            if (cli_http(c, "DELETE", p2, NULL, NULL, 0, &gone, NULL) == 0)
-                cli_resp_release(&gone);
-            unlink(u.state);
+            abort_upload(c, u.asset_id);
+            cli__upload_state_remove(u.state);
             err_set(err, ERR_IO,
                     "%s changed while it was sent; the upload is dropped: send it "
                     "again once it is complete",
@@ -740,7 +842,7 @@ int cli__upload_one(struct cli *c, const char *path, const struct up_opts *o, js
     if (complete(&u, asset, err) < 0)
         goto out;
     if (!o->keep_state)
-        unlink(u.state);
+        cli__upload_state_remove(u.state);
     rc = 0;
 out:
     up_release(&u);

@@ -153,7 +153,7 @@ static int handle(struct watch *w, struct seen *s, struct err *err)
             /* moved: the upload's record goes before the news (a stop between the two
              * leaves no record behind) */
             if (state)
-                unlink(state);
+                cli__upload_state_remove(state);
             say(w, "uploaded", s->name, id, NULL);
             w->uploaded++;
         }

@@ -152,7 +152,7 @@ static void test_errors_and_exit_codes(void **state)
         enum cli_exit exit;
     } map[] = {{400, CLI_REFUSED}, {401, CLI_AUTH},    {403, CLI_AUTH},    {404, CLI_NOTFOUND},
                {409, CLI_REFUSED}, {413, CLI_REFUSED}, {416, CLI_REFUSED}, {500, CLI_SERVER},
-               {503, CLI_SERVER},  {418, CLI_REFUSED}};
+               {503, CLI_SERVER},  {418, CLI_REFUSED}, {422, CLI_REFUSED}};
     struct cli_resp r;
     struct err e = {0};
 
@@ -165,6 +165,13 @@ static void test_errors_and_exit_codes(void **state)
         assert_int_equal(cli_exit_code(&e), map[i].exit);
         buf_release(&r.body);
     }
+    /* a create's key refused for another request is told from other refusals */
+    memset(&r, 0, sizeof(r));
+    buf_init(&r.body, 0);
+    r.status = 422;
+    cli_fail_response(&r, "POST /api/v1/assets", &e);
+    assert_int_equal(e.code, ERR_UNPROCESSABLE);
+    buf_release(&r.body);
     /* the problem's detail, else its title, else the status */
     memset(&r, 0, sizeof(r));
     buf_init(&r.body, 0);
@@ -279,6 +286,29 @@ static void test_upload_state(void **state)
     write_file(path, "acervo-upl");
     assert_int_equal(state_read(&u, id, &ps, &n), 0);
     assert_string_equal(id, "");
+
+    /* before the asset: the create's Idempotency-Key */
+    write_file(path, "acervo-upload-key 1 acervo-0123456789abcdef0123456789abcdef\n");
+    assert_int_equal(state_read(&u, id, &ps, &n), 2);
+    assert_string_equal(u.idem, "acervo-0123456789abcdef0123456789abcdef");
+    memset(u.idem, 0, sizeof(u.idem));
+    write_file(path, "acervo-upload-key 1 acervo-0123\n"); /* torn */
+    assert_int_equal(state_read(&u, id, &ps, &n), 0);
+    write_file(path, "acervo-upload-key 1 other-0123456789abcdef0123456789abcdef\n");
+    assert_int_equal(state_read(&u, id, &ps, &n), 0);
+    assert_string_equal(u.idem, "");
+}
+
+/* the backoff of transfers and calls: 0.5 s doubling to 30 s */
+static void test_backoff(void **state)
+{
+    (void)state;
+    assert_int_equal(cli_backoff_ms(0), 500);
+    assert_int_equal(cli_backoff_ms(1), 500);
+    assert_int_equal(cli_backoff_ms(2), 1000);
+    assert_int_equal(cli_backoff_ms(6), 16000);
+    assert_int_equal(cli_backoff_ms(7), 30000);
+    assert_int_equal(cli_backoff_ms(100), 30000);
 }
 
 int main(void)
@@ -291,6 +321,7 @@ int main(void)
         cmocka_unit_test(test_args),
         cmocka_unit_test(test_upload_helpers),
         cmocka_unit_test_setup_teardown(test_upload_state, setup, teardown),
+        cmocka_unit_test(test_backoff),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
