@@ -300,74 +300,80 @@ def test_upload_interrupted_by_ctrl_c_then_resumed(logged, api, editor, tmp_path
     assert wait_ready(api, editor.token, aid)["content_hash"] == h
 
 
-def test_upload_rides_out_a_server_outage(tmp_path):
+@pytest.fixture
+def own(tmp_path):
+    """A private acervod (the test stops and starts it) and a client logged in to it:
+    (server, api, editor, cli)."""
+    srv = Server(tmp_path / "data").start()
+    try:
+        api = Api(srv.base_url, srv.s3_url)
+        ed = api.make_key(srv.admin_token, "editor")
+        cli = Cli(tmp_path / "home")
+        cli("login", srv.base_url, "--key", ed.token, check=OK)
+        yield srv, api, ed, cli
+    finally:
+        srv.close()
+
+
+def upload_through(cli, args, outage):
+    """Runs acervo upload args, calls outage(proc) while it runs (the outage ends with the
+    server started again), and returns (stdout, stderr) once the upload ends by itself."""
+    proc = subprocess.Popen([str(cli_path()), "upload", *args], env=cli.env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        outage(proc)
+        out, err = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == OK, err
+    return out, err
+
+
+def test_upload_rides_out_a_server_outage(own, tmp_path):
     """The server goes away mid-upload (every connection refused) and comes back: the
     client retries with backoff and finishes without being run again."""
-    srv = Server(tmp_path / "data").start()
-    try:
-        api = Api(srv.base_url, srv.s3_url)
-        ed = api.make_key(srv.admin_token, "editor")
-        cli = Cli(tmp_path / "home")
-        cli("login", srv.base_url, "--key", ed.token, check=OK)
-        f = tmp_path / "outage.mp4"
-        h = make_file(f, 60 << 20)
-        proc = subprocess.Popen([str(cli_path()), "upload", str(f), "--parallel", "2",
-                                 "--limit-rate", "15M"], env=cli.env, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
-        try:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:  # two parts acknowledged, then the outage
-                st = transfers(cli)
-                if st and len(st[0].read_text().splitlines()) >= 3:
-                    break
-                time.sleep(0.02)
-            srv.kill()
-            time.sleep(3)
-            assert proc.poll() is None  # still trying
-            srv.start()
-            out, err = proc.communicate(timeout=180)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        assert proc.returncode == OK, err
-        asset = wait_ready(api, ed.token, out.strip())
-        assert asset["content_hash"] == h
-        assert transfers(cli) == []
-    finally:
-        srv.close()
+    srv, api, ed, cli = own
+    f = tmp_path / "outage.mp4"
+    h = make_file(f, 60 << 20)
+
+    def outage(proc):
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # two parts acknowledged, then the outage
+            st = transfers(cli)
+            if st and len(st[0].read_text().splitlines()) >= 3:
+                break
+            time.sleep(0.02)
+        srv.kill()
+        time.sleep(3)
+        assert proc.poll() is None  # still trying
+        srv.start()
+
+    out, _ = upload_through(cli, [str(f), "--parallel", "2", "--limit-rate", "15M"], outage)
+    asset = wait_ready(api, ed.token, out.strip())
+    assert asset["content_hash"] == h
+    assert transfers(cli) == []
 
 
-def test_upload_waits_for_a_server_that_is_down(tmp_path):
+def test_upload_waits_for_a_server_that_is_down(own, tmp_path):
     """The server is down when the upload starts: the create is tried again with backoff,
     announced on stderr, and goes through once the server is back."""
-    srv = Server(tmp_path / "data").start()
-    try:
-        api = Api(srv.base_url, srv.s3_url)
-        ed = api.make_key(srv.admin_token, "editor")
-        cli = Cli(tmp_path / "home")
-        cli("login", srv.base_url, "--key", ed.token, check=OK)
-        f = tmp_path / "late.mp4"
-        h = make_file(f, 3 << 20)
-        srv.kill()
-        proc = subprocess.Popen([str(cli_path()), "upload", str(f)], env=cli.env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            time.sleep(2)
-            assert proc.poll() is None  # still trying
-            srv.start()
-            out, err = proc.communicate(timeout=120)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        assert proc.returncode == OK, err
-        assert "POST /api/v1/assets: cannot connect to" in err and "trying again in" in err
-        asset = wait_ready(api, ed.token, out.strip())
-        assert asset["content_hash"] == h
-        assert assets_named(api, ed.token, [f.name])[f.name] == [asset["status"]]
-    finally:
-        srv.close()
+    srv, api, ed, cli = own
+    f = tmp_path / "late.mp4"
+    h = make_file(f, 3 << 20)
+    srv.kill()
+
+    def outage(proc):
+        time.sleep(2)
+        assert proc.poll() is None  # still trying
+        srv.start()
+
+    out, err = upload_through(cli, [str(f)], outage)
+    assert "POST /api/v1/assets: cannot connect to" in err and "trying again in" in err
+    asset = wait_ready(api, ed.token, out.strip())
+    assert asset["content_hash"] == h
+    assert assets_named(api, ed.token, [f.name])[f.name] == [asset["status"]]
 
 
 class LosingProxy:
