@@ -4,6 +4,7 @@
 
 #include "cli/cli.h"
 
+#include <curl/curl.h>
 #include <signal.h>
 
 /* what a command returns when its command line is wrong: the command exits CLI_USAGE */
@@ -37,6 +38,37 @@ struct cli_bar {
 void cli__bar_show(struct cli_bar *b, int64_t done, int final);
 /** Formats n bytes for people (1.5 GiB). */
 void cli__human_bytes(char *out, size_t cap, double n);
+
+/** What an item of a transfer pool is at a moment (cli_pool.state). */
+enum { CLI_POOL_DONE, CLI_POOL_READY, CLI_POOL_WAIT };
+
+/**
+ * A transfer's items (an upload's parts, a download's ranges) for cli_pool_run, which
+ * runs them at most parallel at once in one libcurl multi until every one is done, one
+ * fails for good, or Ctrl-C. A try of an item is the transfer's own struct, whose easy
+ * handle has it as CURLOPT_PRIVATE.
+ */
+struct cli_pool {
+    void *ctx;
+    int n, parallel;
+    const char *stopped; /* what a Ctrl-C says after "interrupted: " */
+    /* item i: CLI_POOL_DONE, CLI_POOL_READY to start now, or CLI_POOL_WAIT (it runs, it
+     * waits for its backoff or for something turn brings) */
+    int (*state)(void *ctx, int i, int64_t now);
+    /* a try of item i, its handle added to m */
+    void *(*start)(void *ctx, CURLM *m, int i);
+    /* the try ended with rc: 0 (the item is done, or will be tried again), -1 with err */
+    int (*finish)(void *ctx, void *x, CURLcode rc, struct err *err);
+    /* frees a try, finished or not (its handle taken out of m) */
+    void (*release)(void *ctx, CURLM *m, void *x);
+    /* bytes a running try has moved */
+    int64_t (*moved)(void *x);
+    /* after each turn, idle when nothing runs; inflight the bytes of the running tries:
+     * progress, fresh URLs; -1 with err stops the pool */
+    int (*turn)(void *ctx, int idle, int64_t inflight, struct err *err);
+};
+/** Runs the pool: 0 when every item is done, else -1 with err. */
+int cli_pool_run(const struct cli_pool *p, struct err *err);
 
 /** Set by SIGINT or SIGTERM once cli__catch_stop ran: transfers stop, resumable. */
 extern volatile sig_atomic_t cli__stop;

@@ -198,8 +198,10 @@ static size_t dl_on_body(char *data, size_t size, size_t n, void *arg)
     return len;
 }
 
-static struct dl_xfer *dl_start(struct dl *d, CURLM *m, struct dl_chunk *k)
+static void *dl_start(void *ctx, CURLM *m, int i)
 {
+    struct dl *d = ctx;
+    struct dl_chunk *k = &d->chunks[i];
     struct dl_xfer *x = xcalloc(1, sizeof(*x));
     struct buf b;
 
@@ -238,16 +240,22 @@ static struct dl_xfer *dl_start(struct dl *d, CURLM *m, struct dl_chunk *k)
     return x;
 }
 
-static void dl_free(CURLM *m, struct dl_xfer *x)
+static void dl_free(void *ctx, CURLM *m, void *xv)
 {
+    struct dl_xfer *x = xv;
+
+    (void)ctx;
+    x->k->running = 0;
     curl_multi_remove_handle(m, x->h);
     curl_easy_cleanup(x->h);
     curl_slist_free_all(x->hdrs);
     free(x);
 }
 
-static int dl_done(struct dl *d, struct dl_xfer *x, CURLcode rc, struct err *err)
+static int dl_done(void *ctx, void *xv, CURLcode rc, struct err *err)
 {
+    struct dl *d = ctx;
+    struct dl_xfer *x = xv;
     struct dl_chunk *k = x->k;
     long status = 0;
     char line[32];
@@ -293,76 +301,50 @@ static int dl_done(struct dl *d, struct dl_xfer *x, CURLcode rc, struct err *err
     return 0;
 }
 
+static int chunk_state(void *ctx, int i, int64_t now)
+{
+    struct dl *d = ctx;
+    struct dl_chunk *k = &d->chunks[i];
+
+    if (k->done)
+        return CLI_POOL_DONE;
+    return k->running || k->retry_at > now ? CLI_POOL_WAIT : CLI_POOL_READY;
+}
+
+static int64_t dl_moved(void *xv)
+{
+    struct dl_xfer *x = xv;
+
+    return x->pos - x->k->off;
+}
+
+static int dl_turn(void *ctx, int idle, int64_t inflight, struct err *err)
+{
+    struct dl *d = ctx;
+
+    (void)err;
+    if (!idle && d->c->tty)
+        cli__bar_show(&d->bar, d->got + inflight, 0);
+    return 0;
+}
+
+/* fetches every range not done, d->parallel at once */
 static int dl_fetch(struct dl *d, struct err *err)
 {
-    CURLM *m = curl_multi_init();
-    struct dl_xfer **run = xcalloc((size_t)d->parallel, sizeof(*run));
-    int rc = 0, active = 0;
+    const struct cli_pool pool = {
+        .ctx = d,
+        .n = d->nchunks,
+        .parallel = d->parallel,
+        .stopped = "run the same command again to fetch the rest",
+        .state = chunk_state,
+        .start = dl_start,
+        .finish = dl_done,
+        .release = dl_free,
+        .moved = dl_moved,
+        .turn = dl_turn,
+    };
 
-    for (;;) {
-        int left = 0, still = 0, msgs;
-        int64_t now = util_now_ms(), inflight = 0;
-        CURLMsg *msg;
-
-        if (cli__stop) {
-            rc = err_set(err, ERR_INTERNAL,
-                         "interrupted: run the same command again to fetch the rest");
-            break;
-        }
-        for (int i = 0; i < d->nchunks; i++) {
-            struct dl_chunk *k = &d->chunks[i];
-
-            if (k->done)
-                continue;
-            left++;
-            if (k->running || active >= d->parallel || k->retry_at > now)
-                continue;
-            for (int s = 0; s < d->parallel; s++)
-                if (!run[s]) {
-                    run[s] = dl_start(d, m, k);
-                    active++;
-                    break;
-                }
-        }
-        if (!left)
-            break;
-        if (!active) {
-            usleep(50000);
-            continue;
-        }
-        curl_multi_perform(m, &still);
-        while ((msg = curl_multi_info_read(m, &msgs))) {
-            struct dl_xfer *x = NULL;
-
-            if (msg->msg != CURLMSG_DONE)
-                continue;
-            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
-            rc = dl_done(d, x, msg->data.result, err);
-            for (int s = 0; s < d->parallel; s++)
-                if (run[s] == x)
-                    run[s] = NULL;
-            dl_free(m, x);
-            active--;
-            if (rc < 0)
-                break;
-        }
-        if (rc < 0)
-            break;
-        for (int s = 0; s < d->parallel; s++)
-            if (run[s])
-                inflight += run[s]->pos - run[s]->k->off;
-        if (d->c->tty)
-            cli__bar_show(&d->bar, d->got + inflight, 0);
-        curl_multi_poll(m, NULL, 0, 100, NULL);
-    }
-    for (int s = 0; s < d->parallel; s++)
-        if (run[s]) {
-            run[s]->k->running = 0;
-            dl_free(m, run[s]);
-        }
-    free(run);
-    curl_multi_cleanup(m);
-    return rc;
+    return cli_pool_run(&pool, err);
 }
 
 static void *dl_hash_main(void *arg)

@@ -62,6 +62,7 @@ struct up {
     int64_t rate;        /* bytes/s for the whole file (0: no limit), shared by the parts */
     int64_t sent;        /* bytes of parts done */
     struct cli_bar *bar; /* on a terminal */
+    int refresh;         /* a part URL expired: fresh ones before the next parts */
 };
 
 /* ---- the file and its state ----------------------------------------------------------- */
@@ -388,8 +389,10 @@ static size_t on_discard(char *data, size_t size, size_t n, void *arg)
     return size * n;
 }
 
-static struct up_xfer *xfer_start(struct up *u, CURLM *m, struct up_part *p)
+static void *xfer_start(void *ctx, CURLM *m, int i)
 {
+    struct up *u = ctx;
+    struct up_part *p = &u->parts[i];
     struct up_xfer *x = xcalloc(1, sizeof(*x));
 
     x->p = p;
@@ -427,8 +430,12 @@ static struct up_xfer *xfer_start(struct up *u, CURLM *m, struct up_part *p)
     return x;
 }
 
-static void xfer_free(CURLM *m, struct up_xfer *x)
+static void xfer_free(void *ctx, CURLM *m, void *xv)
 {
+    struct up_xfer *x = xv;
+
+    (void)ctx;
+    x->p->running = 0;
     curl_multi_remove_handle(m, x->h);
     curl_easy_cleanup(x->h);
     curl_slist_free_all(x->hdrs);
@@ -455,8 +462,10 @@ static int urls_refresh(struct up *u, struct err *err)
  * Network failures, 5xx, 408 and 429 come back later (backoff); an expired URL (403) comes
  * back at once with a fresh one; anything else fails the upload.
  */
-static int xfer_done(struct up *u, struct up_xfer *x, CURLcode rc, int *refresh, struct err *err)
+static int xfer_done(void *ctx, void *xv, CURLcode rc, struct err *err)
 {
+    struct up *u = ctx;
+    struct up_xfer *x = xv;
     struct up_part *p = x->p;
     long status = 0;
     unsigned char d[16];
@@ -484,7 +493,7 @@ static int xfer_done(struct up *u, struct up_xfer *x, CURLcode rc, int *refresh,
         return state_append(u, line, err);
     }
     if (rc == CURLE_OK && status == 403 && p->attempts < CLI_RETRY_MAX) {
-        *refresh = 1; /* an expired signature: new URLs, and again */
+        u->refresh = 1; /* an expired signature: new URLs, and again */
         return 0;
     }
     transient = rc != CURLE_OK || status >= 500 || status == 408 || status == 429;
@@ -502,92 +511,57 @@ static int xfer_done(struct up *u, struct up_xfer *x, CURLcode rc, int *refresh,
     return 0;
 }
 
+static int part_state(void *ctx, int i, int64_t now)
+{
+    struct up *u = ctx;
+    struct up_part *p = &u->parts[i];
+
+    if (p->done)
+        return CLI_POOL_DONE;
+    return p->running || p->retry_at > now || !p->url ? CLI_POOL_WAIT : CLI_POOL_READY;
+}
+
+static int64_t xfer_moved(void *xv)
+{
+    struct up_xfer *x = xv;
+
+    return x->pos - x->p->off;
+}
+
+/* fresh URLs when an expired one was refused, or when parts wait for one; the bar */
+static int parts_turn(void *ctx, int idle, int64_t inflight, struct err *err)
+{
+    struct up *u = ctx;
+
+    for (int i = 0; idle && !u->refresh && i < u->nparts; i++)
+        u->refresh = !u->parts[i].done && !u->parts[i].url;
+    if (u->refresh) {
+        u->refresh = 0;
+        if (urls_refresh(u, err) < 0)
+            return -1;
+    }
+    if (!idle && u->bar)
+        cli__bar_show(u->bar, u->sent + inflight, 0);
+    return 0;
+}
+
 /* sends every part not done, u->parallel at once */
 static int parts_send(struct up *u, struct err *err)
 {
-    CURLM *m = curl_multi_init();
-    struct up_xfer **running = xcalloc((size_t)u->parallel, sizeof(*running));
-    int rc = 0, active = 0;
+    const struct cli_pool pool = {
+        .ctx = u,
+        .n = u->nparts,
+        .parallel = u->parallel,
+        .stopped = "run the same command again to send the rest",
+        .state = part_state,
+        .start = xfer_start,
+        .finish = xfer_done,
+        .release = xfer_free,
+        .moved = xfer_moved,
+        .turn = parts_turn,
+    };
 
-    for (;;) {
-        int left = 0, refresh = 0, still = 0, msgs;
-        int64_t now = util_now_ms(), inflight = 0;
-        CURLMsg *msg;
-
-        if (cli__stop) {
-            rc = err_set(err, ERR_INTERNAL,
-                         "interrupted: run the same command again to send the rest");
-            break;
-        }
-        /* start parts while there is room */
-        for (int i = 0; i < u->nparts; i++) {
-            struct up_part *p = &u->parts[i];
-
-            if (p->done)
-                continue;
-            left++;
-            if (p->running || active >= u->parallel || p->retry_at > now || !p->url)
-                continue;
-            for (int k = 0; k < u->parallel; k++)
-                if (!running[k]) {
-                    running[k] = xfer_start(u, m, p);
-                    active++;
-                    break;
-                }
-        }
-        if (!left)
-            break;
-        if (active == 0) {
-            /* parts wait for their backoff, or for a URL */
-            int missing_url = 0;
-
-            for (int i = 0; i < u->nparts; i++)
-                if (!u->parts[i].done && !u->parts[i].url)
-                    missing_url = 1;
-            if (missing_url && urls_refresh(u, err) < 0) {
-                rc = -1;
-                break;
-            }
-            usleep(50000);
-            continue;
-        }
-        curl_multi_perform(m, &still);
-        while ((msg = curl_multi_info_read(m, &msgs))) {
-            struct up_xfer *x = NULL;
-
-            if (msg->msg != CURLMSG_DONE)
-                continue;
-            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
-            rc = xfer_done(u, x, msg->data.result, &refresh, err);
-            for (int k = 0; k < u->parallel; k++)
-                if (running[k] == x)
-                    running[k] = NULL;
-            xfer_free(m, x);
-            active--;
-            if (rc < 0)
-                break;
-        }
-        if (rc < 0)
-            break;
-        if (refresh && urls_refresh(u, err) < 0) {
-            rc = -1;
-            break;
-        }
-        for (int k = 0; k < u->parallel; k++)
-            if (running[k])
-                inflight += running[k]->pos - running[k]->p->off;
-        if (u->bar)
-            cli__bar_show(u->bar, u->sent + inflight, 0);
-        curl_multi_poll(m, NULL, 0, 100, NULL);
-    }
-    for (int k = 0; k < u->parallel; k++)
-        if (running[k]) {
-            running[k]->p->running = 0;
-            xfer_free(m, running[k]);
-        }
-    free(running);
-    curl_multi_cleanup(m);
-    return rc;
+    return cli_pool_run(&pool, err);
 }
 
 /* ---- one file -------------------------------------------------------------------------- */

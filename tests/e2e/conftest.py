@@ -51,6 +51,7 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "local: needs a local acervod process (not --base-url)")
+    config.addinivalue_line("markers", "own_env(env): the environment of the test's private acervod")
 
 
 def pytest_collection_modifyitems(config, items):

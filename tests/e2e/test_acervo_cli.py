@@ -301,10 +301,11 @@ def test_upload_interrupted_by_ctrl_c_then_resumed(logged, api, editor, tmp_path
 
 
 @pytest.fixture
-def own(tmp_path):
-    """A private acervod (the test stops and starts it) and a client logged in to it:
-    (server, api, editor, cli)."""
-    srv = Server(tmp_path / "data").start()
+def own(tmp_path, request):
+    """A private acervod (the test stops and starts it; a test's `own_env` mark gives its
+    environment) and a client logged in to it: (server, api, editor, cli)."""
+    mark = request.node.get_closest_marker("own_env")
+    srv = Server(tmp_path / "data", env=mark.args[0] if mark else None).start()
     try:
         api = Api(srv.base_url, srv.s3_url)
         ed = api.make_key(srv.admin_token, "editor")
@@ -374,6 +375,22 @@ def test_upload_waits_for_a_server_that_is_down(own, tmp_path):
     asset = wait_ready(api, ed.token, out.strip())
     assert asset["content_hash"] == h
     assert assets_named(api, ed.token, [f.name])[f.name] == [asset["status"]]
+
+
+@pytest.mark.own_env({"ACERVO_PRESIGN_TTL": "2s"})
+def test_upload_outlives_its_part_urls(own, tmp_path):
+    """Part URLs valid 2 s, parts that take longer to come round: the server refuses the
+    expired ones (403) and the client fetches fresh URLs and goes on."""
+    srv, api, ed, cli = own
+    f = tmp_path / "slow.mp4"
+    h = make_file(f, 12 << 20)  # 3 parts of 5 MiB
+    p = cli("upload", str(f), "--parallel", "1", "--limit-rate", "2M", check=OK, timeout=120)
+    asset = wait_ready(api, ed.token, p.stdout.strip())
+    assert asset["content_hash"] == h
+    log = srv.log_path.read_text(errors="replace")
+    assert re.search(r"PUT /archive/uploads/\S+ 403 ", log), "no part URL expired"
+    assert len(re.findall(r"GET /api/v1/assets/\S+/upload 200 ", log)) >= 1
+    assert transfers(cli) == []
 
 
 class LosingProxy:

@@ -12,6 +12,7 @@
 /* static functions (config_read, status_class) are reached by including the files */
 #include "cli/args.c"
 #include "cli/client.c"
+#include "cli/pool.c"
 #include "cli/upload.c"
 
 #include <sys/stat.h>
