@@ -37,14 +37,11 @@ struct cli {
     char *state_dir;   /* where resumable transfers keep their state */
 };
 
-/** A response: status, body (capped), and the headers a command needs. */
+/** A response: status, Content-Length and body (capped). */
 struct cli_resp {
     long status;
     int64_t length; /* Content-Length, -1 when not said */
     struct buf body;
-    char etag[160];
-    char location[512];
-    char content_type[128];
 };
 
 /**

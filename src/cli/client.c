@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -196,48 +195,6 @@ static size_t on_body(char *data, size_t size, size_t n, void *arg)
     return size * n;
 }
 
-static void header_copy(char *dst, size_t cap, const char *v, size_t n)
-{
-    while (n > 0 && (v[n - 1] == '\r' || v[n - 1] == '\n' || v[n - 1] == ' '))
-        n--;
-    if (n >= cap)
-        n = cap - 1;
-    memcpy(dst, v, n);
-    dst[n] = '\0';
-}
-
-static size_t on_header(char *data, size_t size, size_t n, void *arg)
-{
-    struct cli_resp *r = arg;
-    size_t len = size * n;
-    static const struct {
-        const char *name;
-        size_t off, cap;
-    } keep[] = {
-        {"etag:", offsetof(struct cli_resp, etag), sizeof(((struct cli_resp *)0)->etag)},
-        {"location:", offsetof(struct cli_resp, location),
-         sizeof(((struct cli_resp *)0)->location)},
-        {"content-type:", offsetof(struct cli_resp, content_type),
-         sizeof(((struct cli_resp *)0)->content_type)},
-    };
-
-    for (size_t i = 0; i < ARRAY_LEN(keep); i++) {
-        size_t k = strlen(keep[i].name);
-
-        if (len > k && strncasecmp(data, keep[i].name, k) == 0) {
-            const char *v = data + k;
-            size_t vn = len - k;
-
-            while (vn > 0 && (*v == ' ' || *v == '\t')) {
-                v++;
-                vn--;
-            }
-            header_copy((char *)r + keep[i].off, keep[i].cap, v, vn);
-        }
-    }
-    return len;
-}
-
 /* the network failure, said for a person */
 static int net_fail(const struct cli *c, CURLcode rc, const char *detail, struct err *err)
 {
@@ -304,8 +261,6 @@ static int exchange(const struct cli *c, const char *method, const char *path,
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(h, CURLOPT_USERAGENT, "acervo/" ACERVO_VERSION);
     if (strcmp(method, "HEAD") == 0)
         curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
