@@ -29,6 +29,22 @@ TARGET = 1.0
 MIB = 1 << 20
 
 
+def settle():
+    """Starts every run from the same memory: what earlier runs left dirty written back and
+    the page cache emptied (root only), so that no run pays for another's pages or gains
+    from them. Without this, on a 2-core VM whose memory is reclaimed from outside, the
+    same download measured anywhere from 160 to 660 MiB/s, depending on how much of the
+    earlier runs' 8 GiB was still in memory. Returns False if the cache could not be
+    dropped."""
+    os.sync()
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3")
+        return True
+    except OSError:
+        return False
+
+
 def peak_rss_kib(argv, env, timeout=3600):
     """Wall seconds, stdout and peak RSS (KiB) of one run (wait4's rusage)."""
     t0 = time.monotonic()
@@ -105,9 +121,11 @@ def main():
         down = {"acervo": [], "aws": []}
         rss = {"acervo": 0, "aws": 0}
         ids, keys, digests = [], [], []
+        cold = True  # every run started with the page cache emptied
         for run_no in range(args.runs):
             # the same bytes once per asset: one asset per content, so each run's file differs
             digests.append(common.stamp_run(big, run_no))
+            cold = settle() and cold
             log(f"run {run_no + 1}: acervo upload")
             secs, out, kib = peak_rss_kib([str(acervo), "upload", str(big), "--type", "video",
                                            "--parallel", "4"],
@@ -116,6 +134,7 @@ def main():
             rss["acervo"] = max(rss["acervo"], kib)
             ids.append(out.strip())
             log(f"  {size / secs / MIB:.0f} MiB/s, peak RSS {kib / 1024:.1f} MiB")
+            cold = settle() and cold
             log(f"run {run_no + 1}: aws s3 cp (upload)")
             k = f"bench/cli-{secrets.token_hex(4)}.bin"
             secs, _, kib = peak_rss_kib([AWS, "--endpoint-url", s3url, "s3", "cp", "--quiet",
@@ -130,6 +149,7 @@ def main():
         for run_no in range(args.runs):
             dst = rundir / "down.bin"
             dst.unlink(missing_ok=True)
+            cold = settle() and cold
             log(f"run {run_no + 1}: acervo download")
             secs, _, kib = peak_rss_kib([str(acervo), "download", ids[run_no], "-o", str(dst),
                                          "--parallel", "4"], env)
@@ -137,6 +157,7 @@ def main():
             rss["acervo"] = max(rss["acervo"], kib)
             log(f"  {size / secs / MIB:.0f} MiB/s (SHA-256 checked), peak RSS {kib / 1024:.1f} MiB")
             dst.unlink()
+            cold = settle() and cold
             log(f"run {run_no + 1}: aws s3 cp (download)")
             secs, _, kib = peak_rss_kib([AWS, "--endpoint-url", s3url, "s3", "cp", "--quiet",
                                          f"s3://archive/{keys[run_no]}", str(dst)], env)
@@ -163,7 +184,10 @@ def main():
              f"- machine: {info['nproc']} CPUs ({info['cpu']}), {info['ram']} RAM, work dir on "
              f"{info['fs']}; acervo {info['commit']}",
              f"- both clients: 16 MiB parts or ranges, 4 at a time, against one acervod on "
-             f"loopback; best of {args.runs} runs, wall time of the command", "",
+             f"loopback; best of {args.runs} runs, wall time of the command; "
+             + ("each run started with dirty pages written back and the page cache dropped"
+                if cold else "the page cache could NOT be dropped (not root): runs share it"),
+             "",
              "| | acervo | aws s3 cp | ratio | target |", "|---|---|---|---|---|",
              f"| upload (to the master recorded by complete) | {mbs(up['acervo']):.0f} MiB/s "
              f"| {mbs(up['aws']):.0f} MiB/s | {ur:.2f}x | >= {TARGET}x |",
