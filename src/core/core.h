@@ -247,6 +247,14 @@ int util_time_http_parse(const char *s, int64_t *out);
 int util_time_iso_parse(const char *s, int64_t *out);
 /** Parses a base-10 signed 64-bit integer, whole string; -1 if malformed. */
 int util_parse_i64(const char *s, int64_t *out);
+/**
+ * Decodes the character at s[*i] (len bytes in all) into *cp and moves *i past it.
+ * Returns 1, or 0 with *i moved one byte on for a byte that does not start a valid,
+ * shortest-form character (overlong forms, surrogates, past U+10FFFF, truncated).
+ */
+int util_utf8_next(const unsigned char *s, size_t len, size_t *i, uint32_t *cp);
+/** 1 if the n bytes at s are valid UTF-8 (shortest forms, no surrogates), else 0. */
+int util_utf8_valid(const char *s, size_t n);
 /** SHA-256 of data as 64 lowercase hex chars + NUL. */
 void util_sha256_hex(const void *data, size_t n, char out[65]);
 /** HMAC-SHA256 into out (32 bytes). */

@@ -252,6 +252,66 @@ int util_parse_i64(const char *s, int64_t *out)
     return 0;
 }
 
+int util_utf8_next(const unsigned char *s, size_t len, size_t *i, uint32_t *cp)
+{
+    unsigned char c = s[*i];
+    size_t n;
+    uint32_t v, min;
+
+    if (c < 0x80) {
+        *cp = c;
+        (*i)++;
+        return 1;
+    }
+    if (c >= 0xc2 && c <= 0xdf) {
+        n = 2;
+        v = c & 0x1f;
+        min = 0x80;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        n = 3;
+        v = c & 0x0f;
+        min = 0x800;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4;
+        v = c & 0x07;
+        min = 0x10000;
+    } else {
+        goto bad;
+    }
+    if (*i + n > len)
+        goto bad;
+    for (size_t k = 1; k < n; k++) {
+        if ((s[*i + k] & 0xc0) != 0x80)
+            goto bad;
+        v = (v << 6) | (s[*i + k] & 0x3f);
+    }
+    if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
+        goto bad;
+    *cp = v;
+    *i += n;
+    return 1;
+bad:
+    (*i)++;
+    return 0;
+}
+
+int util_utf8_valid(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    uint32_t cp;
+
+    while (i < n) {
+        if (p[i] < 0x80) {
+            i++;
+            continue;
+        }
+        if (!util_utf8_next(p, n, &i, &cp))
+            return 0;
+    }
+    return 1;
+}
+
 void util_sha256_hex(const void *data, size_t n, char out[65])
 {
     unsigned char md[32];

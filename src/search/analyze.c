@@ -92,44 +92,6 @@ static const char *fold_of(uint32_t cp)
 
 /* ---- UTF-8 ---------------------------------------------------------------------------------- */
 
-/* Decodes the character at s[*i] into *cp and moves *i past it; 0 (and one byte skipped)
- * for a byte that does not start a valid, shortest-form character. */
-static int utf8_next(const unsigned char *s, size_t len, size_t *i, uint32_t *cp)
-{
-    unsigned char c = s[*i];
-    size_t n;
-    uint32_t v, min;
-
-    if (c < 0x80) {
-        *cp = c;
-        (*i)++;
-        return 1;
-    }
-    if (c >= 0xc2 && c <= 0xdf)
-        n = 2, v = c & 0x1f, min = 0x80;
-    else if (c >= 0xe0 && c <= 0xef)
-        n = 3, v = c & 0x0f, min = 0x800;
-    else if (c >= 0xf0 && c <= 0xf4)
-        n = 4, v = c & 0x07, min = 0x10000;
-    else
-        goto bad;
-    if (*i + n > len)
-        goto bad;
-    for (size_t k = 1; k < n; k++) {
-        if ((s[*i + k] & 0xc0) != 0x80)
-            goto bad;
-        v = (v << 6) | (s[*i + k] & 0x3f);
-    }
-    if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
-        goto bad;
-    *cp = v;
-    *i += n;
-    return 1;
-bad:
-    (*i)++;
-    return 0;
-}
-
 static size_t utf8_put(uint32_t cp, char *out)
 {
     if (cp < 0x80) {
@@ -289,7 +251,7 @@ int search_analyze(struct search_analyzer *a, enum search_lang lang, const char 
         uint32_t cp;
         int full = 0, rc;
 
-        if (!utf8_next(s, len, &i, &cp) || !is_word_char(cp))
+        if (!util_utf8_next(s, len, &i, &cp) || !is_word_char(cp))
             continue;
         /* a word: letters, digits and apostrophes between letters */
         full = !fold_put(cp, term, &tlen);
@@ -297,13 +259,13 @@ int search_analyze(struct search_analyzer *a, enum search_lang lang, const char 
             size_t at = i;
             uint32_t c2;
 
-            if (i >= len || !utf8_next(s, len, &i, &cp)) {
+            if (i >= len || !util_utf8_next(s, len, &i, &cp)) {
                 i = at;
                 break;
             }
             if ((cp == '\'' || cp == 0x2019) && i < len) {
                 next = i;
-                if (utf8_next(s, len, &next, &c2) && is_word_char(c2))
+                if (util_utf8_next(s, len, &next, &c2) && is_word_char(c2))
                     continue; /* the apostrophe goes, the word goes on */
             }
             if (!is_word_char(cp)) {
@@ -338,7 +300,7 @@ size_t search_fold(const char *word, size_t len, char *out, size_t n)
 
     pthread_once(&locale_once, locale_init);
     while (i < len) {
-        if (!utf8_next(s, len, &i, &cp) || !is_word_char(cp))
+        if (!util_utf8_next(s, len, &i, &cp) || !is_word_char(cp))
             continue;
         if (!fold_put(cp, term, &tlen))
             break;

@@ -215,6 +215,44 @@ static void test_cfg_file_precedence(void **state)
     rmdir(dir);
 }
 
+static void test_utf8(void **state)
+{
+    static const struct {
+        const char *s;
+        int valid;
+    } cases[] = {
+        {"", 1},
+        {"plain ascii/key.mp4", 1},
+        {"inflaci\xc3\xb3n", 1}, /* U+00F3 */
+        {"\xe2\x82\xac", 1},     /* U+20AC */
+        {"\xf0\x9f\x8e\xac", 1}, /* U+1F3AC */
+        {"\xf4\x8f\xbf\xbf", 1}, /* U+10FFFF, the last */
+        {"\xff\xfe", 0},         /* never in UTF-8 */
+        {"\xc0\xaf", 0},         /* overlong '/' */
+        {"\xe0\x80\xaf", 0},     /* overlong '/', three bytes */
+        {"\xf0\x80\x80\xaf", 0}, /* overlong '/', four bytes */
+        {"\xed\xa0\x80", 0},     /* a surrogate, U+D800 */
+        {"\xf4\x90\x80\x80", 0}, /* past U+10FFFF */
+        {"abc\xc3", 0},          /* cut inside a character */
+        {"\x80", 0},             /* a lone continuation byte */
+        {"a\xe2\x82", 0},        /* cut three-byte character */
+    };
+    size_t i = 0;
+    uint32_t cp = 0;
+
+    (void)state;
+    for (size_t k = 0; k < ARRAY_LEN(cases); k++)
+        assert_int_equal(util_utf8_valid(cases[k].s, strlen(cases[k].s)), cases[k].valid);
+    /* a NUL inside the range is a character like any other */
+    assert_int_equal(util_utf8_valid("a\0b", 3), 1);
+    assert_int_equal(util_utf8_next((const unsigned char *)"\xc3\xb3", 2, &i, &cp), 1);
+    assert_int_equal(cp, 0xf3);
+    assert_int_equal(i, 2);
+    i = 0;
+    assert_int_equal(util_utf8_next((const unsigned char *)"\xc0\xaf", 2, &i, &cp), 0);
+    assert_int_equal(i, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -223,6 +261,7 @@ int main(void)
         cmocka_unit_test(test_cfg_flags_env), cmocka_unit_test(test_cfg_bad),
         cmocka_unit_test(test_uuid7),         cmocka_unit_test(test_time),
         cmocka_unit_test(test_hash),          cmocka_unit_test(test_cfg_file_precedence),
+        cmocka_unit_test(test_utf8),
     };
     return cmocka_run_group_tests_name("core", tests, NULL, NULL);
 }
