@@ -47,6 +47,7 @@ test: build build-test build-tsan
 	@./scripts/run-tests $(TEST_BUILD) $(TSAN_BUILD)
 
 bench: build
+	@./scripts/install-deps --bench
 	./bench/run $(or $(SUITE),all) $(ARGS)
 
 format:
