@@ -515,29 +515,46 @@ static void pool_put(struct cat_sqlite *c, struct conn *cn)
 
 /* ---- running bodies ------------------------------------------------------------------- */
 
-int cat__run(struct cat_sqlite *c, int write, body_fn fn, void *arg, struct err *err)
+/*
+ * One attempt of a write body: the process's write lock first, then a connection, so
+ * writers waiting for their turn hold no connection and readers keep the pool.
+ */
+static int run_write(struct cat_sqlite *c, body_fn fn, void *arg, struct err *err)
 {
-    struct conn *cn = pool_get(c, err);
-    int64_t deadline;
+    struct conn *cn;
     int rc;
 
-    if (!cn)
+    pthread_mutex_lock(&c->write_mu);
+    cn = pool_get(c, err);
+    if (!cn) {
+        pthread_mutex_unlock(&c->write_mu);
         return -1;
-    deadline = util_mono_ms() + c->busy_bound_ms;
+    }
+    rc = exec_stmt(cn, S_BEGIN, err, "begin");
+    if (rc == 0)
+        rc = fn(cn, arg, err);
+    if (rc == 0)
+        rc = exec_stmt(cn, S_COMMIT, err, "commit");
+    if (rc < 0 && !sqlite3_get_autocommit(cn->db))
+        exec_stmt(cn, S_ROLLBACK, NULL, "rollback");
+    pool_put(c, cn);
+    pthread_mutex_unlock(&c->write_mu);
+    return rc;
+}
+
+int cat__run(struct cat_sqlite *c, int write, body_fn fn, void *arg, struct err *err)
+{
+    struct conn *cn = NULL;
+    int64_t deadline = util_mono_ms() + c->busy_bound_ms;
+    int rc;
+
+    if (!write) {
+        cn = pool_get(c, err);
+        if (!cn)
+            return -1;
+    }
     for (int attempt = 0;; attempt++) {
-        if (write) {
-            pthread_mutex_lock(&c->write_mu);
-            rc = exec_stmt(cn, S_BEGIN, err, "begin");
-            if (rc == 0)
-                rc = fn(cn, arg, err);
-            if (rc == 0)
-                rc = exec_stmt(cn, S_COMMIT, err, "commit");
-            if (rc < 0 && !sqlite3_get_autocommit(cn->db))
-                exec_stmt(cn, S_ROLLBACK, NULL, "rollback");
-            pthread_mutex_unlock(&c->write_mu);
-        } else {
-            rc = fn(cn, arg, err);
-        }
+        rc = write ? run_write(c, fn, arg, err) : fn(cn, arg, err);
         if (rc != RC_BUSY)
             break;
         if (util_mono_ms() >= deadline) {
@@ -547,7 +564,8 @@ int cat__run(struct cat_sqlite *c, int write, body_fn fn, void *arg, struct err 
         }
         backoff(attempt);
     }
-    pool_put(c, cn);
+    if (cn)
+        pool_put(c, cn);
     return rc;
 }
 

@@ -387,10 +387,19 @@ def wait_master(api, token, asset_id, timeout=60):
 
 
 def wait_ingest(api, token, asset_id, timeout=60):
-    """The asset once its ingest ended (ready or failed)."""
+    """The asset once its ingest ended: the asset ready or failed, and its ingest workflow
+    ended too (the engine ends the workflow after the step that made the asset ready, so
+    on a busy machine the asset can be ready while its workflow still runs)."""
     def ended():
         a = get_asset(api, token, asset_id)
-        return a if a["status"] in ("ready", "failed") else None
+        if a["status"] not in ("ready", "failed"):
+            return None
+        r = api("GET", "/api/v1/workflows", token, params={"asset_id": asset_id})
+        assert r.status_code == 200, r.text
+        if any(w["type"] == "ingest" and w["status"] in ("running", "cancelling")
+               for w in r.json()["items"]):
+            return None
+        return a
     return wait_until(ended, timeout, interval=0.02, what=f"the ingest of {asset_id}")
 
 
