@@ -929,7 +929,7 @@ void api__assets_direct_begin(struct http_req *req)
     d->upload.expires_at = now_ms + (int64_t)cfg->upload_ttl * 1000;
     if (cat_upload_create(st->ctx->cat, &d->upload, &e) < 0)
         goto out_err;
-    if (store_part_writer(st->ctx->store, d->upload.upload_id, 1, 0, &d->w, &e) < 0)
+    if (store_part_writer(st->ctx->store, d->upload.upload_id, 1, -1, 0, &d->w, &e) < 0)
         goto out_err;
     api__audit(req, "asset.create", "asset", a.id,
                json_pack("{s:s,s:I,s:s,s:s,s:b}", "filename", filename, "size",

@@ -518,7 +518,8 @@ static int begin_write(struct http_req *req, struct s3_req *r, struct err *err)
         r->part_number = (int)v;
         if (load_upload(req, r, &u, err) < 0)
             return -1;
-        rc = store_part_writer(r->ctx->store, r->upload_id, r->part_number, 0, &r->writer, err);
+        rc = store_part_writer(r->ctx->store, r->upload_id, r->part_number, req->content_length, 0,
+                               &r->writer, err);
     }
     if (rc < 0)
         return -1;

@@ -125,8 +125,8 @@ int store_object_writer(struct store *st, const char *bucket, const char *key, i
     return store_logged(rc, "object_writer", key, err);
 }
 
-int store_part_writer(struct store *st, const char *upload_id, int part_number, int flags,
-                      struct store_writer **out, struct err *err)
+int store_part_writer(struct store *st, const char *upload_id, int part_number, int64_t length,
+                      int flags, struct store_writer **out, struct err *err)
 {
     int rc;
 
@@ -136,7 +136,7 @@ int store_part_writer(struct store *st, const char *upload_id, int part_number, 
     if (part_number < 1 || part_number > STORE_PART_MAX)
         return err_set(err, ERR_INVALID, "InvalidArgument: part number must be 1..%d",
                        STORE_PART_MAX);
-    rc = st->ops->part_writer(st, upload_id, part_number, flags, out, err);
+    rc = st->ops->part_writer(st, upload_id, part_number, length, flags, out, err);
     return store_logged(rc, "part_writer", upload_id, err);
 }
 

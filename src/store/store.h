@@ -89,8 +89,8 @@ struct store_ops {
 
     int (*object_writer)(struct store *st, const char *bucket, const char *key, int flags,
                          struct store_writer **out, struct err *err);
-    int (*part_writer)(struct store *st, const char *upload_id, int part_number, int flags,
-                       struct store_writer **out, struct err *err);
+    int (*part_writer)(struct store *st, const char *upload_id, int part_number, int64_t length,
+                       int flags, struct store_writer **out, struct err *err);
     int (*writer_write)(struct store_writer *w, const void *data, size_t n, struct err *err);
     int (*writer_commit)(struct store_writer *w, const char *content_type, struct store_meta *out,
                          struct err *err);
@@ -174,6 +174,11 @@ int store_object_writer(struct store *st, const char *bucket, const char *key, i
                         struct store_writer **out, struct err *err);
 /**
  * Opens a writer for part part_number of an upload; commit replaces an earlier copy.
+ * length is the number of bytes the part will have, or -1 if not known: with it, a part of
+ * an unsized upload may be written in place (the first part of at least 1 MiB sets the
+ * upload's stride; parts of that size then land at (n - 1) * stride in one file), so that
+ * assembly of parts 1..k, all but the last of the stride's size, neither copies nor
+ * rereads them. A length that the bytes then do not match fails the part at commit.
  * For a sized upload: a part number beyond the last part fails with ERR_INVALID
  * "InvalidPart"; another writer of the same part still open fails with ERR_CONFLICT; an
  * upload already assembled fails with ERR_CONFLICT (its parts can no longer change). The
@@ -182,8 +187,8 @@ int store_object_writer(struct store *st, const char *bucket, const char *key, i
  * writer has written into the upload, an earlier copy of the part is gone even if the
  * writer is then aborted.
  */
-int store_part_writer(struct store *st, const char *upload_id, int part_number, int flags,
-                      struct store_writer **out, struct err *err);
+int store_part_writer(struct store *st, const char *upload_id, int part_number, int64_t length,
+                      int flags, struct store_writer **out, struct err *err);
 /** Appends data; the MD5 (and SHA-256 if asked) advance as it streams. */
 int store_writer_write(struct store_writer *w, const void *data, size_t n, struct err *err);
 /**

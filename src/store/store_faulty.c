@@ -73,13 +73,14 @@ static int faulty_object_writer(struct store *st, const char *bucket, const char
     return faulty_wrap_writer(st, inner, out);
 }
 
-static int faulty_part_writer(struct store *st, const char *upload_id, int part_number, int flags,
-                              struct store_writer **out, struct err *err)
+static int faulty_part_writer(struct store *st, const char *upload_id, int part_number,
+                              int64_t length, int flags, struct store_writer **out, struct err *err)
 {
     struct store_writer *inner;
 
     if (faulty_tick(st, "part_writer", err) < 0 ||
-        store_part_writer(faulty_of(st)->inner, upload_id, part_number, flags, &inner, err) < 0)
+        store_part_writer(faulty_of(st)->inner, upload_id, part_number, length, flags, &inner,
+                          err) < 0)
         return -1;
     return faulty_wrap_writer(st, inner, out);
 }

@@ -139,7 +139,7 @@ static int put_part(struct store *st, const char *id, int number, const void *da
 {
     struct store_writer *w;
 
-    if (store_part_writer(st, id, number, 0, &w, e) < 0)
+    if (store_part_writer(st, id, number, (int64_t)n, 0, &w, e) < 0)
         return -1;
     if (write_chunks(w, data, n, e) < 0) {
         store_writer_abort(w);
@@ -317,13 +317,13 @@ static void test_wrapper_checks(void **state)
     assert_int_equal(e.code, ERR_INVALID);
     assert_int_equal(store_object_stat(fx->st, "archive", "a/../../x", &m, &e), -1);
     assert_int_equal(e.code, ERR_INVALID);
-    assert_int_equal(store_part_writer(fx->st, "nothex", 1, 0, &w, &e), -1);
+    assert_int_equal(store_part_writer(fx->st, "nothex", 1, -1, 0, &w, &e), -1);
     assert_int_equal(e.code, ERR_NOTFOUND);
-    assert_int_equal(store_part_writer(fx->st, "0123456789abcdef0123456789abcdef", 0, 0, &w, &e),
-                     -1);
+    assert_int_equal(
+        store_part_writer(fx->st, "0123456789abcdef0123456789abcdef", 0, -1, 0, &w, &e), -1);
     assert_int_equal(e.code, ERR_INVALID);
     assert_int_equal(
-        store_part_writer(fx->st, "0123456789abcdef0123456789abcdef", 10001, 0, &w, &e), -1);
+        store_part_writer(fx->st, "0123456789abcdef0123456789abcdef", 10001, -1, 0, &w, &e), -1);
     assert_int_equal(e.code, ERR_INVALID);
     assert_int_equal(
         store_upload_assemble(fx->st, "0123456789abcdef0123456789abcdef", &ref, 1, 0, &sg, &e), -1);
@@ -561,7 +561,7 @@ static void test_multipart(void **state)
     assert_string_equal(pm.etag, md5[1]);
     assert_int_equal(pm.size, (int64_t)len[1]);
     snprintf(path, sizeof(path), "%s/.multipart/%s", fx->root, u.upload_id);
-    assert_int_equal(count_entries(path), 4); /* meta + three parts */
+    assert_int_equal(count_entries(path), 5); /* meta + data + three parts */
 
     assert_int_equal(store_upload_parts(fx->st, u.upload_id, &parts, &n, &e), 0);
     assert_int_equal(n, 3);
@@ -915,7 +915,8 @@ static void test_concurrent_parts(void **state)
     assert_int_equal(parts[0].number, 1);
     free(parts);
     snprintf(path, sizeof(path), "%s/.multipart/%s", fx->root, u.upload_id);
-    assert_int_equal(count_entries(path), 1 + 1 + 4 * 11); /* one copy of part 1 survives */
+    assert_int_equal(count_entries(path),
+                     2 + 1 + 4 * 11); /* meta, data; one copy of part 1 survives */
     assert_int_equal(count_tmp_files(fx->root), 0);
 }
 
@@ -1235,7 +1236,7 @@ static void test_sized_reupload(void **state)
 
     /* re-upload part 2 with y's bytes: once its region is written, the hash starts over */
     p = sized_part(&y, 2, &len);
-    assert_int_equal(store_part_writer(fx->st, u.upload_id, 2, 0, &w, &e), 0);
+    assert_int_equal(store_part_writer(fx->st, u.upload_id, 2, -1, 0, &w, &e), 0);
     assert_int_equal(count_markers(fx->root, u.upload_id, 2), 1);
     assert_int_equal(store_writer_write(w, p, FS_WBUF + 10, &e), 0);
     assert_int_equal(count_markers(fx->root, u.upload_id, 2), 0);
@@ -1293,7 +1294,7 @@ static void test_sized_wrong_size(void **state)
     assert_int_equal(put_part(fx->st, u.upload_id, 3, z.all, z.part_size, &m, &e), -1);
     expect_msg(&e, ERR_INVALID, "InvalidPart: part 3 must be 50 bytes, got more");
     /* too long fails at the write that exceeds, and commit too */
-    assert_int_equal(store_part_writer(fx->st, u.upload_id, 2, 0, &w, &e), 0);
+    assert_int_equal(store_part_writer(fx->st, u.upload_id, 2, -1, 0, &w, &e), 0);
     assert_int_equal(store_writer_write(w, z.all, z.part_size, &e), 0);
     assert_int_equal(store_writer_write(w, "x", 1, &e), -1);
     expect_msg(&e, ERR_INVALID, "InvalidPart: part 2 must be 262244 bytes, got more");
@@ -1314,7 +1315,7 @@ static void test_sized_wrong_size(void **state)
     assert_int_equal(count_markers(fx->root, u.upload_id, 3), 1);
 
     /* beyond the last part */
-    assert_int_equal(store_part_writer(fx->st, u.upload_id, 4, 0, &w, &e), -1);
+    assert_int_equal(store_part_writer(fx->st, u.upload_id, 4, -1, 0, &w, &e), -1);
     expect_msg(&e, ERR_INVALID, "InvalidPart: part 4 is beyond the last part 3");
     assert_null(w);
     assert_int_equal(store_upload_abort(fx->st, u.upload_id, &e), 0);
@@ -1344,10 +1345,10 @@ static void test_sized_conflict(void **state)
     for (int k = 2; k <= 3; k++)
         assert_int_equal(sized_put(fx->st, u.upload_id, &z, k, &m, &e), 0);
     p = sized_part(&z, 1, &len);
-    assert_int_equal(store_part_writer(fx->st, u.upload_id, 1, 0, &a, &e), 0);
+    assert_int_equal(store_part_writer(fx->st, u.upload_id, 1, -1, 0, &a, &e), 0);
     assert_int_equal(store_writer_write(a, p, 100, &e), 0);
     /* a second writer of part 1 is refused while a is open; other parts are fine */
-    assert_int_equal(store_part_writer(fx->st, u.upload_id, 1, 0, &b, &e), -1);
+    assert_int_equal(store_part_writer(fx->st, u.upload_id, 1, -1, 0, &b, &e), -1);
     expect_msg(&e, ERR_CONFLICT, "part 1 is being uploaded by another request");
     assert_int_equal(sized_put(fx->st, u.upload_id, &z, 3, &m, &e), 0);
 
@@ -1358,7 +1359,7 @@ static void test_sized_conflict(void **state)
     assert_int_equal(store_writer_write(a, p + 100, len - 100, &e), 0);
     assert_int_equal(store_writer_commit(a, NULL, &m, &e), 0);
 
-    assert_int_equal(store_part_writer(fx->st, u.upload_id, 2, 0, &b, &e), 0);
+    assert_int_equal(store_part_writer(fx->st, u.upload_id, 2, -1, 0, &b, &e), 0);
     assert_int_equal(store_upload_assemble(fx->st, u.upload_id, refs, 3, 0, &sg, &e), -1);
     expect_msg(&e, ERR_CONFLICT, "part 2 is being uploaded by another request");
     assert_null(sg);
@@ -1371,7 +1372,7 @@ static void test_sized_conflict(void **state)
     assert_string_equal(store_staged_meta(sg)->sha256, z.sha);
     assert_int_equal(stat(path, &sb), 0);
     /* sealed: no writer can start */
-    assert_int_equal(store_part_writer(fx->st, u.upload_id, 2, 0, &b, &e), -1);
+    assert_int_equal(store_part_writer(fx->st, u.upload_id, 2, -1, 0, &b, &e), -1);
     assert_int_equal(e.code, ERR_CONFLICT);
     assert_int_equal(store_staged_commit(sg, "archive", "cf", &m, &e), 0);
     store_staged_free(sg);
@@ -1519,7 +1520,7 @@ static void test_sized_torn_part(void **state)
                      0);
     for (int k = 1; k <= 3; k++)
         assert_int_equal(sized_put(fx->st, u.upload_id, &z, k, &m, &e), 0);
-    assert_int_equal(store_part_writer(fx->st, u.upload_id, 2, 0, &w, &e), 0);
+    assert_int_equal(store_part_writer(fx->st, u.upload_id, 2, -1, 0, &w, &e), 0);
     assert_int_equal(store_writer_write(w, junk, FS_WBUF * 2, &e), 0);
     store_writer_abort(w);
 
@@ -1720,6 +1721,283 @@ static void test_sized_reader_wait(void **state)
 /* ---- internals ------------------------------------------------------------------------ */
 
 /* the assembly copy: copy_file_range and the read/write fallback give the same bytes */
+/* ---- strided uploads: unsized, parts of the stride's size written in place ------------- */
+
+/* the upload's data file */
+static void data_stat(const char *root, const char *id, struct stat *sb)
+{
+    char path[PATH_MAX];
+
+    snprintf(path, sizeof(path), "%s/.multipart/%s/data", root, id);
+    assert_int_equal(stat(path, sb), 0);
+}
+
+/* the object's inode */
+static ino_t object_ino(const char *root, const char *key)
+{
+    char path[PATH_MAX];
+    struct stat sb;
+
+    snprintf(path, sizeof(path), "%s/archive/%s", root, key);
+    assert_int_equal(stat(path, &sb), 0);
+    return sb.st_ino;
+}
+
+/* assembles refs[0..n) of upload id, commits it at key and checks it holds want */
+static ino_t strided_complete(struct fixture *fx, const char *id, const struct store_part_ref *refs,
+                              size_t n, const char *key, const unsigned char *want, size_t len)
+{
+    struct store_staged *sg;
+    struct store_meta m;
+    struct err e = {0};
+    char sha[65];
+
+    util_sha256_hex(want, len, sha);
+    if (store_upload_assemble(fx->st, id, refs, n, MIN_PART, &sg, &e) < 0)
+        fail_msg("assembly of %s: %s", key, e.msg);
+    assert_int_equal(store_staged_meta(sg)->size, (int64_t)len);
+    assert_string_equal(store_staged_meta(sg)->sha256, sha);
+    assert_int_equal(store_staged_commit(sg, "archive", key, &m, &e), 0);
+    store_staged_free(sg);
+    assert_object(fx->st, "archive", key, want, len);
+    assert_int_equal(store_object_stat(fx->st, "archive", key, &m, &e), 0);
+    assert_string_equal(m.sha256, sha);
+    return object_ino(fx->root, key);
+}
+
+static void test_strided_in_place(void **state)
+{
+    struct fixture *fx = *state;
+    static const int order[] = {3, 1, 4, 2};
+    static const int want_next[] = {1, 2, 2, 4};
+    struct sized z;
+    struct store_upload u;
+    struct store_part *parts;
+    struct store_part_ref *refs;
+    struct store_staged *sg;
+    struct store_meta m;
+    struct err e = {0};
+    struct stat data_sb;
+    char path[PATH_MAX];
+    char text[32] = {0};
+    size_t n;
+    int fd;
+
+    /* three parts of 1 MiB + 4 KiB in place, the short last one a file of its own */
+    sized_init(&z, FS_STRIDE_MIN + 4096, 3 * (FS_STRIDE_MIN + 4096) + 1234, 61);
+    assert_int_equal(store_upload_create(fx->st, "archive", "s3/strided", NULL, &u, &e), 0);
+    assert_int_equal(u.part_size, 0);
+    for (size_t i = 0; i < ARRAY_LEN(order); i++) {
+        assert_int_equal(sized_put(fx->st, u.upload_id, &z, order[i], &m, &e), 0);
+        assert_int_equal(hashed_next(fx->st, u.upload_id), want_next[i]);
+    }
+    /* the first part of at least 1 MiB chose the stride; parts in place are empty markers */
+    snprintf(path, sizeof(path), "%s/.multipart/%s/stride", fx->root, u.upload_id);
+    fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_true(read(fd, text, sizeof(text) - 1) > 0);
+    close(fd);
+    assert_int_equal(atoll(text), (long long)z.part_size);
+    data_stat(fx->root, u.upload_id, &data_sb);
+    assert_int_equal(data_sb.st_size, (off_t)(3 * z.part_size));
+    assert_int_equal(store_upload_parts(fx->st, u.upload_id, &parts, &n, &e), 0);
+    assert_int_equal(n, 4);
+    refs = sized_refs(&z);
+    for (int i = 0; i < 4; i++) {
+        size_t len;
+
+        (void)sized_part(&z, i + 1, &len);
+        assert_int_equal(parts[i].size, (int64_t)len);
+        assert_string_equal(parts[i].etag, refs[i].etag);
+    }
+    free(parts);
+
+    /* parts 1..4, all but the last in place: the object is the data file itself */
+    assert_int_equal(strided_complete(fx, u.upload_id, refs, 4, "s3/strided", z.all, z.total),
+                     data_sb.st_ino);
+    assert_int_equal(store_object_stat(fx->st, "archive", "s3/strided", &m, &e), 0);
+    assert_string_equal(m.etag, z.etag);
+    /* a retried complete assembles the same again; the parts are frozen meanwhile */
+    assert_int_equal(store_upload_assemble(fx->st, u.upload_id, refs, 4, MIN_PART, &sg, &e), 0);
+    assert_string_equal(store_staged_meta(sg)->sha256, z.sha);
+    assert_int_equal(store_staged_commit(sg, "archive", "s3/strided", &m, &e), 0);
+    store_staged_free(sg);
+    assert_int_equal(sized_put(fx->st, u.upload_id, &z, 2, &m, &e), -1);
+    assert_int_equal(e.code, ERR_CONFLICT);
+    assert_int_equal(sized_put(fx->st, u.upload_id, &z, 4, &m, &e), -1);
+    assert_int_equal(e.code, ERR_CONFLICT);
+    assert_int_equal(store_upload_abort(fx->st, u.upload_id, &e), 0);
+    assert_object(fx->st, "archive", "s3/strided", z.all, z.total);
+    free(refs);
+    sized_free(&z);
+    assert_int_equal(count_tmp_files(fx->root), 0);
+}
+
+static void test_strided_other_lists(void **state)
+{
+    struct fixture *fx = *state;
+    size_t ps = FS_STRIDE_MIN;
+    unsigned char *p[5];
+    unsigned char *want = xmalloc(4 * ps);
+    struct store_part_ref refs[4];
+    struct store_upload u;
+    struct store_part *parts;
+    struct store_meta m;
+    struct stat data_sb;
+    struct err e = {0};
+    size_t n;
+
+    for (int i = 0; i < 5; i++)
+        p[i] = pattern(2 * ps, 70 + (unsigned)i);
+
+    /* parts uploaded but not listed: the object is parts 1..3, still without a copy */
+    assert_int_equal(store_upload_create(fx->st, "archive", "s3/unlisted", NULL, &u, &e), 0);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(put_part(fx->st, u.upload_id, i + 1, p[i], ps, &m, &e), 0);
+        if (i < 3) {
+            refs[i].number = i + 1;
+            memcpy(refs[i].etag, m.etag, 33);
+            memcpy(want + (size_t)i * ps, p[i], ps);
+        }
+    }
+    data_stat(fx->root, u.upload_id, &data_sb);
+    assert_int_equal(strided_complete(fx, u.upload_id, refs, 3, "s3/unlisted", want, 3 * ps),
+                     data_sb.st_ino);
+    assert_int_equal(count_markers(fx->root, u.upload_id, 4), 0);
+    assert_int_equal(store_upload_abort(fx->st, u.upload_id, &e), 0);
+
+    /* a list with a gap (1, 3): copied, from the data file */
+    assert_int_equal(store_upload_create(fx->st, "archive", "s3/gap", NULL, &u, &e), 0);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(put_part(fx->st, u.upload_id, i + 1, p[i], ps, &m, &e), 0);
+        if (i != 1) {
+            refs[i / 2].number = i + 1;
+            memcpy(refs[i / 2].etag, m.etag, 33);
+        }
+    }
+    memcpy(want, p[0], ps);
+    memcpy(want + ps, p[2], ps);
+    data_stat(fx->root, u.upload_id, &data_sb);
+    assert_true(strided_complete(fx, u.upload_id, refs, 2, "s3/gap", want, 2 * ps) !=
+                data_sb.st_ino);
+    assert_int_equal(store_upload_abort(fx->st, u.upload_id, &e), 0);
+
+    /* the stride chosen by a short last part that came first: the others are files, copied */
+    assert_int_equal(store_upload_create(fx->st, "archive", "s3/late", NULL, &u, &e), 0);
+    assert_int_equal(put_part(fx->st, u.upload_id, 3, p[2], ps + 100, &m, &e), 0);
+    refs[2].number = 3;
+    memcpy(refs[2].etag, m.etag, 33);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(put_part(fx->st, u.upload_id, i + 1, p[i], 2 * ps, &m, &e), 0);
+        refs[i].number = i + 1;
+        memcpy(refs[i].etag, m.etag, 33);
+    }
+    assert_int_equal(store_upload_parts(fx->st, u.upload_id, &parts, &n, &e), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(parts[0].size, (int64_t)(2 * ps));
+    assert_int_equal(parts[2].size, (int64_t)(ps + 100));
+    free(parts);
+    free(want);
+    want = xmalloc(5 * ps + 100);
+    memcpy(want, p[0], 2 * ps);
+    memcpy(want + 2 * ps, p[1], 2 * ps);
+    memcpy(want + 4 * ps, p[2], ps + 100);
+    (void)strided_complete(fx, u.upload_id, refs, 3, "s3/late", want, 5 * ps + 100);
+    assert_int_equal(store_upload_abort(fx->st, u.upload_id, &e), 0);
+
+    /* an empty last part is a file of its own, not a marker */
+    assert_int_equal(store_upload_create(fx->st, "archive", "s3/empty-last", NULL, &u, &e), 0);
+    assert_int_equal(put_part(fx->st, u.upload_id, 1, p[3], ps, &m, &e), 0);
+    refs[0].number = 1;
+    memcpy(refs[0].etag, m.etag, 33);
+    assert_int_equal(put_part(fx->st, u.upload_id, 2, "", 0, &m, &e), 0);
+    assert_string_equal(m.etag, FS_EMPTY_MD5);
+    refs[1].number = 2;
+    memcpy(refs[1].etag, m.etag, 33);
+    assert_int_equal(store_upload_parts(fx->st, u.upload_id, &parts, &n, &e), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(parts[0].size, (int64_t)ps);
+    assert_int_equal(parts[1].size, 0);
+    free(parts);
+    data_stat(fx->root, u.upload_id, &data_sb);
+    assert_int_equal(strided_complete(fx, u.upload_id, refs, 2, "s3/empty-last", p[3], ps),
+                     data_sb.st_ino);
+    assert_int_equal(store_upload_abort(fx->st, u.upload_id, &e), 0);
+
+    for (int i = 0; i < 5; i++)
+        free(p[i]);
+    free(want);
+    assert_int_equal(count_tmp_files(fx->root), 0);
+}
+
+static void test_strided_reupload(void **state)
+{
+    struct fixture *fx = *state;
+    size_t ps = FS_STRIDE_MIN;
+    unsigned char *a = pattern(3 * ps, 81);
+    unsigned char *b = pattern(2 * ps, 82);
+    unsigned char *want = xmalloc(4 * ps);
+    struct store_part_ref refs[3];
+    struct store_upload u;
+    struct store_meta m;
+    struct stat data_sb;
+    struct err e = {0};
+
+    assert_int_equal(store_upload_create(fx->st, "archive", "s3/again", NULL, &u, &e), 0);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(put_part(fx->st, u.upload_id, i + 1, a + (size_t)i * ps, ps, &m, &e), 0);
+        refs[i].number = i + 1;
+        memcpy(refs[i].etag, m.etag, 33);
+    }
+    assert_int_equal(hashed_next(fx->st, u.upload_id), 4);
+    /* part 2 again, in place with other bytes: the hash starts over */
+    assert_int_equal(put_part(fx->st, u.upload_id, 2, b, ps, &m, &e), 0);
+    memcpy(refs[1].etag, m.etag, 33);
+    assert_int_equal(hashed_next(fx->st, u.upload_id), 4);
+    memcpy(want, a, ps);
+    memcpy(want + ps, b, ps);
+    memcpy(want + 2 * ps, a + 2 * ps, ps);
+    data_stat(fx->root, u.upload_id, &data_sb);
+    assert_int_equal(strided_complete(fx, u.upload_id, refs, 3, "s3/again-1", want, 3 * ps),
+                     data_sb.st_ino);
+    assert_int_equal(store_upload_abort(fx->st, u.upload_id, &e), 0);
+
+    /* part 2 again as a file of another size: the hash forgets it, the list is copied */
+    assert_int_equal(store_upload_create(fx->st, "archive", "s3/again", NULL, &u, &e), 0);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(put_part(fx->st, u.upload_id, i + 1, a + (size_t)i * ps, ps, &m, &e), 0);
+        refs[i].number = i + 1;
+        memcpy(refs[i].etag, m.etag, 33);
+    }
+    assert_int_equal(put_part(fx->st, u.upload_id, 2, b, 2 * ps, &m, &e), 0);
+    memcpy(refs[1].etag, m.etag, 33);
+    assert_int_equal(count_markers(fx->root, u.upload_id, 2), 1);
+    assert_int_equal(hashed_next(fx->st, u.upload_id), 1);
+    memcpy(want + ps, b, 2 * ps);
+    memcpy(want + 3 * ps, a + 2 * ps, ps);
+    (void)strided_complete(fx, u.upload_id, refs, 3, "s3/again-2", want, 4 * ps);
+    assert_int_equal(store_upload_abort(fx->st, u.upload_id, &e), 0);
+
+    /* after a restart the hash state is gone: assembly hashes the data file */
+    assert_int_equal(store_upload_create(fx->st, "archive", "s3/again", NULL, &u, &e), 0);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(put_part(fx->st, u.upload_id, i + 1, a + (size_t)i * ps, ps, &m, &e), 0);
+        refs[i].number = i + 1;
+        memcpy(refs[i].etag, m.etag, 33);
+    }
+    store_close(fx->st);
+    assert_int_equal(store_fs_open(&fx->st, fx->root, &e), 0);
+    assert_int_equal(hashed_next(fx->st, u.upload_id), 0);
+    data_stat(fx->root, u.upload_id, &data_sb);
+    assert_int_equal(strided_complete(fx, u.upload_id, refs, 3, "s3/again-3", a, 3 * ps),
+                     data_sb.st_ino);
+    assert_int_equal(store_upload_abort(fx->st, u.upload_id, &e), 0);
+    free(a);
+    free(b);
+    free(want);
+    assert_int_equal(count_tmp_files(fx->root), 0);
+}
+
 static void test_copy_part(void **state)
 {
     size_t n = 3 * FS_RBUF + 17;
@@ -1750,14 +2028,14 @@ static void test_copy_part(void **state)
         assert_true(out >= 0);
         assert_int_equal(EVP_DigestInit_ex(sha, EVP_sha256(), NULL), 1);
         assert_int_equal(util_write_all(out, "head", 4, &e), 0);
-        assert_int_equal(fs_copy_part(in, out, 4, (int64_t)n, sha, buf, &rw, &e), 0);
+        assert_int_equal(fs_copy_part(in, 0, out, 4, (int64_t)n, sha, buf, &rw, &e), 0);
         assert_int_equal(rw, mode);
         assert_int_equal(fs_digest_hex(sha, hex, &e), 0);
         assert_string_equal(hex, want);
         assert_int_equal(pread(out, got, n, 4), (ssize_t)n);
         assert_memory_equal(got, data, n);
         /* a part shorter than recorded is an error, not a short object */
-        assert_int_equal(fs_copy_part(in, out, 4, (int64_t)n + 1, sha, buf, &rw, &e), -1);
+        assert_int_equal(fs_copy_part(in, 0, out, 4, (int64_t)n + 1, sha, buf, &rw, &e), -1);
         assert_int_equal(e.code, ERR_IO);
         EVP_MD_CTX_free(sha);
         close(in);
@@ -1873,7 +2151,7 @@ static void scenario(struct store *st, const unsigned char *a, size_t alen, cons
 static void test_faulty(void **state)
 {
     size_t alen = 600 * 1024;
-    size_t l1 = MIN_PART;
+    size_t l1 = FS_STRIDE_MIN; /* obj/b's part 1 goes in place */
     size_t l2 = 4321;
     unsigned char *a = pattern(alen, 21);
     unsigned char *p1 = pattern(l1, 22);
@@ -1989,6 +2267,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sized_saved_digest_invalidated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sized_foreign_change, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sized_reader_wait, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_strided_in_place, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_strided_other_lists, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_strided_reupload, setup, teardown),
         cmocka_unit_test(test_copy_part),
         cmocka_unit_test(test_dent_order),
         cmocka_unit_test(test_faulty),
