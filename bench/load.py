@@ -102,22 +102,40 @@ def upload_masters(srv, rundir, n):
     return ids, len(body)
 
 
+def rss_kib(pid):
+    """VmRSS, RssAnon and RssFile of pid, KiB (0 if gone)."""
+    out = {"VmRSS": 0, "RssAnon": 0, "RssFile": 0}
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            k, _, v = line.partition(":")
+            if k in out:
+                out[k] = int(v.split()[0])
+    except (OSError, ValueError):
+        pass
+    return out
+
+
 def api_pid(srv):
     return common.listening_pid(common.child_pids(srv.proc.pid), srv.port)
 
 
 class Peak(threading.Thread):
-    """The API process's VmRSS every 100 ms while a round runs."""
+    """The API process's RSS every 100 ms while a round runs: the peak VmRSS, and the
+    anonymous part at that moment (its own memory; the rest is the catalog file's pages,
+    mapped)."""
 
     def __init__(self, pid):
         super().__init__(daemon=True)
         self.pid = pid
         self.peak = 0
+        self.peak_anon = 0
         self.ev = threading.Event()
 
     def run(self):
         while not self.ev.wait(0.1):
-            self.peak = max(self.peak, common.vm_rss_kib(self.pid) or 0)
+            r = rss_kib(self.pid)
+            self.peak = max(self.peak, r["VmRSS"])
+            self.peak_anon = max(self.peak_anon, r["RssAnon"])
 
     def stop(self):
         self.ev.set()
@@ -181,19 +199,23 @@ def main():
                                 str(args.clients), "--seconds", str(args.seconds)],
                                capture_output=True, text=True, timeout=args.seconds + 900)
             peak_kib = peak.stop()
+            peak_anon = peak.peak_anon
             if r.returncode != 0:
                 raise BenchError(f"loadgen failed ({r.returncode}): {r.stderr[-1000:]}")
             res = json.loads(r.stdout)
             if api_pid(srv) != pid:
                 raise BenchError("the API process was restarted during the round")
             time.sleep(args.idle)
-            idle_kib = common.vm_rss_kib(pid)
-            res.update(peak_kib=peak_kib, idle_kib=idle_kib)
+            idle = rss_kib(pid)
+            idle_kib = idle["VmRSS"]
+            res.update(peak_kib=peak_kib, idle_kib=idle_kib, peak_anon_kib=peak_anon,
+                       idle_anon_kib=idle["RssAnon"])
             rounds.append(res)
             total = sum(o["count"] for o in res["ops"].values())
             errors = sum(o["errors"] for o in res["ops"].values())
             log(f"  {total / res['seconds']:.0f} requests/s, {errors} errors, API RSS peak "
-                f"{peak_kib / 1024:.1f} MiB, idle {idle_kib / 1024:.1f} MiB")
+                f"{peak_kib / 1024:.1f} MiB (anonymous {peak_anon / 1024:.1f}), idle "
+                f"{idle_kib / 1024:.1f} MiB (anonymous {idle['RssAnon'] / 1024:.1f})")
             for op in OPS:
                 o = res["ops"][op]
                 log(f"    {op:9s} {o['count']:7d}  p50 {o['p50']:8.1f} ms  p99 {o['p99']:8.1f} ms"
@@ -219,14 +241,15 @@ def main():
              f"{args.idle:.0f} s idle after each; mix get 35, list 10, search 20, patch 10, "
              f"download 15, upload 10 (20 KiB JPEG)",
              f"- API process RSS before the first round: {start_rss / 1024:.1f} MiB", "",
-             "| round | requests/s | errors | API RSS peak | API RSS idle | "
+             "| round | requests/s | errors | API RSS peak (anon) | API RSS idle (anon) | "
              + " | ".join(f"{op} p50/p99 ms" for op in OPS) + " |",
              "|---|---|---|---|---|" + "---|" * len(OPS)]
     for i, r in enumerate(rounds):
         total = sum(o["count"] for o in r["ops"].values())
         errs = sum(o["errors"] for o in r["ops"].values())
         lines.append(f"| {i + 1} | {total / r['seconds']:.0f} | {errs} | "
-                     f"{r['peak_kib'] / 1024:.1f} MiB | {r['idle_kib'] / 1024:.1f} MiB | "
+                     f"{r['peak_kib'] / 1024:.1f} MiB ({r['peak_anon_kib'] / 1024:.1f}) | "
+                     f"{r['idle_kib'] / 1024:.1f} MiB ({r['idle_anon_kib'] / 1024:.1f}) | "
                      + " | ".join(f"{r['ops'][op]['p50']:.1f} / {r['ops'][op]['p99']:.1f}"
                                   for op in OPS) + " |")
     lines += ["",

@@ -75,6 +75,9 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
+    [S_SAVEPOINT] = "SAVEPOINT body",
+    [S_RELEASE] = "RELEASE body",
+    [S_ROLLBACK_TO] = "ROLLBACK TO body",
     [S_ASSET_INSERT] =
         "INSERT INTO assets (" ASSET_INSERT_COLS ", seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
         "?8, ?9, ?10, ?11, ?12, coalesce(?13, '{}'), ?14, ?15, ?16, ?17, "
@@ -515,46 +518,171 @@ static void pool_put(struct cat_sqlite *c, struct conn *cn)
 
 /* ---- running bodies ------------------------------------------------------------------- */
 
+#define GROUP_MAX 64 /* write bodies in one transaction at most */
+
+/* ends a group's bodies that are not done yet with rc, copying err into theirs */
+static void group_fail(struct cat__wreq *g, int rc, const struct err *err)
+{
+    for (; g; g = g->next) {
+        if (g->finished)
+            continue;
+        if (g->err && err && g->err != err)
+            *g->err = *err;
+        g->rc = rc;
+        g->finished = 1;
+    }
+}
+
 /*
- * One attempt of a write body: the process's write lock first, then a connection, so
- * writers waiting for their turn hold no connection and readers keep the pool.
+ * One attempt at a group: BEGIN IMMEDIATE, each body not done yet in a savepoint (alone:
+ * none), COMMIT. A body that fails (any result but 0, as a lone body's has always been)
+ * is rolled back to its savepoint and done with that result; the others commit. Returns 0
+ * when every body is done, RC_BUSY to retry the group (nothing committed), or -1 with err
+ * for a failure of the transaction itself.
+ */
+static int group_try(struct conn *cn, struct cat__wreq *g, int alone, struct err *err)
+{
+    int rc = exec_stmt(cn, S_BEGIN, err, "begin");
+
+    if (rc < 0)
+        return rc;
+    for (struct cat__wreq *r = g; r; r = r->next) {
+        int brc;
+
+        if (r->finished)
+            continue;
+        if (!alone && (rc = exec_stmt(cn, S_SAVEPOINT, err, "savepoint")) < 0)
+            goto out_rollback;
+        brc = r->fn(cn, r->arg, r->err);
+        if (brc == RC_BUSY || sqlite3_get_autocommit(cn->db)) {
+            /* the transaction is gone or cannot go on: the group runs again (a body
+             * that failed on its own while taking it down is done with its failure) */
+            if (brc != RC_BUSY && brc != 0) {
+                r->rc = brc;
+                r->finished = 1;
+            }
+            rc = RC_BUSY;
+            goto out_rollback;
+        }
+        if (brc != 0) {
+            r->rc = brc;
+            r->finished = 1;
+            if (alone)
+                goto out_rollback;
+            if ((rc = exec_stmt(cn, S_ROLLBACK_TO, err, "rollback to savepoint")) < 0)
+                goto out_rollback;
+        }
+        if (!alone && (rc = exec_stmt(cn, S_RELEASE, err, "release savepoint")) < 0)
+            goto out_rollback;
+    }
+    rc = exec_stmt(cn, S_COMMIT, err, "commit");
+    if (rc < 0)
+        goto out_rollback;
+    for (struct cat__wreq *r = g; r; r = r->next) {
+        if (!r->finished) {
+            r->rc = 0;
+            r->finished = 1;
+        }
+    }
+    return 0;
+
+out_rollback:
+    if (!sqlite3_get_autocommit(cn->db))
+        exec_stmt(cn, S_ROLLBACK, NULL, "rollback");
+    if (alone && g->finished)
+        return 0; /* the lone body's own failure, recorded */
+    return rc;
+}
+
+/* runs a group to its end: retried while busy for up to busy_bound_ms */
+static void group_run(struct cat_sqlite *c, struct cat__wreq *g)
+{
+    int64_t deadline = util_mono_ms() + c->busy_bound_ms;
+    struct conn *cn;
+    struct err e = {0};
+    int alone = g->next == NULL;
+    int rc;
+
+    cn = pool_get(c, &e);
+    if (!cn) {
+        group_fail(g, -1, &e);
+        return;
+    }
+    for (int attempt = 0;; attempt++) {
+        rc = group_try(cn, g, alone, &e);
+        if (rc != RC_BUSY)
+            break;
+        if (util_mono_ms() >= deadline) {
+            err_set(&e, ERR_BACKEND, "catalog is held by another writer; gave up after %d ms",
+                    c->busy_bound_ms);
+            rc = -1;
+            break;
+        }
+        backoff(attempt);
+    }
+    if (rc < 0)
+        group_fail(g, -1, &e);
+    pool_put(c, cn);
+}
+
+/*
+ * A write body: queued, then run by whichever waiting thread leads next, with the bodies
+ * queued before it, in one transaction. The leader takes up to GROUP_MAX bodies in order;
+ * others wait until theirs is done or no group runs (then one of them leads).
  */
 static int run_write(struct cat_sqlite *c, body_fn fn, void *arg, struct err *err)
 {
-    struct conn *cn;
-    int rc;
+    struct cat__wreq r = {NULL, fn, arg, err, 0, 0, 0};
 
-    pthread_mutex_lock(&c->write_mu);
-    cn = pool_get(c, err);
-    if (!cn) {
-        pthread_mutex_unlock(&c->write_mu);
-        return -1;
+    pthread_mutex_lock(&c->wq_mu);
+    *c->wq_tail = &r;
+    c->wq_tail = &r.next;
+    while (!r.done) {
+        struct cat__wreq *g;
+        struct cat__wreq **end;
+        int n = 1;
+
+        if (c->wq_leading) {
+            pthread_cond_wait(&c->wq_cv, &c->wq_mu);
+            continue;
+        }
+        /* lead: take the queue's head (ours is in it, it waits until done) */
+        c->wq_leading = 1;
+        g = c->wq_head;
+        end = &g->next;
+        while (*end && n < GROUP_MAX) {
+            end = &(*end)->next;
+            n++;
+        }
+        c->wq_head = *end;
+        if (!c->wq_head)
+            c->wq_tail = &c->wq_head;
+        *end = NULL;
+        pthread_mutex_unlock(&c->wq_mu);
+        group_run(c, g);
+        pthread_mutex_lock(&c->wq_mu);
+        for (struct cat__wreq *x = g; x; x = x->next)
+            x->done = 1; /* published under the lock: each waiter reads its own */
+        c->wq_leading = 0;
+        pthread_cond_broadcast(&c->wq_cv);
     }
-    rc = exec_stmt(cn, S_BEGIN, err, "begin");
-    if (rc == 0)
-        rc = fn(cn, arg, err);
-    if (rc == 0)
-        rc = exec_stmt(cn, S_COMMIT, err, "commit");
-    if (rc < 0 && !sqlite3_get_autocommit(cn->db))
-        exec_stmt(cn, S_ROLLBACK, NULL, "rollback");
-    pool_put(c, cn);
-    pthread_mutex_unlock(&c->write_mu);
-    return rc;
+    pthread_mutex_unlock(&c->wq_mu);
+    return r.rc;
 }
 
 int cat__run(struct cat_sqlite *c, int write, body_fn fn, void *arg, struct err *err)
 {
-    struct conn *cn = NULL;
     int64_t deadline = util_mono_ms() + c->busy_bound_ms;
+    struct conn *cn;
     int rc;
 
-    if (!write) {
-        cn = pool_get(c, err);
-        if (!cn)
-            return -1;
-    }
+    if (write)
+        return run_write(c, fn, arg, err);
+    cn = pool_get(c, err);
+    if (!cn)
+        return -1;
     for (int attempt = 0;; attempt++) {
-        rc = write ? run_write(c, fn, arg, err) : fn(cn, arg, err);
+        rc = fn(cn, arg, err);
         if (rc != RC_BUSY)
             break;
         if (util_mono_ms() >= deadline) {
@@ -564,8 +692,7 @@ int cat__run(struct cat_sqlite *c, int write, body_fn fn, void *arg, struct err 
         }
         backoff(attempt);
     }
-    if (cn)
-        pool_put(c, cn);
+    pool_put(c, cn);
     return rc;
 }
 
@@ -1813,7 +1940,8 @@ static void sqlite_close(struct catalog *base)
     }
     pthread_cond_destroy(&c->cv);
     pthread_mutex_destroy(&c->mu);
-    pthread_mutex_destroy(&c->write_mu);
+    pthread_mutex_destroy(&c->wq_mu);
+    pthread_cond_destroy(&c->wq_cv);
     free(c->path);
     free(c);
 }
@@ -1864,7 +1992,9 @@ static int sqlite_open_tuned(struct catalog **out, const char *path, int busy_ti
     c->busy_timeout_ms = busy_timeout_ms;
     c->busy_bound_ms = busy_bound_ms;
     pthread_mutex_init(&c->mu, NULL);
-    pthread_mutex_init(&c->write_mu, NULL);
+    pthread_mutex_init(&c->wq_mu, NULL);
+    pthread_cond_init(&c->wq_cv, NULL);
+    c->wq_tail = &c->wq_head;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&c->cv, &ca);

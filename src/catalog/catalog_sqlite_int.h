@@ -25,6 +25,9 @@ enum stmt_id {
     S_BEGIN,
     S_COMMIT,
     S_ROLLBACK,
+    S_SAVEPOINT,
+    S_RELEASE,
+    S_ROLLBACK_TO,
     S_ASSET_INSERT,
     S_ASSET_GET,
     S_ASSET_STATUS,
@@ -184,7 +187,24 @@ struct cat_sqlite {
     pthread_cond_t cv;  /* signalled when a connection is returned */
     struct conn *idle;
     int nopen;
-    pthread_mutex_t write_mu; /* one write transaction at a time in this process */
+    /* write bodies wait in a queue; one thread at a time (the leader) runs every body
+     * queued so far in one transaction, so they share one commit (group commit) */
+    pthread_mutex_t wq_mu;
+    pthread_cond_t wq_cv; /* signalled when a group is done */
+    struct cat__wreq *wq_head;
+    struct cat__wreq **wq_tail;
+    int wq_leading;
+};
+
+/** A write body waiting for (or in) a group. */
+struct cat__wreq {
+    struct cat__wreq *next;
+    int (*fn)(struct conn *cn, void *arg, struct err *err);
+    void *arg;
+    struct err *err;
+    int rc;
+    int finished; /* the leader's: the body's result is final (rc) */
+    int done;     /* set under wq_mu once the group is over: the waiter may return */
 };
 
 /**
@@ -195,8 +215,10 @@ struct cat_sqlite {
 typedef int (*body_fn)(struct conn *cn, void *arg, struct err *err);
 
 /*
- * Runs fn on a pooled connection; write bodies run inside BEGIN IMMEDIATE ... COMMIT.
- * Busy results roll back and retry with backoff for up to busy_bound_ms.
+ * Runs fn on a pooled connection; write bodies run inside BEGIN IMMEDIATE ... COMMIT,
+ * together with the write bodies other threads queued meanwhile (each in a savepoint, so
+ * one that fails is rolled back alone; all share the commit and its fsync). Busy results
+ * roll back and retry with backoff for up to busy_bound_ms.
  */
 int cat__run(struct cat_sqlite *c, int write, body_fn fn, void *arg, struct err *err);
 /* turns the search indexes' merging back on after an interrupted bulk import */

@@ -937,6 +937,136 @@ static void test_concurrency(void **state)
     cat_close(c2);
 }
 
+/* ---- group commit: write bodies queued together share one transaction ---------------- */
+
+/** A test body: inserts its tag into table g, then fails or asks for a retry if told. */
+struct gbody {
+    struct cat_sqlite *c;
+    const char *tag;
+    int fail; /* insert, then fail with ERR_CONFLICT */
+    int busy; /* the first run answers RC_BUSY (the group runs again) */
+    int runs;
+    int rc;
+    struct err e;
+};
+
+static int gbody_fn(struct conn *cn, void *arg, struct err *err)
+{
+    struct gbody *b = arg;
+    char sql[128];
+
+    b->runs++;
+    snprintf(sql, sizeof(sql), "INSERT INTO g (tag) VALUES ('%s')", b->tag);
+    if (sqlite3_exec(cn->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+        return err_set(err, ERR_BACKEND, "insert %s: %s", b->tag, sqlite3_errmsg(cn->db));
+    if (b->busy && b->runs == 1)
+        return RC_BUSY;
+    if (b->fail)
+        return err_set(err, ERR_CONFLICT, "%s refuses", b->tag);
+    return 0;
+}
+
+static void *gbody_main(void *arg)
+{
+    struct gbody *b = arg;
+
+    b->rc = cat__run(b->c, 1, gbody_fn, b, &b->e);
+    return NULL;
+}
+
+static int gtable_body(struct conn *cn, void *arg, struct err *err)
+{
+    (void)arg;
+    if (sqlite3_exec(cn->db, "CREATE TABLE IF NOT EXISTS g (tag TEXT)", NULL, NULL, NULL) !=
+        SQLITE_OK)
+        return err_set(err, ERR_BACKEND, "%s", sqlite3_errmsg(cn->db));
+    return 0;
+}
+
+/* the number of rows of g with tag */
+static int gcount_tag;
+static const char *gcount_want;
+
+static int gcount_body(struct conn *cn, void *arg, struct err *err)
+{
+    sqlite3_stmt *st = NULL;
+
+    (void)arg;
+    (void)err;
+    sqlite3_prepare_v2(cn->db, "SELECT count(*) FROM g WHERE tag = ?1", -1, &st, NULL);
+    sqlite3_bind_text(st, 1, gcount_want, -1, SQLITE_STATIC);
+    gcount_tag = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+    sqlite3_finalize(st);
+    return 0;
+}
+
+static int gcount(struct cat_sqlite *c, const char *tag)
+{
+    struct err e = {0};
+
+    gcount_want = tag;
+    assert_int_equal(cat__run(c, 0, gcount_body, NULL, &e), 0);
+    return gcount_tag;
+}
+
+/* the number of bodies waiting in the write queue */
+static int gqueued(struct cat_sqlite *c)
+{
+    int n = 0;
+
+    pthread_mutex_lock(&c->wq_mu);
+    for (struct cat__wreq *r = c->wq_head; r; r = r->next)
+        n++;
+    pthread_mutex_unlock(&c->wq_mu);
+    return n;
+}
+
+static void test_group_commit(void **state)
+{
+    struct fixture *f = *state;
+    struct cat_sqlite *c = (struct cat_sqlite *)f->c;
+    static const char *const tags[] = {"a", "b", "c", "d", "e", "f"};
+    struct gbody b[6];
+    pthread_t t[6];
+    struct err e = {0};
+
+    assert_int_equal(cat__run(c, 1, gtable_body, NULL, &e), 0);
+    /* hold the queue as a running group would, so all six wait and then go as one group */
+    pthread_mutex_lock(&c->wq_mu);
+    c->wq_leading = 1;
+    pthread_mutex_unlock(&c->wq_mu);
+    for (int i = 0; i < 6; i++) {
+        b[i] = (struct gbody){.c = c, .tag = tags[i], .fail = i == 1 || i == 4, .busy = i == 3};
+        assert_int_equal(pthread_create(&t[i], NULL, gbody_main, &b[i]), 0);
+        while (gqueued(c) < i + 1) /* in this order */
+            sleep_ms(1);
+    }
+    pthread_mutex_lock(&c->wq_mu);
+    c->wq_leading = 0;
+    pthread_cond_broadcast(&c->wq_cv);
+    pthread_mutex_unlock(&c->wq_mu);
+    for (int i = 0; i < 6; i++)
+        pthread_join(t[i], NULL);
+
+    for (int i = 0; i < 6; i++) {
+        if (b[i].fail) {
+            /* failed alone: its error, none of its writes */
+            assert_int_equal(b[i].rc, -1);
+            assert_int_equal(b[i].e.code, ERR_CONFLICT);
+            assert_int_equal(gcount(c, tags[i]), 0);
+        } else {
+            /* committed once, also after the group ran again for d's busy answer */
+            assert_int_equal(b[i].rc, 0);
+            assert_int_equal(gcount(c, tags[i]), 1);
+        }
+    }
+    /* the busy answer made the whole group run again: bodies before d ran twice */
+    assert_int_equal(b[0].runs, 2);
+    assert_int_equal(b[3].runs, 2);
+    assert_int_equal(b[5].runs, 1);
+    assert_int_equal(gqueued(c), 0);
+}
+
 /* Another process holding the write lock: a short hold is waited out, a long one ends
  * in a clear ERR_BACKEND, never in SQLite's "database is locked". */
 struct holder {
@@ -1017,7 +1147,12 @@ static struct cat_tx *tx_open(struct catalog *c)
     o->tx.base.ops = &cat__sqlite_wf_ops;
     o->tx.cn = pool_get(o->c, &e);
     assert_non_null(o->tx.cn);
-    pthread_mutex_lock(&o->c->write_mu);
+    /* lead the write queue, as a group of write bodies does */
+    pthread_mutex_lock(&o->c->wq_mu);
+    while (o->c->wq_leading)
+        pthread_cond_wait(&o->c->wq_cv, &o->c->wq_mu);
+    o->c->wq_leading = 1;
+    pthread_mutex_unlock(&o->c->wq_mu);
     assert_int_equal(exec_stmt(o->tx.cn, S_BEGIN, &e, "begin"), 0);
     return &o->tx.base;
 }
@@ -1029,7 +1164,10 @@ static void tx_commit(struct cat_tx *tx)
 
     assert_int_equal(o->tx.busy, 0);
     assert_int_equal(exec_stmt(o->tx.cn, S_COMMIT, &e, "commit"), 0);
-    pthread_mutex_unlock(&o->c->write_mu);
+    pthread_mutex_lock(&o->c->wq_mu);
+    o->c->wq_leading = 0;
+    pthread_cond_broadcast(&o->c->wq_cv);
+    pthread_mutex_unlock(&o->c->wq_mu);
     pool_put(o->c, o->tx.cn);
     free(o);
 }
@@ -3620,6 +3758,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_users_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrency, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_busy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wf_upgrade, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wf_rows, setup, teardown),
