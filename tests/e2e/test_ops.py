@@ -1,0 +1,154 @@
+"""What operators see and rely on: private files whatever the umask, process names in ps,
+the supervisor's restart backoff, media children that die by a signal, uploads cut off by
+a crash of the API process."""
+
+import os
+import re
+import shutil
+import signal
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+import requests
+
+from conftest import (Api, child_pids, direct_upload, pid_alive, random_bytes, run_acervod,
+                      upload, wait_ingest, wait_until)
+
+pytestmark = pytest.mark.local
+
+FFMPEG = shutil.which("ffmpeg") or "/usr/bin/ffmpeg"
+CONVERT = "/usr/bin/convert"
+
+
+def run(*argv):
+    subprocess.run([str(a) for a in argv], check=True, capture_output=True, timeout=300)
+
+
+def comm(pid):
+    return Path(f"/proc/{pid}/comm").read_text().strip()
+
+
+def cmdline(pid):
+    """The command line as ps shows it (a rewritten title is padded with NULs)."""
+    raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    return " ".join(a.decode() for a in raw.split(b"\0") if a)
+
+
+def named(srv, title):
+    """The children of srv's supervisor whose ps title is title."""
+    return [p for p in child_pids(srv.pid) if pid_alive(p) and cmdline(p) == title]
+
+
+# --------------------------------------------------------------------------- permissions
+
+
+def test_everything_written_is_private_whatever_the_umask(fresh_server, tmp_path):
+    run(CONVERT, "-size", "640x480", "gradient:red-blue", tmp_path / "p.jpg")
+    run(FFMPEG, "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25",
+        "-f", "lavfi", "-i", "sine=sample_rate=48000", "-t", "1", "-c:v", "libx264",
+        "-pix_fmt", "yuv420p", "-c:a", "aac", tmp_path / "v.mp4")
+    srv = fresh_server(start=False)
+    data = srv.data_dir / "data"  # made by acervod itself (the test's log stays outside)
+    srv.data_dir = data
+    old = os.umask(0)
+    try:
+        srv.start()
+        api = Api(srv.base_url, srv.s3_url)
+        tok = srv.admin_token
+        image = direct_upload(api, tok, (tmp_path / "p.jpg").read_bytes(), filename="p.jpg",
+                              wait=False)
+        video = upload(api, tok, (tmp_path / "v.mp4").read_bytes(), filename="v.mp4",
+                       wait=False)
+        for asset_id in (image["id"], video["id"]):
+            assert wait_ingest(api, tok, asset_id, timeout=180)["status"] == "ready"
+        # an upload left in progress, an object put over S3, the operator commands
+        r = api("POST", "/api/v1/assets", tok,
+                json={"filename": "open.mp4", "size": 10 << 20, "mime_type": "video/mp4"})
+        assert r.status_code == 201, r.text
+        assert requests.put(r.json()["parts"][0]["url"], data=random_bytes(5 << 20),
+                            timeout=60).status_code == 200
+        key = api.make_key(tok, "editor")
+        api.s3(key).put_object(Bucket="delivery", Key="web/x/private.txt", Body=b"x")
+        run_acervod("keys", "create", "--data-dir", data, "--role", "viewer", check=0)
+        assert run_acervod("fsck", "--data-dir", data).returncode in (0, 1)
+        seen = walk_modes(data)
+    finally:
+        os.umask(old)
+    srv.stop()
+    seen.update(walk_modes(data))
+    assert "catalog.db-wal" in {Path(p).name for p in seen}, sorted(seen)
+    assert any("/.multipart/" in p for p in seen), "no upload in progress was seen"
+    assert any("/proxies/" in p for p in seen), "no rendition was seen"
+    open_to_others = {p: oct(m) for p, m in seen.items() if m & 0o077}
+    assert not open_to_others, open_to_others
+
+
+def walk_modes(root):
+    out = {}
+    for dirpath, dirs, files in os.walk(root):
+        for name in [*dirs, *files]:
+            path = os.path.join(dirpath, name)
+            try:
+                out[path] = stat.S_IMODE(os.lstat(path).st_mode)
+            except FileNotFoundError:
+                pass  # removed while walking (a scratch file)
+    out[str(root)] = stat.S_IMODE(os.stat(root).st_mode)
+    return out
+
+
+# --------------------------------------------------------------------------- process names
+
+
+def test_processes_are_named_for_operators(fresh_server):
+    srv = fresh_server(env={"ACERVO_WORKERS": "2"})
+    assert cmdline(srv.pid) == "acervod: supervisor"
+    assert comm(srv.pid) == "acervod: super"
+    wait_until(lambda: len(child_pids(srv.pid)) == 3, 20, what="the api and two workers")
+    titles = {cmdline(p): comm(p) for p in child_pids(srv.pid)}
+    assert titles == {"acervod: api": "acervod: api", "acervod: worker 0": "acervod: w0",
+                      "acervod: worker 1": "acervod: w1"}, titles
+    # a restarted process has its name too
+    (api_pid,) = named(srv, "acervod: api")
+    os.kill(api_pid, signal.SIGKILL)
+    wait_until(lambda: [p for p in named(srv, "acervod: api") if p != api_pid], 30,
+               what="the api process to come back")
+
+
+# --------------------------------------------------------------------------- restart backoff
+
+
+RESTART = re.compile(r"restarting api process 0 in (\d+) ms")
+
+
+def test_restart_backoff_resets_once_a_process_stays_up(fresh_server):
+    srv = fresh_server(env={"ACERVO_RESTART_RESET": "3s"})
+
+    def kill_api():
+        (pid,) = wait_until(lambda: named(srv, "acervod: api"), 60, 0.01,
+                            what="an api process")
+        before = len(RESTART.findall(srv.log_text()))
+        os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: len(RESTART.findall(srv.log_text())) > before, 30,
+                   what="the supervisor to schedule a restart")
+        wait_until(lambda: [p for p in named(srv, "acervod: api") if p != pid], 60, 0.01,
+                   what="the api process to be restarted")
+
+    # crashes one after another: the delay doubles
+    for _ in range(3):
+        kill_api()
+    assert [int(ms) for ms in RESTART.findall(srv.log_text())] == [1000, 2000, 4000]
+    # up for the reset time: the next crash starts over at 1 s
+    wait_until(lambda: "api process 0 has run 3 s since its restart" in srv.log_text(), 60,
+               what="the backoff to reset")
+    kill_api()
+    assert [int(ms) for ms in RESTART.findall(srv.log_text())] == [1000, 2000, 4000, 1000]
+    wait_until(lambda: healthy(srv), 30, what="the api to answer again")
+
+
+def healthy(srv):
+    try:
+        return requests.get(srv.base_url + "/healthz", timeout=5).ok
+    except requests.RequestException:
+        return False
