@@ -152,3 +152,103 @@ def healthy(srv):
         return requests.get(srv.base_url + "/healthz", timeout=5).ok
     except requests.RequestException:
         return False
+
+
+# --------------------------------------------------------------------------- media children
+
+
+def media_children(srv, name):
+    """Live processes named name (acervo-probe, ffmpeg) under srv's process tree."""
+    from conftest import descendant_pids
+    out = []
+    for pid in descendant_pids(srv.pid):
+        try:
+            if comm(pid) == name and pid_alive(pid):
+                out.append(pid)
+        except OSError:
+            pass
+    return out
+
+
+class Killer:
+    """Kills (SIGKILL, by PID) the media children named name of srv as they appear: the
+    first `times` of them, or every one (times=None)."""
+
+    def __init__(self, srv, name, times=None):
+        import threading
+        self.srv, self.name, self.times = srv, name, times
+        self.killed = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.stop.is_set() and (self.times is None or len(self.killed) < self.times):
+            for pid in media_children(self.srv, self.name):
+                if pid in self.killed:
+                    continue
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                    self.killed.append(pid)
+                except ProcessLookupError:
+                    pass
+                if self.times is not None and len(self.killed) >= self.times:
+                    return
+            self.stop.wait(0.002)
+
+    def close(self):
+        self.stop.set()
+        self.thread.join()
+        return self.killed
+
+
+def retries(api, tok, asset_id):
+    """The errors of the retries scheduled in the asset's ingest, in order."""
+    wf = api("GET", "/api/v1/workflows", tok, params={"asset_id": asset_id}).json()["items"][0]
+    wf = api("GET", f"/api/v1/workflows/{wf['id']}", tok).json()
+    return [e["detail"]["error"] for e in wf["history"] if e["type"] == "job.retry_scheduled"]
+
+
+@pytest.fixture(scope="module")
+def long_video(tmp_path_factory):
+    path = tmp_path_factory.mktemp("longv") / "long.mp4"
+    run(FFMPEG, "-v", "error", "-f", "lavfi", "-i",
+        "testsrc2=size=1280x720:rate=25,noise=alls=8:allf=t", "-f", "lavfi", "-i",
+        "sine=sample_rate=48000", "-t", "12", "-c:v", "libx264", "-preset", "ultrafast",
+        "-pix_fmt", "yuv420p", "-c:a", "aac", path)
+    return path
+
+
+@pytest.mark.parametrize("child", ["acervo-probe", "ffmpeg"])
+def test_a_media_child_killed_once_is_retried_and_the_asset_ends_ready(fresh_server,
+                                                                       long_video, child):
+    srv = fresh_server()
+    api, tok = Api(srv.base_url, srv.s3_url), srv.admin_token
+    killer = Killer(srv, child, times=1)
+    try:
+        a = upload(api, tok, long_video.read_bytes(), filename="long.mp4", wait=False)
+        asset = wait_ingest(api, tok, a["id"], timeout=300)
+    finally:
+        killed = killer.close()
+    assert len(killed) == 1, f"no {child} was seen to kill"
+    assert asset["status"] == "ready", asset["failure_reason"]
+    errors = retries(api, tok, a["id"])
+    assert len(errors) == 1 and "was killed by signal 9 (SIGKILL)" in errors[0], errors
+    assert errors[0].startswith("the media probe" if child == "acervo-probe" else "ffmpeg making")
+
+
+def test_a_media_child_that_always_dies_fails_the_asset_after_its_attempts(fresh_server,
+                                                                          long_video):
+    srv = fresh_server()
+    api, tok = Api(srv.base_url, srv.s3_url), srv.admin_token
+    killer = Killer(srv, "ffmpeg")
+    try:
+        a = upload(api, tok, long_video.read_bytes(), filename="long.mp4", wait=False)
+        asset = wait_ingest(api, tok, a["id"], timeout=300)
+    finally:
+        killed = killer.close()
+    assert asset["status"] == "failed"
+    reason = asset["failure_reason"]
+    assert re.fullmatch(r"renditions failed after 5 attempts: ffmpeg making \w+ was killed by "
+                        r"signal 9 \(SIGKILL\)", reason), reason
+    assert len(killed) >= 5
