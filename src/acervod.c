@@ -664,24 +664,48 @@ out:
 
 /* ---- the API process ----------------------------------------------------------------------- */
 
+/* A store upload of the REST flow (archive, uploads/{asset id}/...) without its catalog
+ * row is unreachable once this old: every row is written moments after its store upload. */
+#define SWEEP_ROWLESS_S 3600
+
 struct sweep_ctx {
     struct store *st;
-    int64_t cutoff;
+    struct catalog *cat;
+    int64_t now, cutoff;
     int swept;
 };
+
+/* 1 if u is a REST upload whose catalog row still names it */
+static int rest_upload_has_row(struct sweep_ctx *s, const struct store_upload *u)
+{
+    char id[37];
+    struct cat_upload row;
+    struct err err;
+
+    if (strlen(u->key) < 8 + 36 + 1 || u->key[8 + 36] != '/')
+        return 0;
+    memcpy(id, u->key + 8, 36);
+    id[36] = '\0';
+    if (!util_uuid_valid(id))
+        return 0;
+    if (cat_upload_get(s->cat, id, &row, &err) < 0)
+        return err.code != ERR_NOTFOUND; /* a catalog that cannot answer keeps it */
+    return strcmp(row.upload_id, u->upload_id) == 0;
+}
 
 static int sweep_store_upload(void *ctx, const struct store_upload *u)
 {
     struct sweep_ctx *s = ctx;
     struct err err;
 
-    if (u->initiated >= s->cutoff)
+    if (strcmp(u->bucket, STORE_BUCKET_ARCHIVE) == 0 && strncmp(u->key, "uploads/", 8) == 0) {
+        /* uploads of the REST flow are swept through the catalog while it has their row;
+         * without one (a crash between the two writes, a failed abort) they go now */
+        if (u->initiated >= s->now - SWEEP_ROWLESS_S || rest_upload_has_row(s, u))
+            return 0;
+    } else if (u->initiated >= s->cutoff) {
         return 0;
-    /* uploads of the REST flow are swept through the catalog; one still here a day after
-     * its expiry lost its catalog row (a failed abort) and goes now */
-    if (strcmp(u->bucket, STORE_BUCKET_ARCHIVE) == 0 && strncmp(u->key, "uploads/", 8) == 0 &&
-        u->initiated >= s->cutoff - 86400)
-        return 0;
+    }
     if (store_upload_abort(s->st, u->upload_id, &err) == 0)
         s->swept++;
     return 0;
@@ -690,7 +714,8 @@ static int sweep_store_upload(void *ctx, const struct store_upload *u)
 static void sweep(struct api_ctx *ctx)
 {
     struct err err;
-    struct sweep_ctx s = {ctx->store, util_now_ms() / 1000 - ctx->cfg->upload_ttl, 0};
+    struct sweep_ctx s = {ctx->store, ctx->cat, util_now_ms() / 1000,
+                          util_now_ms() / 1000 - ctx->cfg->upload_ttl, 0};
     int n;
 
     log_ctx_set("sweep");

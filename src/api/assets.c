@@ -890,6 +890,21 @@ static const char *request_media_type(struct http_req *req)
     return mime;
 }
 
+/*
+ * How long a direct upload may take: its Content-Length at DIRECT_MIN_RATE, and at least
+ * DIRECT_MIN_TTL_MS. Past that its request cannot be running (the body would have
+ * stalled past idle_timeout), and its upload row expires for the sweep.
+ */
+#define DIRECT_MIN_TTL_MS (INT64_C(3600) * 1000)
+#define DIRECT_MIN_RATE   (64 * 1024) /* bytes a second */
+
+static int64_t direct_ttl_ms(int64_t size)
+{
+    int64_t t = size / DIRECT_MIN_RATE * 1000;
+
+    return t > DIRECT_MIN_TTL_MS ? t : DIRECT_MIN_TTL_MS;
+}
+
 static int direct_sink(struct http_req *req, const char *data, size_t n, struct err *err)
 {
     struct api_direct *d = api__state(req)->direct;
@@ -908,6 +923,7 @@ void api__assets_direct_begin(struct http_req *req)
     struct store_upload up;
     const char *filename, *mime, *type_in, *type, *title, *desc;
     int64_t now_ms = util_now_ms();
+    int found = 0;
     char ext[12];
     struct err e;
 
@@ -968,9 +984,6 @@ void api__assets_direct_begin(struct http_req *req)
     snprintf(a.created_by, sizeof(a.created_by), "%s", st->who.user_id);
     a.created_at = now_ms;
     a.updated_at = now_ms;
-    if (cat_asset_create(st->ctx->cat, &a, &e) < 0)
-        goto out_err;
-    d->asset_created = 1;
 
     filename_ext(filename, ext);
     snprintf(d->upload.asset_id, sizeof(d->upload.asset_id), "%s", a.id);
@@ -986,9 +999,13 @@ void api__assets_direct_begin(struct http_req *req)
     d->upload.part_count = 1;
     snprintf(d->upload.created_by, sizeof(d->upload.created_by), "%s", st->who.user_id);
     d->upload.created_at = now_ms;
-    d->upload.expires_at = now_ms + (int64_t)cfg->upload_ttl * 1000;
-    if (cat_upload_create(st->ctx->cat, &d->upload, &e) < 0)
+    /* only this request can finish the upload: once it cannot be running any more (an API
+     * process that crashed took it along), the sweep removes what it left */
+    d->upload.expires_at = now_ms + direct_ttl_ms(req->content_length);
+    /* the asset and its upload row in one transaction: a crash leaves both or neither */
+    if (cat_asset_create_upload(st->ctx->cat, &a, &d->upload, NULL, &found, &e) < 0)
         goto out_err;
+    d->asset_created = 1;
     if (store_part_writer(st->ctx->store, d->upload.upload_id, 1, 0, &d->w, &e) < 0)
         goto out_err;
     api__audit(req, "asset.create", "asset", a.id,
@@ -1480,13 +1497,91 @@ static int sweep_one(void *p, const struct cat_upload *u)
     return 0;
 }
 
+/* Assets still uploading that have no upload row (left by a crash of an earlier version
+ * between the two writes, or a row removed by hand): one page of them. */
+struct stale_ctx {
+    char ids[256][37];
+    int64_t created[256];
+    int n;
+    char last[37];
+};
+
+static int stale_collect(void *p, const struct cat_asset *a)
+{
+    struct stale_ctx *c = p;
+
+    snprintf(c->ids[c->n], 37, "%s", a->id);
+    c->created[c->n++] = a->created_at;
+    snprintf(c->last, sizeof(c->last), "%s", a->id);
+    return 0;
+}
+
+/*
+ * Removes assets that are uploading without an upload row, once they are older than
+ * DIRECT_MIN_TTL_MS: every upload writes its row in the transaction that creates the
+ * asset, so nothing can still be filling such an asset. Their staging data goes with the
+ * sweep of stale store uploads (acervod's sweep). Returns how many went.
+ */
+static int sweep_rowless(struct api_ctx *ctx, int64_t now_ms, struct err *err)
+{
+    struct stale_ctx *c = xcalloc(1, sizeof(*c));
+    int swept = 0, rc = 0;
+
+    for (;;) {
+        struct cat_asset_filter f = {.status = ASSET_UPLOADING,
+                                     .after_id = c->last[0] ? c->last : NULL,
+                                     .limit = (int)ARRAY_LEN(c->ids)};
+
+        c->n = 0;
+        if (cat_asset_list(ctx->cat, &f, stale_collect, c, err) < 0) {
+            rc = -1;
+            break;
+        }
+        for (int i = 0; i < c->n; i++) {
+            struct cat_upload u;
+            struct cat_audit row;
+            struct err e;
+
+            if (c->created[i] > now_ms - DIRECT_MIN_TTL_MS)
+                continue;
+            if (cat_upload_get(ctx->cat, c->ids[i], &u, &e) == 0 || e.code != ERR_NOTFOUND)
+                continue;
+            if (cat_asset_delete(ctx->cat, c->ids[i], ASSET_UPLOADING, &e) < 0) {
+                if (e.code != ERR_NOTFOUND && e.code != ERR_CONFLICT)
+                    log_write(LOG_WARN, "api", "sweep: cannot remove asset %s: %s", c->ids[i],
+                              e.msg);
+                continue;
+            }
+            memset(&row, 0, sizeof(row));
+            row.action = "asset.expire";
+            row.target_type = "asset";
+            row.target_id = c->ids[i];
+            row.detail_json = "{\"reason\":\"uploading without an upload\"}";
+            if (cat_audit_append(ctx->cat, &row, &e) < 0)
+                log_write(LOG_ERROR, "api", "sweep: audit of asset %s failed: %s", c->ids[i],
+                          e.msg);
+            log_write(LOG_INFO, "api", "swept asset %s, uploading without an upload", c->ids[i]);
+            swept++;
+        }
+        if (c->n < (int)ARRAY_LEN(c->ids))
+            break;
+    }
+    free(c);
+    return rc < 0 ? -1 : swept;
+}
+
 int api_sweep_uploads(struct api_ctx *ctx, int64_t now_ms, struct err *err)
 {
     struct sweep_ctx s = {ctx, 0};
     int64_t keys = 0;
+    int rowless;
 
     if (cat_upload_list_expired(ctx->cat, now_ms, sweep_one, &s, err) < 0)
         return -1;
+    rowless = sweep_rowless(ctx, now_ms, err);
+    if (rowless < 0)
+        return -1;
+    s.swept += rowless;
     /* idempotency keys live as long as the upload they created could */
     if (cat_idem_expire(ctx->cat, now_ms, &keys, err) < 0)
         return -1;

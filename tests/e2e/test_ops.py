@@ -8,6 +8,7 @@ import shutil
 import signal
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -252,3 +253,73 @@ def test_a_media_child_that_always_dies_fails_the_asset_after_its_attempts(fresh
     assert re.fullmatch(r"renditions failed after 5 attempts: ffmpeg making \w+ was killed by "
                         r"signal 9 \(SIGKILL\)", reason), reason
     assert len(killed) >= 5
+
+
+# --------------------------------------------------------------------------- uploads cut off
+
+
+def sql(srv, statement):
+    return run_acervod("sql", "--data-dir", srv.data_dir, statement, check=0).stdout
+
+
+def asset_gone(api, tok, asset_id):
+    return api("GET", f"/api/v1/assets/{asset_id}", tok).status_code == 404
+
+
+def test_a_direct_upload_cut_off_by_an_api_crash_is_swept(fresh_server):
+    import socket
+    srv = fresh_server(env={"ACERVO_SWEEP_INTERVAL": "1s"})
+    api, tok = Api(srv.base_url, srv.s3_url), srv.admin_token
+    before = {a["id"] for a in api("GET", "/api/v1/assets", tok,
+                                   params={"status": "uploading"}).json()["items"]}
+    sock = socket.create_connection(("127.0.0.1", srv.port))
+    try:
+        sock.sendall(b"POST /api/v1/assets/direct?filename=cut.jpg HTTP/1.1\r\n"
+                     b"Host: x\r\nAuthorization: Bearer " + tok.encode() + b"\r\n"
+                     b"Content-Type: image/jpeg\r\nContent-Length: 4000000\r\n\r\n"
+                     + random_bytes(1_000_000))
+
+        def started():
+            items = api("GET", "/api/v1/assets", tok,
+                        params={"status": "uploading"}).json()["items"]
+            return [a["id"] for a in items if a["id"] not in before]
+        (asset_id,) = wait_until(started, 30, what="the direct upload to begin")
+        (api_pid,) = named(srv, "acervod: api")
+        os.kill(api_pid, signal.SIGKILL)
+    finally:
+        sock.close()
+    wait_until(lambda: healthy(srv), 60, what="the api process to come back")
+    (upload_id,) = sql(srv, f"SELECT upload_id FROM uploads WHERE asset_id = '{asset_id}'").split()
+    staging = srv.data_dir / "objects" / ".multipart" / upload_id
+    assert staging.is_dir()
+    # nothing finishes it (only its request could): an hour on, the sweep removes it all
+    sql(srv, f"UPDATE uploads SET expires_at = expires_at - 3600 * 1000 "
+             f"WHERE asset_id = '{asset_id}'")
+    wait_until(lambda: asset_gone(api, tok, asset_id) and not staging.exists(), 60,
+               what="the sweep to remove the cut-off upload")
+    r = api("GET", "/api/v1/audit", tok, params={"target_id": asset_id})
+    assert "asset.expire" in [row["action"] for row in r.json()["items"]]
+
+
+def test_an_uploading_asset_without_its_upload_is_swept(fresh_server):
+    srv = fresh_server(env={"ACERVO_SWEEP_INTERVAL": "1s"})
+    api, tok = Api(srv.base_url, srv.s3_url), srv.admin_token
+    r = api("POST", "/api/v1/assets", tok,
+            json={"filename": "rowless.mp4", "size": 1000, "mime_type": "video/mp4"})
+    assert r.status_code == 201, r.text
+    asset_id, upload_id = r.json()["assetId"], r.json()["uploadId"]
+    staging = srv.data_dir / "objects" / ".multipart" / upload_id
+    meta = staging / "meta"
+    # the state a crash between the two writes of an earlier version left, two hours ago
+    sql(srv, f"DELETE FROM uploads WHERE asset_id = '{asset_id}'; "
+             f"UPDATE assets SET created_at = created_at - 7200 * 1000 WHERE id = '{asset_id}'")
+    meta.write_text(re.sub(r"initiated=(\d+)", lambda m: f"initiated={int(m[1]) - 7200}",
+                           meta.read_text()))
+    wait_until(lambda: asset_gone(api, tok, asset_id) and not staging.exists(), 60,
+               what="the sweep to remove the asset and its staging data")
+    # an upload of a moment ago is left alone
+    r = api("POST", "/api/v1/assets", tok,
+            json={"filename": "fresh.mp4", "size": 1000, "mime_type": "video/mp4"})
+    fresh = r.json()["assetId"]
+    time.sleep(3)  # a few sweeps (one a second)
+    assert not asset_gone(api, tok, fresh)
