@@ -1497,23 +1497,41 @@ static int sweep_one(void *p, const struct cat_upload *u)
     return 0;
 }
 
-/* Assets still uploading that have no upload row (left by a crash of an earlier version
- * between the two writes, or a row removed by hand): one page of them. */
-struct stale_ctx {
+/*
+ * Pages through the assets of one status, oldest last, 256 ids at a time, so the sweeps
+ * can call the catalog for each of them between pages. page_next fills the next page:
+ * the number of ids (0 at the end) or -1.
+ */
+struct asset_page {
     char ids[256][37];
     int64_t created[256];
     int n;
     char last[37];
 };
 
-static int stale_collect(void *p, const struct cat_asset *a)
+static int page_collect(void *p, const struct cat_asset *a)
 {
-    struct stale_ctx *c = p;
+    struct asset_page *pg = p;
 
-    snprintf(c->ids[c->n], 37, "%s", a->id);
-    c->created[c->n++] = a->created_at;
-    snprintf(c->last, sizeof(c->last), "%s", a->id);
+    snprintf(pg->ids[pg->n], 37, "%s", a->id);
+    pg->created[pg->n++] = a->created_at;
+    snprintf(pg->last, sizeof(pg->last), "%s", a->id);
     return 0;
+}
+
+static int page_next(struct catalog *cat, const char *status, struct asset_page *pg,
+                     struct err *err)
+{
+    struct cat_asset_filter f = {.status = status,
+                                 .after_id = pg->last[0] ? pg->last : NULL,
+                                 .limit = (int)ARRAY_LEN(pg->ids)};
+
+    if (pg->n > 0 && pg->n < (int)ARRAY_LEN(pg->ids))
+        return 0; /* the last page was short: that was all */
+    pg->n = 0;
+    if (cat_asset_list(cat, &f, page_collect, pg, err) < 0)
+        return -1;
+    return pg->n;
 }
 
 /*
@@ -1524,20 +1542,11 @@ static int stale_collect(void *p, const struct cat_asset *a)
  */
 static int sweep_rowless(struct api_ctx *ctx, int64_t now_ms, struct err *err)
 {
-    struct stale_ctx *c = xcalloc(1, sizeof(*c));
-    int swept = 0, rc = 0;
+    struct asset_page *c = xcalloc(1, sizeof(*c));
+    int swept = 0, n;
 
-    for (;;) {
-        struct cat_asset_filter f = {.status = ASSET_UPLOADING,
-                                     .after_id = c->last[0] ? c->last : NULL,
-                                     .limit = (int)ARRAY_LEN(c->ids)};
-
-        c->n = 0;
-        if (cat_asset_list(ctx->cat, &f, stale_collect, c, err) < 0) {
-            rc = -1;
-            break;
-        }
-        for (int i = 0; i < c->n; i++) {
+    while ((n = page_next(ctx->cat, ASSET_UPLOADING, c, err)) > 0) {
+        for (int i = 0; i < n; i++) {
             struct cat_upload u;
             struct cat_audit row;
             struct err e;
@@ -1563,11 +1572,9 @@ static int sweep_rowless(struct api_ctx *ctx, int64_t now_ms, struct err *err)
             log_write(LOG_INFO, "api", "swept asset %s, uploading without an upload", c->ids[i]);
             swept++;
         }
-        if (c->n < (int)ARRAY_LEN(c->ids))
-            break;
     }
     free(c);
-    return rc < 0 ? -1 : swept;
+    return n < 0 ? -1 : swept;
 }
 
 int api_sweep_uploads(struct api_ctx *ctx, int64_t now_ms, struct err *err)
@@ -1592,22 +1599,6 @@ int api_sweep_uploads(struct api_ctx *ctx, int64_t now_ms, struct err *err)
 
 /* ---- assets left processing without an ingest ------------------------------------------ */
 
-struct resume_ctx {
-    struct api_ctx *ctx;
-    char ids[256][37]; /* one page of processing assets */
-    int n;
-    char last[37];
-};
-
-static int resume_collect(void *p, const struct cat_asset *a)
-{
-    struct resume_ctx *r = p;
-
-    snprintf(r->ids[r->n++], 37, "%s", a->id);
-    snprintf(r->last, sizeof(r->last), "%s", a->id);
-    return 0;
-}
-
 static int resume_has_ingest(void *p, const struct cat_workflow *w)
 {
     (void)w;
@@ -1617,21 +1608,11 @@ static int resume_has_ingest(void *p, const struct cat_workflow *w)
 
 int api_resume_ingests(struct api_ctx *ctx, struct err *err)
 {
-    struct resume_ctx *r = xcalloc(1, sizeof(*r));
-    int started = 0, rc = 0;
+    struct asset_page *r = xcalloc(1, sizeof(*r));
+    int started = 0, n;
 
-    r->ctx = ctx;
-    for (;;) {
-        struct cat_asset_filter f = {.status = ASSET_PROCESSING,
-                                     .after_id = r->last[0] ? r->last : NULL,
-                                     .limit = (int)ARRAY_LEN(r->ids)};
-
-        r->n = 0;
-        if (cat_asset_list(ctx->cat, &f, resume_collect, r, err) < 0) {
-            rc = -1;
-            break;
-        }
-        for (int i = 0; i < r->n; i++) {
+    while ((n = page_next(ctx->cat, ASSET_PROCESSING, r, err)) > 0) {
+        for (int i = 0; i < n; i++) {
             struct cat_workflow_filter wf = {.asset_id = r->ids[i], .type = "ingest", .limit = 1};
             struct jobs_start js;
             char ikey[64], wf_id[37];
@@ -1665,9 +1646,7 @@ int api_resume_ingests(struct api_ctx *ctx, struct err *err)
                 started++;
             }
         }
-        if (r->n < (int)ARRAY_LEN(r->ids))
-            break;
     }
     free(r);
-    return rc < 0 ? -1 : started;
+    return n < 0 ? -1 : started;
 }
