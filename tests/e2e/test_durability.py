@@ -238,7 +238,8 @@ def test_kill9_during_complete(fresh_server, delay):
         assert outcome.get("status") != 202, "complete was acknowledged but did not survive"
         r = complete(api, editor.token, asset_id, parts)
         assert r.status_code == 202, r.text
-        asset = r.json()
+    # complete answers 202 before the ingest records the master: wait for it
+    asset = wait_master(api, editor.token, asset_id)
     assert asset["content_hash"] == sha256(data)
     assert sha256(master_path(srv, asset).read_bytes()) == sha256(data)
     assert master_keys(srv) == [asset["master_storage_key"]]

@@ -297,8 +297,11 @@ def test_a_direct_upload_cut_off_by_an_api_crash_is_swept(fresh_server):
              f"WHERE asset_id = '{asset_id}'")
     wait_until(lambda: asset_gone(api, tok, asset_id) and not staging.exists(), 60,
                what="the sweep to remove the cut-off upload")
-    r = api("GET", "/api/v1/audit", tok, params={"target_id": asset_id})
-    assert "asset.expire" in [row["action"] for row in r.json()["items"]]
+
+    def audited():  # the sweep writes its audit row last
+        r = api("GET", "/api/v1/audit", tok, params={"target_id": asset_id})
+        return "asset.expire" in [row["action"] for row in r.json()["items"]]
+    wait_until(audited, 30, what="the asset.expire audit row")
 
 
 def test_an_uploading_asset_without_its_upload_is_swept(fresh_server):
