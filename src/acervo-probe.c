@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static int usage(void)
 {
@@ -37,6 +38,7 @@ int main(int argc, char **argv)
     char *text = NULL;
     int detect = 0, rc = MEDIA_EXIT_ERROR;
 
+    umask(077); /* thumbnails are private to the worker's user, as everything it writes */
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--detect") == 0 && !detect && !thumbs_dir) {
             detect = 1;

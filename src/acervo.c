@@ -42,12 +42,63 @@ static const struct cli_command commands[] = {
 
 static void usage(FILE *f)
 {
-    fputs("usage: acervo [--server URL] [--key KEY] [--json] COMMAND [ARGS]\n\ncommands:\n", f);
+    fputs("usage: acervo [--server URL] [--key KEY] [--json] COMMAND [ARGS]\n"
+          "(the global options may also follow the command; -- ends the options)\n\ncommands:\n",
+          f);
     for (size_t i = 0; i < ARRAY_LEN(commands); i++)
         fprintf(f, "  %s\n", commands[i].help);
     fputs("\nexit codes: 0 ok, 1 failed, 2 usage, 3 auth, 4 not found, 5 network, 6 server "
           "error,\n7 refused by the server, 8 local file error (docs/cli.md)\n",
           f);
+}
+
+/* the commands' options that take no value; every other option of theirs takes one */
+static const char *const bare_options[] = {"--no-tags", "--transcript", "--once"};
+
+static int is_bare_option(const char *a)
+{
+    for (size_t i = 0; i < ARRAY_LEN(bare_options); i++)
+        if (strcmp(a, bare_options[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/*
+ * Takes the global options that follow the command (acervo upload F --json, acervo login
+ * URL --key KEY), as git, aws and kubectl take theirs anywhere on the line, and closes the
+ * gap in argv. A command option's value is never taken for a global option (acervo upload
+ * F --title --json titles F "--json"), and "--" ends the options: it and all that follows
+ * stay the command's (acervo upload -- --json uploads a file named --json). Returns the
+ * new argc.
+ */
+static int global_options_after(struct cli *c, int cmd, int argc, char **argv)
+{
+    int out = cmd + 1, k;
+
+    for (k = cmd + 1; k < argc; k++) {
+        const char *a = argv[k];
+
+        if (strcmp(a, "--") == 0)
+            break;
+        if (strcmp(a, "--json") == 0) {
+            c->json = 1;
+        } else if ((strcmp(a, "--server") == 0 || strcmp(a, "--key") == 0) && k + 1 < argc) {
+            char **slot = a[2] == 's' ? &c->server : &c->key;
+
+            free(*slot);
+            *slot = xstrdup(argv[++k]);
+            if (a[2] == 'k')
+                c->key_from_flag = 1;
+        } else if (a[0] == '-' && a[1] && !is_bare_option(a) && k + 1 < argc) {
+            argv[out++] = argv[k++]; /* the option and its value, whatever it looks like */
+            argv[out++] = argv[k];
+        } else {
+            argv[out++] = argv[k];
+        }
+    }
+    while (k < argc)
+        argv[out++] = argv[k++];
+    return out;
 }
 
 int main(int argc, char **argv)
@@ -77,16 +128,8 @@ int main(int argc, char **argv)
             break;
         }
     }
-    /* --key may also follow the command (acervo login URL --key KEY) */
-    for (int k = i + 1; k + 1 < argc; k++)
-        if (strcmp(argv[k], "--key") == 0) {
-            free(c.key);
-            c.key = xstrdup(argv[k + 1]);
-            c.key_from_flag = 1;
-            memmove(&argv[k], &argv[k + 2], (size_t)(argc - k - 2) * sizeof(*argv));
-            argc -= 2;
-            k--;
-        }
+    if (i < argc)
+        argc = global_options_after(&c, i, argc, argv);
     for (size_t k = 0; i < argc && k < ARRAY_LEN(commands); k++)
         if (strcmp(argv[i], commands[k].name) == 0)
             cmd = &commands[k];

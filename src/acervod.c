@@ -152,12 +152,21 @@ out:
 
 /* ---- fsck -------------------------------------------------------------------------------- */
 
+/*
+ * An object under masters/ younger than this is not called an orphan: an ingest commits
+ * the master a moment before the catalog records it, and removes it again when it turns
+ * out to be a duplicate.
+ */
+#define FSCK_ORPHAN_GRACE_S 3600
+
 struct fsck {
     struct store *st;
+    struct catalog *cat;
+    int64_t now; /* seconds since epoch, when the listing of objects began */
     json_t *mismatches, *missing, *orphans;
     char **keys;
     size_t nkeys, cap;
-    long checked, ok;
+    long checked, ok, in_flight;
     char last_id[37];
     int page;
 };
@@ -252,12 +261,44 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/*
+ * 1 if an object under masters/ that the first pass over the catalog did not reference is
+ * explained by work in flight: the catalog references it now (an ingest recorded it since),
+ * its asset is still processing (its ingest commits the master, then records it), or it is
+ * younger than FSCK_ORPHAN_GRACE_S.
+ */
+static int fsck_in_flight(struct fsck *f, const char *key, const struct store_meta *m)
+{
+    char id[37];
+    struct cat_asset a;
+    struct err e;
+    int explained;
+
+    if (m->mtime > f->now - FSCK_ORPHAN_GRACE_S)
+        return 1;
+    /* masters/{asset id}/{sha256}/original{ext} */
+    if (strncmp(key, "masters/", 8) != 0 || strlen(key) < 8 + 36 || key[8 + 36] != '/')
+        return 0;
+    memcpy(id, key + 8, 36);
+    id[36] = '\0';
+    memset(&a, 0, sizeof(a));
+    if (!util_uuid_valid(id) || cat_asset_get(f->cat, id, &a, &e) < 0)
+        return 0;
+    explained = (a.master_storage_key && strcmp(a.master_storage_key, key) == 0) ||
+                strcmp(a.status, ASSET_PROCESSING) == 0;
+    cat_asset_release(&a);
+    return explained;
+}
+
 static int fsck_object(void *ctx, const char *key, const struct store_meta *m)
 {
     struct fsck *f = ctx;
 
-    (void)m;
-    if (f->nkeys == 0 || !bsearch(&key, f->keys, f->nkeys, sizeof(char *), cmp_str))
+    if (f->nkeys > 0 && bsearch(&key, f->keys, f->nkeys, sizeof(char *), cmp_str))
+        return 0;
+    if (fsck_in_flight(f, key, m))
+        f->in_flight++;
+    else
         fsck_note(f->orphans, json_string(key), "");
     return 0;
 }
@@ -293,13 +334,15 @@ static int cmd_fsck(int argc, char **argv)
     }
     if (f.nkeys > 0)
         qsort(f.keys, f.nkeys, sizeof(char *), cmp_str);
+    f.cat = cat;
+    f.now = util_now_ms() / 1000;
     if (store_object_list(f.st, STORE_BUCKET_ARCHIVE, "masters/", fsck_object, &f, &err) < 0) {
         fprintf(stderr, "acervod fsck: %s\n", err.msg);
         goto out_json;
     }
-    report = json_pack("{s:I, s:I, s:O, s:O, s:O}", "checked", (json_int_t)f.checked, "ok",
+    report = json_pack("{s:I, s:I, s:O, s:O, s:O, s:I}", "checked", (json_int_t)f.checked, "ok",
                        (json_int_t)f.ok, "mismatches", f.mismatches, "missing", f.missing,
-                       "orphans", f.orphans);
+                       "orphans", f.orphans, "in_flight", (json_int_t)f.in_flight);
     text = json_dumps(report, JSON_INDENT(2));
     printf("%s\n", text);
     free(text);
@@ -621,24 +664,48 @@ out:
 
 /* ---- the API process ----------------------------------------------------------------------- */
 
+/* A store upload of the REST flow (archive, uploads/{asset id}/...) without its catalog
+ * row is unreachable once this old: every row is written moments after its store upload. */
+#define SWEEP_ROWLESS_S 3600
+
 struct sweep_ctx {
     struct store *st;
-    int64_t cutoff;
+    struct catalog *cat;
+    int64_t now, cutoff;
     int swept;
 };
+
+/* 1 if u is a REST upload whose catalog row still names it */
+static int rest_upload_has_row(struct sweep_ctx *s, const struct store_upload *u)
+{
+    char id[37];
+    struct cat_upload row;
+    struct err err;
+
+    if (strlen(u->key) < 8 + 36 + 1 || u->key[8 + 36] != '/')
+        return 0;
+    memcpy(id, u->key + 8, 36);
+    id[36] = '\0';
+    if (!util_uuid_valid(id))
+        return 0;
+    if (cat_upload_get(s->cat, id, &row, &err) < 0)
+        return err.code != ERR_NOTFOUND; /* a catalog that cannot answer keeps it */
+    return strcmp(row.upload_id, u->upload_id) == 0;
+}
 
 static int sweep_store_upload(void *ctx, const struct store_upload *u)
 {
     struct sweep_ctx *s = ctx;
     struct err err;
 
-    if (u->initiated >= s->cutoff)
+    if (strcmp(u->bucket, STORE_BUCKET_ARCHIVE) == 0 && strncmp(u->key, "uploads/", 8) == 0) {
+        /* uploads of the REST flow are swept through the catalog while it has their row;
+         * without one (a crash between the two writes, a failed abort) they go now */
+        if (u->initiated >= s->now - SWEEP_ROWLESS_S || rest_upload_has_row(s, u))
+            return 0;
+    } else if (u->initiated >= s->cutoff) {
         return 0;
-    /* uploads of the REST flow are swept through the catalog; one still here a day after
-     * its expiry lost its catalog row (a failed abort) and goes now */
-    if (strcmp(u->bucket, STORE_BUCKET_ARCHIVE) == 0 && strncmp(u->key, "uploads/", 8) == 0 &&
-        u->initiated >= s->cutoff - 86400)
-        return 0;
+    }
     if (store_upload_abort(s->st, u->upload_id, &err) == 0)
         s->swept++;
     return 0;
@@ -647,7 +714,8 @@ static int sweep_store_upload(void *ctx, const struct store_upload *u)
 static void sweep(struct api_ctx *ctx)
 {
     struct err err;
-    struct sweep_ctx s = {ctx->store, util_now_ms() / 1000 - ctx->cfg->upload_ttl, 0};
+    struct sweep_ctx s = {ctx->store, ctx->cat, util_now_ms() / 1000,
+                          util_now_ms() / 1000 - ctx->cfg->upload_ttl, 0};
     int n;
 
     log_ctx_set("sweep");
@@ -927,8 +995,17 @@ static pid_t child_start(const struct cfg *cfg, struct child *ch, const sigset_t
         if (getppid() != self)
             _exit(0);
         sigprocmask(SIG_SETMASK, old, NULL);
-        if (strcmp(ch->name, "api") == 0)
+        if (strcmp(ch->name, "api") == 0) {
+            util_proc_title_set("acervod: api", NULL);
             _exit(run_api(cfg));
+        }
+        {
+            char title[40], comm[16];
+
+            snprintf(title, sizeof(title), "acervod: worker %d", ch->index);
+            snprintf(comm, sizeof(comm), "acervod: w%d", ch->index);
+            util_proc_title_set(title, comm);
+        }
         _exit(run_worker(cfg, ch->index));
     }
     ch->pid = pid;
@@ -945,7 +1022,7 @@ static int supervise(const struct cfg *cfg)
     sigset_t set, old;
     size_t n = 0;
     int stopping = 0, fatal = 0;
-    int64_t stop_deadline = 0;
+    int64_t stop_deadline = 0, reset_ms = (int64_t)cfg->restart_reset * 1000;
     struct err err = {0};
     int slots[JOBS_Q_COUNT];
 
@@ -953,6 +1030,7 @@ static int supervise(const struct cfg *cfg)
         log_write(LOG_ERROR, "supervisor", "cannot start: %s", err.msg);
         return EXIT_FATAL;
     }
+    util_proc_title_set("acervod: supervisor", "acervod: super");
     if (strcmp(cfg->role, "all") == 0)
         kids[n++] = (struct child){.name = "api", .backoff_ms = 1000};
     for (long i = 0; i < cfg->workers && n < ARRAY_LEN(kids); i++)
@@ -997,7 +1075,7 @@ static int supervise(const struct cfg *cfg)
                               ch->name);
                     fatal = 1;
                 }
-                if (now - ch->started > 60000)
+                if (now - ch->started >= reset_ms)
                     ch->backoff_ms = 1000;
                 ch->restart_at = now + ch->backoff_ms;
                 log_write(LOG_INFO, "supervisor", "restarting %s process %d in %ld ms", ch->name,
@@ -1017,6 +1095,16 @@ static int supervise(const struct cfg *cfg)
 
             if (ch->pid > 0) {
                 alive++;
+                /* up long enough after a restart: the next crash starts over at 1 s */
+                if (ch->backoff_ms > 1000 && now - ch->started >= reset_ms) {
+                    ch->backoff_ms = 1000;
+                    log_write(LOG_INFO, "supervisor",
+                              "%s process %d has run %ld s since its restart; its restart delay "
+                              "is back to 1000 ms",
+                              ch->name, ch->index, cfg->restart_reset);
+                } else if (ch->backoff_ms > 1000 && ch->started + reset_ms - now < wait_ms) {
+                    wait_ms = ch->started + reset_ms - now;
+                }
                 continue;
             }
             if (stopping || !ch->restart_at)
@@ -1055,6 +1143,10 @@ int main(int argc, char **argv)
     struct err err = {0};
     int first = 1;
 
+    /* everything acervod and its children write (catalog and its -wal/-shm, objects, job
+     * scratch, credentials) is its user's alone, whatever umask it was started with */
+    umask(077);
+    util_proc_title_init(argc, argv);
     if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
         usage(stdout);
         return 0;
@@ -1089,8 +1181,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "acervod: cannot start: %s\n", err.msg);
         return EXIT_FATAL;
     }
-    if (strcmp(cfg.role, "api") == 0)
+    if (strcmp(cfg.role, "api") == 0) {
+        util_proc_title_set("acervod: api", NULL);
         return run_api(&cfg);
+    }
     /* role all and worker: the supervisor and its children */
     return supervise(&cfg);
 }

@@ -115,16 +115,6 @@ const char *api__asset_path(struct http_req *req, const char *id)
 
 /* ---- JSON validation -------------------------------------------------------------------- */
 
-size_t api__utf8_chars(const char *s)
-{
-    size_t n = 0;
-
-    for (; *s; s++)
-        if (((unsigned char)*s & 0xC0) != 0x80)
-            n++;
-    return n;
-}
-
 int api__json_known(json_t *o, const char *const *allowed, const char *where, struct err *err)
 {
     const char *k;
@@ -144,25 +134,66 @@ int api__json_known(json_t *o, const char *const *allowed, const char *where, st
     return 0;
 }
 
-int api__string_check(const char *field, const char *s, size_t len, size_t min_chars,
-                      size_t max_chars, struct err *err)
+/*
+ * What a text value may hold: valid UTF-8 (shortest forms, no surrogates), no NUL, no
+ * control characters (C0, DEL, C1) but tab, line feed and carriage return in multi-line
+ * text, and min_chars..max_chars characters. kind and field name it in the message:
+ * "field 'title'", "query parameter 'title'".
+ */
+static int text_check(const char *kind, const char *field, const char *s, size_t len,
+                      size_t min_chars, size_t max_chars, unsigned flags, struct err *err)
 {
-    size_t n;
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0, n = 0;
 
     if (strlen(s) != len)
-        return err_set(err, ERR_INVALID, "field '%s' must not contain NUL characters", field);
-    n = api__utf8_chars(s);
+        return err_set(err, ERR_INVALID, "%s '%s' must not contain NUL characters", kind, field);
+    while (i < len) {
+        uint32_t cp = p[i];
+        size_t at = i;
+
+        if (cp < 0x80)
+            i++;
+        else if (!util_utf8_next(p, len, &i, &cp))
+            return err_set(err, ERR_INVALID,
+                           "%s '%s' is not valid UTF-8 (byte 0x%02x at offset %zu)", kind, field,
+                           p[at], at);
+        n++;
+        if ((cp < 0x20 || (cp >= 0x7f && cp < 0xa0)) &&
+            !((flags & API_MULTILINE) && (cp == '\t' || cp == '\n' || cp == '\r')))
+            return err_set(err, ERR_INVALID,
+                           "%s '%s' must not contain control characters (U+%04X at character "
+                           "%zu)",
+                           kind, field, (unsigned)cp, n);
+    }
     if (n < min_chars)
-        return err_set(err, ERR_INVALID, "field '%s' must have at least %zu character%s", field,
+        return err_set(err, ERR_INVALID, "%s '%s' must have at least %zu character%s", kind, field,
                        min_chars, min_chars == 1 ? "" : "s");
     if (n > max_chars)
-        return err_set(err, ERR_INVALID, "field '%s' must have at most %zu characters", field,
+        return err_set(err, ERR_INVALID, "%s '%s' must have at most %zu characters", kind, field,
                        max_chars);
     return 0;
 }
 
-int api__json_string(json_t *o, const char *name, size_t min_chars, size_t max_chars, int nullable,
-                     const char **out, struct err *err)
+int api__string_check(const char *field, const char *s, size_t len, size_t min_chars,
+                      size_t max_chars, struct err *err)
+{
+    return text_check("field", field, s, len, min_chars, max_chars, 0, err);
+}
+
+int api__query_string(struct http_req *req, const char *name, size_t min_chars, size_t max_chars,
+                      unsigned flags, const char **out, struct err *err)
+{
+    const char *v = http_query(req, name);
+
+    *out = v;
+    if (!v)
+        return 0;
+    return text_check("query parameter", name, v, strlen(v), min_chars, max_chars, flags, err);
+}
+
+int api__json_string(json_t *o, const char *name, size_t min_chars, size_t max_chars,
+                     unsigned flags, const char **out, struct err *err)
 {
     json_t *v = json_object_get(o, name);
 
@@ -170,14 +201,14 @@ int api__json_string(json_t *o, const char *name, size_t min_chars, size_t max_c
     if (!v)
         return API_ABSENT;
     if (json_is_null(v)) {
-        if (nullable)
+        if (flags & API_NULLABLE)
             return API_NULL;
         return err_set(err, ERR_INVALID, "field '%s' must be a string, not null", name);
     }
     if (!json_is_string(v))
         return err_set(err, ERR_INVALID, "field '%s' must be a string", name);
-    if (api__string_check(name, json_string_value(v), json_string_length(v), min_chars, max_chars,
-                          err) < 0)
+    if (text_check("field", name, json_string_value(v), json_string_length(v), min_chars, max_chars,
+                   flags, err) < 0)
         return -1;
     *out = json_string_value(v);
     return API_PRESENT;

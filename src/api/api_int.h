@@ -59,23 +59,32 @@ void api__fail(struct http_req *req, enum err_code code, const char *fmt, ...) A
 void api__audit(struct http_req *req, const char *action, const char *target_type,
                 const char *target_id, json_t *detail);
 
-/** Number of UTF-8 characters (code points) of s. */
-size_t api__utf8_chars(const char *s);
 /**
  * Fails with ERR_INVALID "unknown field 'where.name'" if o has a member not in allowed
  * (NULL-terminated). where may be "" for the top level.
  */
 int api__json_known(json_t *o, const char *const *allowed, const char *where, struct err *err);
+/* Flags of the text checks. */
+#define API_NULLABLE  1u /* null is accepted (api__json_string) */
+#define API_MULTILINE 2u /* tab, line feed and carriage return are accepted */
+
 /**
  * Reads string member name of o: *out points into o (valid while o lives) or is NULL.
  * Returns the presence, or -1 with ERR_INVALID naming the field when it is not a string of
- * min_chars..max_chars characters without NUL (null is accepted only if nullable).
+ * min_chars..max_chars characters of valid UTF-8 without NUL or control characters (null
+ * is accepted only with API_NULLABLE; tab and line breaks only with API_MULTILINE).
  */
-int api__json_string(json_t *o, const char *name, size_t min_chars, size_t max_chars, int nullable,
-                     const char **out, struct err *err);
-/** Validates a string value v (already known to be a JSON string) the same way. */
+int api__json_string(json_t *o, const char *name, size_t min_chars, size_t max_chars,
+                     unsigned flags, const char **out, struct err *err);
+/** Validates a one-line string value (already known to be a JSON string) the same way. */
 int api__string_check(const char *field, const char *s, size_t len, size_t min_chars,
                       size_t max_chars, struct err *err);
+/**
+ * Reads query parameter name as optional text with the same rules (*out NULL when absent;
+ * it lives in the request's arena); -1 with ERR_INVALID naming the parameter.
+ */
+int api__query_string(struct http_req *req, const char *name, size_t min_chars, size_t max_chars,
+                      unsigned flags, const char **out, struct err *err);
 /** Validates a tags array (at most API_TAGS_MAX strings of 1..API_TAG_CHARS characters). */
 int api__tags_check(const char *field, json_t *tags, struct err *err);
 /** Validates editorial metadata: an object within API_EDITORIAL_MAX and API_EDITORIAL_DEPTH,

@@ -64,11 +64,48 @@ static void filename_ext(const char *filename, char out[12])
 /* The asset type a media type implies ("video/mp4" -> "video"), or NULL. */
 static const char *type_from_mime(const char *mime)
 {
+    static const struct {
+        const char *mime, *type;
+    } named[] = {
+        /* registered types of media containers outside video/, audio/ and image/ */
+        {"application/mxf", "video"},
+        {"application/ogg", "audio"},
+        {"application/vnd.apple.mpegurl", "video"},
+        {"application/dash+xml", "video"},
+    };
+
     for (size_t i = 0; i < ARRAY_LEN(asset_types); i++) {
         size_t n = strlen(asset_types[i]);
         if (strncasecmp(mime, asset_types[i], n) == 0 && mime[n] == '/')
             return asset_types[i];
     }
+    for (size_t i = 0; i < ARRAY_LEN(named); i++)
+        if (strcasecmp(mime, named[i].mime) == 0)
+            return named[i].type;
+    return NULL;
+}
+
+/* The asset type a file name's extension suggests ("clip.MXF" -> "video"), or NULL. */
+static const char *type_from_filename(const char *filename)
+{
+    static const struct {
+        const char *type, *exts;
+    } by_ext[] = {
+        {"video", " .mp4 .m4v .mov .qt .mxf .mkv .webm .avi .mpg .mpeg .m2v .ts .mts .m2ts .vob "
+                  ".flv .wmv .asf .3gp .3g2 .dv .mj2 .ogv "},
+        {"audio", " .mp3 .wav .bwf .w64 .rf64 .aif .aiff .aifc .flac .aac .m4a .ogg .oga .opus "
+                  ".wma .caf .ac3 .eac3 .amr .wv .mka "},
+        {"image", " .jpg .jpeg .png .tif .tiff .webp .gif .heic .heif .avif .jp2 .j2k .jxl "},
+    };
+    char ext[12], word[16];
+
+    filename_ext(filename, ext);
+    if (!ext[0])
+        return NULL;
+    snprintf(word, sizeof(word), " %s ", ext);
+    for (size_t i = 0; i < ARRAY_LEN(by_ext); i++)
+        if (strstr(by_ext[i].exts, word))
+            return by_ext[i].type;
     return NULL;
 }
 
@@ -82,8 +119,14 @@ static int filename_check(const char *field, const char *s, size_t len, struct e
     return 0;
 }
 
-/* Settles type (explicit or from mime); *out is static. */
-static int type_resolve(const char *given, const char *mime, const char **out, struct err *err)
+/*
+ * Settles the asset's type: the one given, else what the media type or the file name
+ * suggests, else video. Without an explicit type this is only a hint: the ingest detects
+ * the real type from the content and the asset takes it (src/jobs/workflows/ingest.c).
+ * *out is static.
+ */
+static int type_resolve(const char *given, const char *mime, const char *filename, const char **out,
+                        struct err *err)
 {
     if (given) {
         for (size_t i = 0; i < ARRAY_LEN(asset_types); i++)
@@ -95,8 +138,9 @@ static int type_resolve(const char *given, const char *mime, const char **out, s
     }
     *out = type_from_mime(mime);
     if (!*out)
-        return err_set(err, ERR_INVALID, "cannot tell the asset type from mime_type %s; pass type",
-                       mime);
+        *out = type_from_filename(filename);
+    if (!*out)
+        *out = "video";
     return 0;
 }
 
@@ -137,6 +181,35 @@ static int asset_load(struct api_state *st, const char *id, struct cat_asset *a,
         return -1;
     }
     return 0;
+}
+
+/*
+ * An upload in progress is its creator's: only that user or an admin may read its part
+ * URLs, abort it or complete it (as on the S3 endpoint, rest_upload_owner in src/s3/s3.c).
+ * The asset itself is no secret (viewers list it), so another editor gets 403, not 404.
+ */
+static int upload_owner_check(const struct api_state *st, const struct cat_asset *a,
+                              struct err *err)
+{
+    if (st->who.role == ROLE_ADMIN || strcmp(a->created_by, st->who.user_id) == 0)
+        return 0;
+    return err_set(err, ERR_DENIED,
+                   "the upload of asset %s belongs to the user who started it; only that user "
+                   "or an admin may read, abort or complete it",
+                   a->id);
+}
+
+/*
+ * The title of an asset created without one: its file name without the extension
+ * ("Interview 2.final.mov" -> "Interview 2.final"), as other DAMs do. A name that is all
+ * extension (".mov") is kept whole. In the request's arena.
+ */
+static char *title_from_filename(struct http_req *req, const char *filename)
+{
+    const char *dot = strrchr(filename, '.');
+    size_t n = dot && dot != filename ? (size_t)(dot - filename) : strlen(filename);
+
+    return arena_strndup(&req->arena, filename, n);
 }
 
 static int require_uploading(const struct cat_asset *a, struct err *err)
@@ -299,7 +372,7 @@ void api__assets_create(struct http_req *req, const char *const *params)
     struct cat_idem k, held;
     struct store_upload up;
     int64_t size, part_size = 0, now_ms = util_now_ms(), now = now_ms / 1000;
-    int part_count = 0, found = 0;
+    int part_count = 0, found = 0, pt;
     char ext[12], fingerprint[65], *em_text = NULL;
     int idem;
     struct err e;
@@ -341,12 +414,13 @@ void api__assets_create(struct http_req *req, const char *const *params)
         err_set(&e, ERR_INVALID, "field 'mime_type' must be a media type 'type/subtype'");
         goto out_err;
     }
-    if (api__json_string(body, "type", 1, 16, 1, &type_in, &e) < 0 ||
-        type_resolve(type_in, mime, &type, &e) < 0)
+    if (api__json_string(body, "type", 1, 16, API_NULLABLE, &type_in, &e) < 0 ||
+        type_resolve(type_in, mime, filename, &type, &e) < 0)
         goto out_err;
-    if (api__json_string(body, "title", 0, API_TITLE_CHARS, 1, &title, &e) < 0 ||
-        api__json_string(body, "description", 0, API_DESC_CHARS, 1, &desc, &e) < 0 ||
-        api__json_string(body, "external_id", 1, API_EXTID_CHARS, 1, &extid, &e) < 0)
+    if ((pt = api__json_string(body, "title", 0, API_TITLE_CHARS, API_NULLABLE, &title, &e)) < 0 ||
+        api__json_string(body, "description", 0, API_DESC_CHARS, API_NULLABLE | API_MULTILINE,
+                         &desc, &e) < 0 ||
+        api__json_string(body, "external_id", 1, API_EXTID_CHARS, API_NULLABLE, &extid, &e) < 0)
         goto out_err;
     tags = json_object_get(body, "tags");
     if (tags && api__tags_check("tags", tags, &e) < 0)
@@ -386,7 +460,9 @@ void api__assets_create(struct http_req *req, const char *const *params)
     snprintf(a.type, sizeof(a.type), "%s", type);
     snprintf(a.status, sizeof(a.status), "%s", ASSET_UPLOADING);
     a.external_id = arena_strdup(&req->arena, extid);
-    a.title = arena_strdup(&req->arena, title);
+    /* no title: the file name's; an explicit null or "" means none */
+    a.title =
+        pt == API_ABSENT ? title_from_filename(req, filename) : arena_strdup(&req->arena, title);
     a.description = arena_strdup(&req->arena, desc);
     a.original_filename = arena_strdup(&req->arena, filename);
     a.mime_type = arena_strdup(&req->arena, mime);
@@ -457,7 +533,8 @@ void api__assets_upload_get(struct http_req *req, const char *const *params)
 
     if (asset_load(st, params[0], &a, &e) < 0)
         goto out_err;
-    if (require_uploading(&a, &e) < 0 || upload_load(st, &a, &u, &e) < 0 ||
+    if (upload_owner_check(st, &a, &e) < 0 || require_uploading(&a, &e) < 0 ||
+        upload_load(st, &a, &u, &e) < 0 ||
         store_upload_parts(st->ctx->store, u.upload_id, &parts, &n, &e) < 0)
         goto out_release;
     resp = upload_json(st, &u, now);
@@ -500,7 +577,7 @@ void api__assets_upload_abort(struct http_req *req, const char *const *params)
 
     if (asset_load(st, params[0], &a, &e) < 0)
         goto out_err;
-    if (require_uploading(&a, &e) < 0)
+    if (upload_owner_check(st, &a, &e) < 0 || require_uploading(&a, &e) < 0)
         goto out_release;
     have_upload = cat_upload_get(st->ctx->cat, a.id, &u, &e) == 0;
     if (!have_upload && e.code != ERR_NOTFOUND)
@@ -768,7 +845,8 @@ void api__assets_complete(struct http_req *req, const char *const *params)
 
     memset(&a, 0, sizeof(a));
     if (parts_parse(st->body, &refs, &n, &e) < 0 || asset_load(st, params[0], &a, &e) < 0 ||
-        require_uploading(&a, &e) < 0 || upload_load(st, &a, &u, &e) < 0) {
+        upload_owner_check(st, &a, &e) < 0 || require_uploading(&a, &e) < 0 ||
+        upload_load(st, &a, &u, &e) < 0) {
         api__send_err(req, &e);
         goto out;
     }
@@ -812,19 +890,19 @@ static const char *request_media_type(struct http_req *req)
     return mime;
 }
 
-/* A query parameter as an optional string field with the body rules. */
-static int query_string(struct http_req *req, const char *name, size_t min_chars, size_t max_chars,
-                        const char **out, struct err *err)
-{
-    const char *v = http_query(req, name);
+/*
+ * How long a direct upload may take: its Content-Length at DIRECT_MIN_RATE, and at least
+ * DIRECT_MIN_TTL_MS. Past that its request cannot be running (the body would have
+ * stalled past idle_timeout), and its upload row expires for the sweep.
+ */
+#define DIRECT_MIN_TTL_MS (INT64_C(3600) * 1000)
+#define DIRECT_MIN_RATE   (64 * 1024) /* bytes a second */
 
-    *out = v;
-    if (!v)
-        return 0;
-    if (api__string_check(name, v, strlen(v), min_chars, max_chars, err) < 0)
-        return err_set(err, ERR_INVALID, "query parameter '%s' must have %zu to %zu characters",
-                       name, min_chars, max_chars);
-    return 0;
+static int64_t direct_ttl_ms(int64_t size)
+{
+    int64_t t = size / DIRECT_MIN_RATE * 1000;
+
+    return t > DIRECT_MIN_TTL_MS ? t : DIRECT_MIN_TTL_MS;
 }
 
 static int direct_sink(struct http_req *req, const char *data, size_t n, struct err *err)
@@ -845,10 +923,11 @@ void api__assets_direct_begin(struct http_req *req)
     struct store_upload up;
     const char *filename, *mime, *type_in, *type, *title, *desc;
     int64_t now_ms = util_now_ms();
+    int found = 0;
     char ext[12];
     struct err e;
 
-    if (query_string(req, "filename", 1, API_FNAME_CHARS, &filename, &e) < 0)
+    if (api__query_string(req, "filename", 1, API_FNAME_CHARS, 0, &filename, &e) < 0)
         goto out_err;
     if (!filename) {
         err_set(&e, ERR_INVALID, "query parameter 'filename' is required");
@@ -865,17 +944,13 @@ void api__assets_direct_begin(struct http_req *req)
     }
     if (!mime)
         mime = request_media_type(req);
-    if (!mime) {
-        err_set(&e, ERR_INVALID,
-                "query parameter 'mime_type' is required when the "
-                "Content-Type does not name the media type");
-        goto out_err;
-    }
+    if (!mime) /* a hint only: the ingest detects the real type from the content */
+        mime = "application/octet-stream";
     type_in = http_query(req, "type");
-    if (type_resolve(type_in, mime, &type, &e) < 0)
+    if (type_resolve(type_in, mime, filename, &type, &e) < 0)
         goto out_err;
-    if (query_string(req, "title", 0, API_TITLE_CHARS, &title, &e) < 0 ||
-        query_string(req, "description", 0, API_DESC_CHARS, &desc, &e) < 0)
+    if (api__query_string(req, "title", 0, API_TITLE_CHARS, 0, &title, &e) < 0 ||
+        api__query_string(req, "description", 0, API_DESC_CHARS, API_MULTILINE, &desc, &e) < 0)
         goto out_err;
     if (req->content_length < 0) {
         err_set(&e, ERR_INVALID, "Content-Length is required");
@@ -899,7 +974,8 @@ void api__assets_direct_begin(struct http_req *req)
     snprintf(d->asset_id, sizeof(d->asset_id), "%s", a.id);
     snprintf(a.type, sizeof(a.type), "%s", type);
     snprintf(a.status, sizeof(a.status), "%s", ASSET_UPLOADING);
-    a.title = arena_strdup(&req->arena, title);
+    /* no title: the file name's; an explicit empty title= means none */
+    a.title = title ? arena_strdup(&req->arena, title) : title_from_filename(req, filename);
     a.description = arena_strdup(&req->arena, desc);
     a.original_filename = arena_strdup(&req->arena, filename);
     a.mime_type = arena_strdup(&req->arena, mime);
@@ -908,9 +984,6 @@ void api__assets_direct_begin(struct http_req *req)
     snprintf(a.created_by, sizeof(a.created_by), "%s", st->who.user_id);
     a.created_at = now_ms;
     a.updated_at = now_ms;
-    if (cat_asset_create(st->ctx->cat, &a, &e) < 0)
-        goto out_err;
-    d->asset_created = 1;
 
     filename_ext(filename, ext);
     snprintf(d->upload.asset_id, sizeof(d->upload.asset_id), "%s", a.id);
@@ -926,9 +999,13 @@ void api__assets_direct_begin(struct http_req *req)
     d->upload.part_count = 1;
     snprintf(d->upload.created_by, sizeof(d->upload.created_by), "%s", st->who.user_id);
     d->upload.created_at = now_ms;
-    d->upload.expires_at = now_ms + (int64_t)cfg->upload_ttl * 1000;
-    if (cat_upload_create(st->ctx->cat, &d->upload, &e) < 0)
+    /* only this request can finish the upload: once it cannot be running any more (an API
+     * process that crashed took it along), the sweep removes what it left */
+    d->upload.expires_at = now_ms + direct_ttl_ms(req->content_length);
+    /* the asset and its upload row in one transaction: a crash leaves both or neither */
+    if (cat_asset_create_upload(st->ctx->cat, &a, &d->upload, NULL, &found, &e) < 0)
         goto out_err;
+    d->asset_created = 1;
     if (store_part_writer(st->ctx->store, d->upload.upload_id, 1, -1, 0, &d->w, &e) < 0)
         goto out_err;
     api__audit(req, "asset.create", "asset", a.id,
@@ -1076,10 +1153,11 @@ void api__assets_patch(struct http_req *req, const char *const *params)
     memset(&out, 0, sizeof(out));
     if (api__json_known(body, fields, "", &e) < 0)
         goto out_err;
-    pt = api__json_string(body, "title", 0, API_TITLE_CHARS, 1, &title, &e);
+    pt = api__json_string(body, "title", 0, API_TITLE_CHARS, API_NULLABLE, &title, &e);
     if (pt < 0)
         goto out_err;
-    pd = api__json_string(body, "description", 0, API_DESC_CHARS, 1, &desc, &e);
+    pd = api__json_string(body, "description", 0, API_DESC_CHARS, API_NULLABLE | API_MULTILINE,
+                          &desc, &e);
     if (pd < 0)
         goto out_err;
     /* null clears: the catalog keeps "" and the API shows null */
@@ -1088,7 +1166,7 @@ void api__assets_patch(struct http_req *req, const char *const *params)
     if (pd == API_NULL)
         desc = "";
     /* the language of the asset's text (which stemmer search uses); null clears it */
-    pl = api__json_string(body, "language", 0, 15, 1, &lang, &e);
+    pl = api__json_string(body, "language", 0, 15, API_NULLABLE, &lang, &e);
     if (pl < 0)
         goto out_err;
     if (pl == API_NULL)
@@ -1419,13 +1497,98 @@ static int sweep_one(void *p, const struct cat_upload *u)
     return 0;
 }
 
+/*
+ * Pages through the assets of one status, oldest last, 256 ids at a time, so the sweeps
+ * can call the catalog for each of them between pages. page_next fills the next page:
+ * the number of ids (0 at the end) or -1.
+ */
+struct asset_page {
+    char ids[256][37];
+    int64_t created[256];
+    int n;
+    char last[37];
+};
+
+static int page_collect(void *p, const struct cat_asset *a)
+{
+    struct asset_page *pg = p;
+
+    snprintf(pg->ids[pg->n], 37, "%s", a->id);
+    pg->created[pg->n++] = a->created_at;
+    snprintf(pg->last, sizeof(pg->last), "%s", a->id);
+    return 0;
+}
+
+static int page_next(struct catalog *cat, const char *status, struct asset_page *pg,
+                     struct err *err)
+{
+    struct cat_asset_filter f = {.status = status,
+                                 .after_id = pg->last[0] ? pg->last : NULL,
+                                 .limit = (int)ARRAY_LEN(pg->ids)};
+
+    if (pg->n > 0 && pg->n < (int)ARRAY_LEN(pg->ids))
+        return 0; /* the last page was short: that was all */
+    pg->n = 0;
+    if (cat_asset_list(cat, &f, page_collect, pg, err) < 0)
+        return -1;
+    return pg->n;
+}
+
+/*
+ * Removes assets that are uploading without an upload row, once they are older than
+ * DIRECT_MIN_TTL_MS: every upload writes its row in the transaction that creates the
+ * asset, so nothing can still be filling such an asset. Their staging data goes with the
+ * sweep of stale store uploads (acervod's sweep). Returns how many went.
+ */
+static int sweep_rowless(struct api_ctx *ctx, int64_t now_ms, struct err *err)
+{
+    struct asset_page *c = xcalloc(1, sizeof(*c));
+    int swept = 0, n;
+
+    while ((n = page_next(ctx->cat, ASSET_UPLOADING, c, err)) > 0) {
+        for (int i = 0; i < n; i++) {
+            struct cat_upload u;
+            struct cat_audit row;
+            struct err e;
+
+            if (c->created[i] > now_ms - DIRECT_MIN_TTL_MS)
+                continue;
+            if (cat_upload_get(ctx->cat, c->ids[i], &u, &e) == 0 || e.code != ERR_NOTFOUND)
+                continue;
+            if (cat_asset_delete(ctx->cat, c->ids[i], ASSET_UPLOADING, &e) < 0) {
+                if (e.code != ERR_NOTFOUND && e.code != ERR_CONFLICT)
+                    log_write(LOG_WARN, "api", "sweep: cannot remove asset %s: %s", c->ids[i],
+                              e.msg);
+                continue;
+            }
+            memset(&row, 0, sizeof(row));
+            row.action = "asset.expire";
+            row.target_type = "asset";
+            row.target_id = c->ids[i];
+            row.detail_json = "{\"reason\":\"uploading without an upload\"}";
+            if (cat_audit_append(ctx->cat, &row, &e) < 0)
+                log_write(LOG_ERROR, "api", "sweep: audit of asset %s failed: %s", c->ids[i],
+                          e.msg);
+            log_write(LOG_INFO, "api", "swept asset %s, uploading without an upload", c->ids[i]);
+            swept++;
+        }
+    }
+    free(c);
+    return n < 0 ? -1 : swept;
+}
+
 int api_sweep_uploads(struct api_ctx *ctx, int64_t now_ms, struct err *err)
 {
     struct sweep_ctx s = {ctx, 0};
     int64_t keys = 0;
+    int rowless;
 
     if (cat_upload_list_expired(ctx->cat, now_ms, sweep_one, &s, err) < 0)
         return -1;
+    rowless = sweep_rowless(ctx, now_ms, err);
+    if (rowless < 0)
+        return -1;
+    s.swept += rowless;
     /* idempotency keys live as long as the upload they created could */
     if (cat_idem_expire(ctx->cat, now_ms, &keys, err) < 0)
         return -1;
@@ -1436,22 +1599,6 @@ int api_sweep_uploads(struct api_ctx *ctx, int64_t now_ms, struct err *err)
 
 /* ---- assets left processing without an ingest ------------------------------------------ */
 
-struct resume_ctx {
-    struct api_ctx *ctx;
-    char ids[256][37]; /* one page of processing assets */
-    int n;
-    char last[37];
-};
-
-static int resume_collect(void *p, const struct cat_asset *a)
-{
-    struct resume_ctx *r = p;
-
-    snprintf(r->ids[r->n++], 37, "%s", a->id);
-    snprintf(r->last, sizeof(r->last), "%s", a->id);
-    return 0;
-}
-
 static int resume_has_ingest(void *p, const struct cat_workflow *w)
 {
     (void)w;
@@ -1461,21 +1608,11 @@ static int resume_has_ingest(void *p, const struct cat_workflow *w)
 
 int api_resume_ingests(struct api_ctx *ctx, struct err *err)
 {
-    struct resume_ctx *r = xcalloc(1, sizeof(*r));
-    int started = 0, rc = 0;
+    struct asset_page *r = xcalloc(1, sizeof(*r));
+    int started = 0, n;
 
-    r->ctx = ctx;
-    for (;;) {
-        struct cat_asset_filter f = {.status = ASSET_PROCESSING,
-                                     .after_id = r->last[0] ? r->last : NULL,
-                                     .limit = (int)ARRAY_LEN(r->ids)};
-
-        r->n = 0;
-        if (cat_asset_list(ctx->cat, &f, resume_collect, r, err) < 0) {
-            rc = -1;
-            break;
-        }
-        for (int i = 0; i < r->n; i++) {
+    while ((n = page_next(ctx->cat, ASSET_PROCESSING, r, err)) > 0) {
+        for (int i = 0; i < n; i++) {
             struct cat_workflow_filter wf = {.asset_id = r->ids[i], .type = "ingest", .limit = 1};
             struct jobs_start js;
             char ikey[64], wf_id[37];
@@ -1509,9 +1646,7 @@ int api_resume_ingests(struct api_ctx *ctx, struct err *err)
                 started++;
             }
         }
-        if (r->n < (int)ARRAY_LEN(r->ids))
-            break;
     }
     free(r);
-    return rc < 0 ? -1 : started;
+    return n < 0 ? -1 : started;
 }

@@ -149,7 +149,7 @@ void api__keys_create(struct http_req *req, const char *const *params)
     (void)params;
     if (api__json_known(st->body, fields, "", &e) < 0 ||
         api__json_string(st->body, "role", 1, 16, 0, &role_s, &e) < 0 ||
-        api__json_string(st->body, "name", 1, KEY_NAME_MAX, 1, &name, &e) < 0) {
+        api__json_string(st->body, "name", 1, KEY_NAME_MAX, API_NULLABLE, &name, &e) < 0) {
         api__send_err(req, &e);
         return;
     }
@@ -241,13 +241,17 @@ static int audit_one(void *p, const char *row)
 void api__audit_list(struct http_req *req, const char *const *params)
 {
     struct api_state *st = api__state(req);
-    const char *target = http_query(req, "target_id");
+    const char *target;
     json_t *items;
     int64_t limit;
     struct err e;
 
     (void)params;
     if (api__query_int(req, "limit", 1, 1000, 100, &limit, &e) < 0) {
+        api__send_err(req, &e);
+        return;
+    }
+    if (api__query_string(req, "target_id", 0, 128, 0, &target, &e) < 0) {
         api__send_err(req, &e);
         return;
     }

@@ -513,7 +513,8 @@ void api__search(struct http_req *req, const char *const *params)
     (void)params;
     if (api__json_known(body, fields, "", &e) < 0)
         goto fail;
-    if (api__json_string(body, "q", 0, SEARCH_QUERY_MAX * 4, 1, &text, &e) < 0)
+    if (api__json_string(body, "q", 0, SEARCH_QUERY_MAX * 4, API_NULLABLE | API_MULTILINE, &text,
+                         &e) < 0)
         goto fail;
     if (text && strlen(text) > SEARCH_QUERY_MAX) {
         err_set(&e, ERR_INVALID, "q is %zu bytes; a query has at most %d", strlen(text),
@@ -530,7 +531,7 @@ void api__search(struct http_req *req, const char *const *params)
         parse_int(body, "size", 1, CAT_SEARCH_SIZE_MAX, 20, &s.size, &e) < 0 ||
         parse_enum(body, "scope", scopes, CAT_SCOPE_ASSETS, &scope, &e) < 0 ||
         parse_enum(body, "sort", sorts, CAT_SORT_RELEVANCE, &sort, &e) < 0 ||
-        api__json_string(body, "cursor", 1, 120, 1, &cursor, &e) < 0)
+        api__json_string(body, "cursor", 1, 120, API_NULLABLE, &cursor, &e) < 0)
         goto fail;
     have_sort = json_object_get(body, "sort") && !json_is_null(json_object_get(body, "sort"));
     s.min_confidence = -1;
@@ -640,13 +641,17 @@ static int suggest_one(void *ctx, const struct cat_suggestion *s)
 void api__search_suggest(struct http_req *req, const char *const *params)
 {
     struct api_state *st = api__state(req);
-    const char *q = http_query(req, "q");
+    const char *q;
     struct suggest_ctx c;
     int64_t limit;
     json_t *resp;
     struct err e = {0};
 
     (void)params;
+    if (api__query_string(req, "q", 0, 200, 0, &q, &e) < 0) {
+        api__send_err(req, &e);
+        return;
+    }
     if (!q) {
         api__fail(req, ERR_INVALID, "query parameter 'q' is required (what has been typed)");
         return;

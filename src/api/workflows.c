@@ -196,7 +196,7 @@ static int query_uuid(struct http_req *req, const char *name, const char *what, 
 void api__workflows_list(struct http_req *req, const char *const *params)
 {
     struct api_state *st = api__state(req);
-    const char *type = http_query(req, "type"), *status = http_query(req, "status");
+    const char *type, *status = http_query(req, "status");
     const char *queue = http_query(req, "queue"), *cursor = http_query(req, "cursor");
     const char *asset_id, *created_by;
     struct cat_workflow_filter f;
@@ -211,9 +211,8 @@ void api__workflows_list(struct http_req *req, const char *const *params)
         api__send_err(req, &e);
         return;
     }
-    if (type && *type && api__string_check("type", type, strlen(type), 1, WF_TYPE_MAX, &e) < 0) {
-        api__fail(req, ERR_INVALID, "query parameter 'type' must have 1 to %d characters",
-                  WF_TYPE_MAX);
+    if (api__query_string(req, "type", 0, WF_TYPE_MAX, 0, &type, &e) < 0) {
+        api__send_err(req, &e);
         return;
     }
     if (status && *status && !in_set(status, wf_statuses, ARRAY_LEN(wf_statuses))) {

@@ -837,6 +837,11 @@ int cli__cmd_upload(struct cli *c, int argc, char **argv, struct err *err)
     for (int k = 1; k < argc; k++) {
         const char *v = k + 1 < argc ? argv[k + 1] : NULL;
 
+        if (strcmp(argv[k], "--") == 0) { /* files only from here on */
+            while (++k < argc)
+                files[nfiles++] = argv[k];
+            break;
+        }
         if (argv[k][0] != '-' || strcmp(argv[k], "-") == 0) {
             files[nfiles++] = argv[k];
             continue;
@@ -899,10 +904,16 @@ int cli__cmd_upload(struct cli *c, int argc, char **argv, struct err *err)
             const char *id = json_string_value(json_object_get(asset, "id"));
             const char *status = json_string_value(json_object_get(asset, "status"));
 
-            if (c->json)
-                printf("{\"file\": \"%s\", \"asset_id\": \"%s\", \"status\": \"%s\"}\n", files[i],
-                       id ? id : "", status ? status : "");
-            else
+            if (c->json) {
+                /* jansson escapes what a file name may hold (quotes, backslashes) */
+                json_t *line = json_pack("{s:s?,s:s,s:s}", "file", files[i], "asset_id",
+                                         id ? id : "", "status", status ? status : "");
+                char *text = line ? json_dumps(line, JSON_COMPACT) : NULL;
+
+                printf("%s\n", text ? text : "{}");
+                free(text);
+                json_decref(line);
+            } else
                 printf("%s\n", id ? id : "");
         }
         fflush(stdout);

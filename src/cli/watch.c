@@ -254,6 +254,10 @@ int cli__cmd_watch(struct cli *c, int argc, char **argv, struct err *err)
     for (int k = 1; k < argc; k++) {
         const char *val = k + 1 < argc ? argv[k + 1] : NULL;
 
+        if (strcmp(argv[k], "--") == 0 && k + 2 == argc && !w.dir) {
+            w.dir = argv[++k]; /* a directory whose name starts with '-' */
+            continue;
+        }
         if (argv[k][0] != '-' && !w.dir) {
             w.dir = argv[k];
             continue;

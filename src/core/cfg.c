@@ -79,6 +79,9 @@ const struct cfg_entry cfg_table[] = {
      "time between sweeps of expired incomplete uploads"},
     {"shutdown_grace", "ACERVO_SHUTDOWN_GRACE", CFG_DURATION, "30s", L(shutdown_grace),
      "time in-flight requests get to finish on SIGTERM"},
+    {"restart_reset", "ACERVO_RESTART_RESET", CFG_DURATION, "30s", L(restart_reset),
+     "time a restarted API or worker process must stay up before its restart delay goes back to "
+     "1 s"},
     {"sendfile_threshold", "ACERVO_SENDFILE_THRESHOLD", CFG_SIZE, "64K", L(sendfile_threshold),
      "objects smaller than this are served from memory rather than with sendfile"},
 };

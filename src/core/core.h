@@ -173,6 +173,7 @@ struct cfg {
     long upload_ttl;         /* seconds an incomplete upload lives */
     long sweep_interval;     /* seconds between incomplete-upload sweeps */
     long shutdown_grace;     /* seconds in-flight requests get on SIGTERM */
+    long restart_reset;      /* seconds up after which a child's restart backoff resets */
     long sendfile_threshold; /* bytes; smaller downloads are sent from memory */
     char config_file[512];
 };
@@ -266,7 +267,20 @@ void util_base64(const unsigned char *in, size_t n, char *out);
 int util_write_all(int fd, const void *p, size_t n, struct err *err);
 /** fsyncs the directory at path. */
 int util_fsync_dir(const char *path, struct err *err);
-/** mkdir -p with mode 0750. */
+/**
+ * Prepares the process title: records the memory of argv (and of the environment right
+ * after it, which is moved to the heap) so util_proc_title_set can overwrite it. Call once
+ * from main before anything else reads argv or the environment through saved pointers:
+ * argv's strings are gone after the first util_proc_title_set.
+ */
+void util_proc_title_init(int argc, char **argv);
+/**
+ * Names the process for operators: the full title where `ps` shows the command line
+ * (with util_proc_title_init), and its first 15 bytes, or comm if given, as the thread's
+ * name (PR_SET_NAME: top, ps -e, /proc/PID/comm).
+ */
+void util_proc_title_set(const char *title, const char *comm);
+/** mkdir -p with mode 0700 (the directories acervod makes are its own). */
 int util_mkdirs(const char *path, struct err *err);
 
 #endif

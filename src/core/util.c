@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -378,11 +379,74 @@ int util_mkdirs(const char *path, struct err *err)
         if (*p != '/')
             continue;
         *p = '\0';
-        if (mkdir(tmp, 0750) < 0 && errno != EEXIST)
+        if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
             return err_errno(err, ERR_IO, "mkdir %s", tmp);
         *p = '/';
     }
-    if (mkdir(tmp, 0750) < 0 && errno != EEXIST)
+    if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
         return err_errno(err, ERR_IO, "mkdir %s", tmp);
     return 0;
+}
+
+/* ---- the process title --------------------------------------------------------------------
+ *
+ * As PostgreSQL's ps_status.c does: `ps` reads the command line from the memory that held
+ * argv's strings, so a title written there shows as the whole command line. The
+ * environment's strings usually follow argv's; they are copied to the heap so their room
+ * can hold a longer title.
+ */
+
+extern char **environ;
+
+static char *title_area;  /* argv[0] .. the end of the last contiguous string */
+static size_t title_size; /* bytes there */
+
+void util_proc_title_init(int argc, char **argv)
+{
+    char *end;
+
+    if (argc < 1 || !argv || !argv[0])
+        return;
+    end = argv[0] + strlen(argv[0]) + 1;
+    for (int i = 1; i < argc; i++) {
+        if (argv[i] != end)
+            break;
+        end = argv[i] + strlen(argv[i]) + 1;
+    }
+    for (size_t i = 0; environ && environ[i]; i++) {
+        if (environ[i] != end)
+            break;
+        end = environ[i] + strlen(environ[i]) + 1;
+    }
+    if (environ && end > argv[argc - 1] + strlen(argv[argc - 1]) + 1) {
+        /* the environment shares the area: give it a home of its own first */
+        size_t n = 0;
+        char **copy;
+
+        while (environ[n])
+            n++;
+        copy = xcalloc(n + 1, sizeof(char *));
+        for (size_t i = 0; i < n; i++)
+            copy[i] = xstrdup(environ[i]);
+        environ = copy;
+    }
+    title_area = argv[0];
+    title_size = (size_t)(end - argv[0]);
+}
+
+void util_proc_title_set(const char *title, const char *comm)
+{
+    char name[16];
+
+    if (title_area && title_size > 1) {
+        size_t n = strlen(title);
+
+        if (n > title_size - 1)
+            n = title_size - 1;
+        memcpy(title_area, title, n);
+        /* the rest zeroed: ps shows no trace of the old arguments */
+        memset(title_area + n, 0, title_size - n);
+    }
+    snprintf(name, sizeof(name), "%s", comm ? comm : title);
+    prctl(PR_SET_NAME, name, 0, 0, 0);
 }

@@ -216,7 +216,7 @@ static int thumbs_save(VipsImage *img, const char *out_dir, struct thumb *t, str
         err_set(err, ERR_INTERNAL, "cannot encode %s: %s", t->file, reason);
         goto out_clear;
     }
-    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) {
         err_errno(err, ERR_IO, "cannot create %s", path);
         goto out_clear;

@@ -45,8 +45,8 @@
 #define FS_ROOT_MAX   2048                  /* leaves room for bucket and a 1024-byte key */
 #define FS_PART_NAME  39                    /* "p" 5 digits "." 32 hex */
 #define FS_RETRIES    8                     /* races with a concurrent rmdir of a parent */
-#define FS_FILE_MODE  0640
-#define FS_DIR_MODE   0750
+#define FS_FILE_MODE  0600 /* private to acervod's user, whatever the umask */
+#define FS_DIR_MODE   0700
 #define FS_DATA       "data"   /* a sized upload's object file */
 #define FS_SEAL       "sealed" /* a sized upload was assembled: its parts are frozen */
 #define FS_HASHERS    64       /* hash states kept per store beyond those in use */

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import Api, Server, acervod_path, clean_env, free_port, random_bytes, upload
+from conftest import (Api, Server, acervod_path, clean_env, free_port, get_asset, random_bytes,
+                      upload)
 
 OK, FAILED, USAGE, AUTH, NOTFOUND, NETWORK, SERVER, REFUSED, LOCAL = range(9)
 
@@ -37,9 +38,9 @@ class Cli:
         for k in ("XDG_CONFIG_HOME", "ACERVO_SERVER", "ACERVO_KEY"):
             self.env.pop(k, None)
 
-    def __call__(self, *args, stdin=None, check=None, timeout=60):
+    def __call__(self, *args, stdin=None, check=None, timeout=60, cwd=None):
         p = subprocess.run([str(cli_path()), *args], input=stdin, capture_output=True,
-                           text=True, env=self.env, timeout=timeout)
+                           text=True, env=self.env, timeout=timeout, cwd=cwd)
         if check is not None:
             assert p.returncode == check, (p.returncode, p.stdout, p.stderr)
         return p
@@ -212,6 +213,29 @@ def test_upload_files_with_metadata(logged, api, editor, tmp_path):
     make_file(c, 10)
     line = json.loads(logged("--json", "upload", str(c), check=OK).stdout)
     assert line["file"] == str(c) and line["status"] == "processing"
+
+
+def test_global_options_go_anywhere_on_the_line(logged, api, editor, tmp_path):
+    f = tmp_path / "Pleno del jueves.mp4"
+    make_file(f, 1000)
+    # after the command, as aws, git and kubectl take them
+    line = json.loads(logged("upload", str(f), "--json", check=OK).stdout)
+    assert line["file"] == str(f) and line["status"] == "processing"
+    # no title: the server names it after the file
+    assert get_asset(api, editor.token, line["asset_id"])["title"] == "Pleno del jueves"
+    # a command option's value is never taken for a global option
+    g = tmp_path / "g.mp4"
+    make_file(g, 1001)
+    aid = logged("upload", str(g), "--title", "--json", check=OK).stdout.strip()
+    assert get_asset(api, editor.token, aid)["title"] == "--json"
+    # after "--" everything is a file, even a name that looks like an option
+    (tmp_path / "--json").write_bytes(os.urandom(1002))
+    aid = logged("upload", "--", "--json", check=OK, cwd=tmp_path).stdout.strip()
+    assert get_asset(api, editor.token, aid)["original_filename"] == "--json"
+    # --server and --key after the command too
+    p = logged("whoami", "--json", "--server", api.base_url, "--key", editor.token, check=OK)
+    assert json.loads(p.stdout)["role"] == "editor"
+    assert logged("whoami", "--key", "not-a-key", check=AUTH).returncode == AUTH
 
 
 def test_upload_errors(logged, api, editor, tmp_path):

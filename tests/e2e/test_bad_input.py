@@ -511,3 +511,94 @@ def test_an_early_answer_reaches_a_client_still_sending(api, chunked):
     assert data is not None, why
     assert data.startswith(b"HTTP/1.1 401"), data[:200]
     assert b"application/problem+json" in data
+
+
+# --------------------------------------------------------------------------- text that is not UTF-8
+
+
+def newest_asset_id(api, token):
+    r = api("GET", "/api/v1/assets", token, params={"limit": 1})
+    assert r.status_code == 200, r.text
+    items = r.json()["items"]
+    return items[0]["id"] if items else None
+
+
+# raw query strings, so the bytes go out as they are; each names the parameter at fault
+BAD_DIRECT_QUERIES = [
+    ("filename=x.jpg&title=%ff%fe", "query parameter 'title' is not valid UTF-8"),
+    ("filename=%c0%afetc.jpg", "query parameter 'filename' is not valid UTF-8"),  # overlong
+    ("filename=x.jpg&description=%ed%a0%80", "query parameter 'description' is not valid"),
+    ("filename=x.jpg&title=a%01b", "query parameter 'title' must not contain control"),
+    ("filename=x.jpg&title=a%0ab", "query parameter 'title' must not contain control"),
+    ("filename=x%c2%85.jpg", "query parameter 'filename' must not contain control"),  # C1
+    ("filename=x.jpg&description=%f4%90%80%80", "query parameter 'description' is not valid"),
+]
+
+
+@pytest.mark.parametrize("query,detail", BAD_DIRECT_QUERIES)
+def test_direct_upload_refuses_text_that_is_not_utf8_and_stores_nothing(api, editor, query,
+                                                                       detail):
+    before = newest_asset_id(api, editor.token)
+    r = api("POST", "/api/v1/assets/direct?" + query, editor.token,
+            headers={"Content-Type": "image/jpeg"}, data=b"\xff\xd8\xff" + b"x" * 100)
+    assert detail in assert_problem(r, 400)["detail"]
+    assert newest_asset_id(api, editor.token) == before
+
+
+def test_direct_upload_keeps_line_breaks_in_a_description(api, editor):
+    r = api("POST", "/api/v1/assets/direct?filename=l.jpg&description=one%0Atwo%09three&"
+            "title=T%C3%ADtulo", editor.token, headers={"Content-Type": "image/jpeg"},
+            data=random_bytes(200))
+    assert r.status_code == 202, r.text
+    asset = get_asset(api, editor.token, r.json()["id"])
+    assert asset["description"] == "one\ntwo\tthree"
+    assert asset["title"] == "Título"
+
+
+@pytest.mark.parametrize("path", [
+    "/api/v1/search/suggest?q=%ff",
+    "/api/v1/workflows?type=%c3",
+    "/api/v1/audit?target_id=%fe",
+])
+def test_query_parameters_that_are_not_utf8_are_400(api, admin_token, path):
+    r = api("GET", path, admin_token)
+    assert "is not valid UTF-8" in assert_problem(r, 400)["detail"]
+
+
+@pytest.mark.parametrize("body,field", [
+    ({"title": "a\u0007b"}, "title"),
+    ({"filename": "tab\there.mp4"}, "filename"),
+    ({"tags": ["ok", "bad\u001b[31m"]}, "tags[1]"),
+    ({"external_id": "x\u0085"}, "external_id"),
+])
+def test_json_text_with_control_characters_is_400(api, editor, body, field):
+    full = {"filename": "c.mp4", "size": 10, "mime_type": "video/mp4", **body}
+    before = newest_asset_id(api, editor.token)
+    r = api("POST", "/api/v1/assets", editor.token, json=full)
+    detail = assert_problem(r, 400)["detail"]
+    assert f"field '{field}' must not contain control characters" in detail, detail
+    assert newest_asset_id(api, editor.token) == before
+
+
+def test_json_that_is_not_utf8_is_400(api, editor):
+    # jansson refuses invalid UTF-8 and lone surrogates in JSON text
+    for raw in (b'{"filename":"\xff.mp4","size":10,"mime_type":"video/mp4"}',
+                b'{"filename":"\\ud800.mp4","size":10,"mime_type":"video/mp4"}'):
+        r = api("POST", "/api/v1/assets", editor.token, data=raw,
+                headers={"Content-Type": "application/json"})
+        assert "invalid JSON" in assert_problem(r, 400)["detail"]
+
+
+def test_patch_and_key_names_refuse_control_characters(api, editor, admin_token):
+    created = create_asset(api, editor.token, 10, title="Kept")
+    r = api("PATCH", f"/api/v1/assets/{created['assetId']}", editor.token,
+            json={"title": "new\rline"})
+    assert "field 'title' must not contain control" in assert_problem(r, 400)["detail"]
+    assert get_asset(api, editor.token, created["assetId"])["title"] == "Kept"
+    r = api("PATCH", f"/api/v1/assets/{created['assetId']}", editor.token,
+            json={"description": "two\nlines"})
+    assert r.status_code == 200 and r.json()["description"] == "two\nlines", r.text
+    r = api("POST", "/api/v1/keys", admin_token, json={"role": "viewer", "name": "a\u0000b"})
+    assert_problem(r, 400)
+    r = api("POST", "/api/v1/keys", admin_token, json={"role": "viewer", "name": "a\u007fb"})
+    assert "field 'name' must not contain control" in assert_problem(r, 400)["detail"]

@@ -144,6 +144,61 @@ def test_type_comes_from_the_content_not_the_name(api, editor, media):
     assert a["technical_metadata"]["declared"] == {"type": "video", "mime_type": "video/mp4"}
 
 
+@pytest.fixture(scope="module")
+def masters(tmp_path_factory):
+    """Masters whose names and types tell little: an MXF (the broadcast master format), an
+    MP4 and a WAV with no extension, and a text that is no media at all. One set per
+    upload flow, with other content (the same bytes twice would be a duplicate)."""
+    d = tmp_path_factory.mktemp("masters")
+    for flow, hz in (("multipart", 500), ("direct", 700)):
+        run(FFMPEG, "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25",
+            "-f", "lavfi", "-i", f"sine=frequency={hz}:sample_rate=48000", "-t", "1",
+            "-c:v", "mpeg2video", "-c:a", "pcm_s16le", "-f", "mxf", d / f"master.mxf-{flow}")
+        run(FFMPEG, "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=192x108:rate=25",
+            "-f", "lavfi", "-i", f"sine=frequency={hz}:sample_rate=48000", "-t", "1",
+            "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-f", "mp4",
+            d / f"clip-octet-{flow}")
+        run(FFMPEG, "-v", "error", "-f", "lavfi", "-i",
+            f"sine=frequency={hz}:sample_rate=48000:duration=1", "-c:a", "pcm_s16le",
+            "-f", "wav", d / f"NOEXT-{flow}")
+    (d / "minutes.txt").write_text("Minutes of the editorial meeting\n" * 200)
+    return d
+
+
+@pytest.mark.parametrize("name,filename,mime,kind,mime_out", [
+    ("master.mxf", "master.mxf", "application/mxf", "video", "application/mxf"),
+    ("clip-octet", "clip.mp4", "application/octet-stream", "video", "video/mp4"),
+    ("NOEXT", "NOEXT", "application/octet-stream", "audio", "audio/x-wav"),
+])
+@pytest.mark.parametrize("direct", [False, True], ids=["multipart", "direct"])
+def test_a_generic_or_unknown_mime_type_lets_the_content_decide(api, editor, masters, name,
+                                                                filename, mime, kind, mime_out,
+                                                                direct):
+    if direct and mime == "application/octet-stream":
+        mime = None  # the request's Content-Type is generic: the content decides
+    path = masters / f"{name}-{'direct' if direct else 'multipart'}"
+    data = path.read_bytes()
+    if direct:
+        params = {"filename": filename, **({"mime_type": mime} if mime else {})}
+        r = api("POST", "/api/v1/assets/direct", editor.token, params=params, data=data,
+                headers={"Content-Type": "application/octet-stream"})
+        assert r.status_code == 202, r.text
+        a = wait_ingest(api, editor.token, r.json()["id"], timeout=120)
+    else:
+        a = ingest(api, editor.token, path, filename=filename, mime_type=mime)
+    assert a["status"] == "ready", a["failure_reason"]
+    assert a["type"] == kind
+    assert a["mime_type"].split(";")[0] in (mime_out, "audio/wav", "audio/vnd.wave")
+
+
+def test_a_file_that_is_no_media_fails_with_a_clear_reason(api, editor, masters):
+    a = ingest(api, editor.token, masters / "minutes.txt", filename="minutes.txt",
+               mime_type="application/octet-stream")
+    assert a["status"] == "failed"
+    assert a["failure_reason"].startswith("detect failed after 1 attempt: unrecognised content"), \
+        a["failure_reason"]
+
+
 def test_hostile_files_fail_with_a_clear_reason_and_harm_nobody(api, editor, media, server):
     procs_before = sorted(server_children(server))
     rnd = ingest(api, editor.token, media / "random.mp4")

@@ -46,9 +46,31 @@ const char *wf__sig_name(int sig)
         return "SIGFPE";
     case SIGILL:
         return "SIGILL";
+    case SIGTERM:
+        return "SIGTERM";
+    case SIGINT:
+        return "SIGINT";
+    case SIGHUP:
+        return "SIGHUP";
     default:
         return "a signal";
     }
+}
+
+int wf__child_signalled(struct jobs_act *act, const char *what, int sig, struct err *err)
+{
+    /* RLIMIT_CPU: the same file needs the same time again, as after a timeout */
+    if (sig == SIGXCPU) {
+        jobs_act_permanent(act);
+        return err_set(err, ERR_LIMIT, "%s ran out of CPU time (SIGXCPU, signal %d)", what, sig);
+    }
+    /* the OOM killer or an operator, not the file: retried like any transient failure */
+    if (sig == SIGKILL || sig == SIGTERM || sig == SIGINT || sig == SIGHUP)
+        return err_set(err, ERR_IO, "%s was killed by signal %d (%s)", what, sig,
+                       wf__sig_name(sig));
+    /* a crash may be the file's or the machine's; a file that crashes its decoder every
+     * time still fails, with this reason, once the attempts are used up */
+    return err_set(err, ERR_IO, "%s crashed (%s, signal %d)", what, wf__sig_name(sig), sig);
 }
 
 void wf__last_line(const char *tail, const char *prefix, char *out, size_t n)
@@ -118,9 +140,7 @@ int wf__probe(struct jobs_act *act, char *const args[], int stdin_fd, json_t **o
         return -1;
     }
     if (WIFSIGNALED(ch.status)) {
-        jobs_act_permanent(act);
-        err_set(err, ERR_UNSUPPORTED, "the media probe crashed on this file (%s, signal %d)",
-                wf__sig_name(WTERMSIG(ch.status)), WTERMSIG(ch.status));
+        wf__child_signalled(act, "the media probe", WTERMSIG(ch.status), err);
     } else if (WEXITSTATUS(ch.status) == PROBE_EXIT_UNSUPPORTED) {
         jobs_act_permanent(act);
         wf__last_line(ch.err_tail, "acervo-probe: ", reason, sizeof(reason));

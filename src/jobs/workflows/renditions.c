@@ -216,9 +216,10 @@ static int encode(struct jobs_act *act, const struct media_profile *p,
     }
     free(ch.out);
     if (WIFSIGNALED(ch.status)) {
-        jobs_act_permanent(act);
-        err_set(err, ERR_UNSUPPORTED, "ffmpeg crashed making %s (%s, signal %d)", p->name,
-                wf__sig_name(WTERMSIG(ch.status)), WTERMSIG(ch.status));
+        char what[64];
+
+        snprintf(what, sizeof(what), "ffmpeg making %s", p->name);
+        wf__child_signalled(act, what, WTERMSIG(ch.status), err);
         goto out;
     }
     if (WEXITSTATUS(ch.status) != 0) {

@@ -42,6 +42,14 @@ int wf__renditions_fanout(const json_t *input, const json_t *outputs, json_t **i
 int wf__beside(const char *prog, char *out, size_t n, struct err *err);
 /** "SIGSEGV" for SIGSEGV, ... (static). */
 const char *wf__sig_name(int sig);
+/**
+ * The failure of a child process ended by signal sig; what names it ("the media probe").
+ * Killed (SIGKILL, SIGTERM: the OOM killer, an operator) or crashed, it is retryable
+ * (ERR_IO): the machine may be at fault as much as the file, and a file that kills its
+ * child every time fails after the attempts with this reason. SIGXCPU (RLIMIT_CPU) is
+ * permanent, as a timeout is. Returns -1.
+ */
+int wf__child_signalled(struct jobs_act *act, const char *what, int sig, struct err *err);
 /** The last line of a child's stderr tail, without prefix (may be NULL), into out. */
 void wf__last_line(const char *tail, const char *prefix, char *out, size_t n);
 /** Opens the master of the activity's asset for reading; *fd is the caller's to close. */
