@@ -26,6 +26,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <malloc.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <signal.h>
@@ -33,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -734,6 +736,11 @@ static void sweep(struct api_ctx *ctx)
     log_ctx_set(NULL);
 }
 
+/* how often the API process looks for memory to give back, and after how long unused a
+ * catalog connection goes */
+#define TRIM_EVERY_MS 5000
+#define TRIM_IDLE_MS  10000
+
 static int run_api(const struct cfg *cfg)
 {
     struct catalog *cat = NULL;
@@ -745,7 +752,7 @@ static int run_api(const struct cfg *cfg)
     struct http_listen_opts lo;
     struct err err = {0};
     sigset_t set;
-    int64_t next_sweep;
+    int64_t next_sweep, next_trim;
     int rc = EXIT_FATAL;
 
     sigemptyset(&set);
@@ -784,9 +791,11 @@ static int run_api(const struct cfg *cfg)
 
     sweep(&actx);
     next_sweep = util_mono_ms() + cfg->sweep_interval * 1000;
+    next_trim = util_mono_ms() + TRIM_EVERY_MS;
     for (;;) {
         struct timespec ts;
-        int64_t wait_ms = next_sweep - util_mono_ms();
+        int64_t now = util_mono_ms();
+        int64_t wait_ms = (next_sweep < next_trim ? next_sweep : next_trim) - now;
         int sig;
 
         if (wait_ms < 0)
@@ -796,7 +805,17 @@ static int run_api(const struct cfg *cfg)
         sig = sigtimedwait(&set, NULL, &ts);
         if (sig == SIGTERM || sig == SIGINT)
             break;
-        if (sig < 0 && errno == EAGAIN) {
+        if (sig >= 0 || errno != EAGAIN)
+            continue;
+        if (util_mono_ms() >= next_trim) {
+            /* after a busy spell: catalog connections no longer needed go with their caches
+             * and maps, and the allocator gives free memory back to the system */
+            cat_trim(cat, TRIM_IDLE_MS);
+            if (http_server_inflight(api_srv) == 0 && http_server_inflight(s3_srv) == 0)
+                malloc_trim(0);
+            next_trim = util_mono_ms() + TRIM_EVERY_MS;
+        }
+        if (util_mono_ms() >= next_sweep) {
             sweep(&actx);
             next_sweep = util_mono_ms() + cfg->sweep_interval * 1000;
         }
@@ -920,6 +939,10 @@ static int run_worker(const struct cfg *cfg, int index)
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     memset(&w, 0, sizeof(w));
+    /* batch work yields the CPU to the API; ffmpeg and the probes inherit it */
+    if (cfg->worker_nice > 0 && setpriority(PRIO_PROCESS, 0, (int)cfg->worker_nice) < 0)
+        log_write(LOG_WARN, "main", "worker %d: cannot lower its priority: %s", index,
+                  strerror(errno));
     if (jobs_queues_parse(cfg->queues, w.slots, &err) < 0 || open_catalog(cfg, &cat, &err) < 0 ||
         open_store(cfg, &st, &err) < 0) {
         log_write(LOG_ERROR, "main", "worker %d cannot start: %s", index, err.msg);

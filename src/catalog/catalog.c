@@ -113,6 +113,12 @@ void cat_close(struct catalog *c)
         c->ops->close(c);
 }
 
+void cat_trim(struct catalog *c, int64_t idle_ms)
+{
+    if (c && c->ops->trim)
+        c->ops->trim(c, idle_ms);
+}
+
 int cat_schema_version(struct catalog *c)
 {
     return c->ops->schema_version(c);

@@ -604,6 +604,8 @@ struct catalog;
 struct catalog_ops {
     const char *name;
     void (*close)(struct catalog *c);
+    /* optional: gives back what connections idle for idle_ms hold (caches, maps) */
+    void (*trim)(struct catalog *c, int64_t idle_ms);
     int (*asset_create)(struct catalog *c, const struct cat_asset *a, struct err *err);
     int (*asset_get)(struct catalog *c, const char *id, struct cat_asset *out, struct err *err);
     int (*asset_update_editorial)(struct catalog *c, const char *id, const char *title,
@@ -668,6 +670,12 @@ void cat_sqlite_set_cache(long bytes);
 int cat_sqlite_open_bulk(struct catalog **out, const char *path, struct err *err);
 /** Closes and frees the catalog. NULL is a no-op. */
 void cat_close(struct catalog *c);
+/**
+ * Gives back the memory of connections that have been idle for idle_ms or more: their
+ * page caches and mappings of the catalog file go (they are opened again when needed).
+ * For a process going quiet after a busy spell. A no-op on backends without it.
+ */
+void cat_trim(struct catalog *c, int64_t idle_ms);
 /** The schema version after migrations. */
 int cat_schema_version(struct catalog *c);
 

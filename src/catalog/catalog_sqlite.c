@@ -509,11 +509,47 @@ static void pool_put(struct cat_sqlite *c, struct conn *cn)
             sqlite3_reset(st);
     if (!sqlite3_get_autocommit(cn->db))
         sqlite3_exec(cn->db, "ROLLBACK", NULL, NULL, NULL);
+    cn->idle_since_ms = util_mono_ms();
     pthread_mutex_lock(&c->mu);
     cn->next = c->idle;
     c->idle = cn;
     pthread_cond_signal(&c->cv);
     pthread_mutex_unlock(&c->mu);
+}
+
+/*
+ * Closes the connections idle for idle_ms or more. The pool hands out the most recently
+ * returned connection first, so under a steady load the same few stay warm and the rest
+ * go idle: a busy spell's extra connections (each with its page cache and its own map of
+ * the catalog file) are given back once it is over.
+ */
+static void sqlite_trim(struct catalog *cat, int64_t idle_ms)
+{
+    struct cat_sqlite *c = (struct cat_sqlite *)cat;
+    int64_t now = util_mono_ms();
+    struct conn *gone = NULL;
+
+    pthread_mutex_lock(&c->mu);
+    for (struct conn **pp = &c->idle; *pp;) {
+        struct conn *cn = *pp;
+
+        if (now - cn->idle_since_ms < idle_ms) {
+            pp = &cn->next;
+            continue;
+        }
+        *pp = cn->next;
+        cn->next = gone;
+        gone = cn;
+        c->nopen--;
+    }
+    pthread_cond_broadcast(&c->cv); /* a waiter may open one now */
+    pthread_mutex_unlock(&c->mu);
+    while (gone) {
+        struct conn *cn = gone;
+
+        gone = cn->next;
+        conn_close(cn);
+    }
 }
 
 /* ---- running bodies ------------------------------------------------------------------- */
@@ -1949,6 +1985,7 @@ static void sqlite_close(struct catalog *base)
 static const struct catalog_ops sqlite_ops = {
     .name = "sqlite",
     .close = sqlite_close,
+    .trim = sqlite_trim,
     .asset_create = sqlite_asset_create,
     .asset_get = sqlite_asset_get,
     .asset_update_editorial = sqlite_asset_update_editorial,

@@ -131,6 +131,7 @@ struct conn {
     int64_t busy_since_us;      /* when the current wait began (monotonic) */
     uint64_t rng;               /* xorshift state for the busy handler's jitter */
     struct search_analyzer *an; /* the search functions' analyzer (owned by the db) */
+    int64_t idle_since_ms;      /* when it went back to the pool (monotonic) */
     struct conn *next;
 };
 

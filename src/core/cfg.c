@@ -37,6 +37,9 @@ const struct cfg_entry cfg_table[] = {
     {"job_lease", "ACERVO_JOB_LEASE", CFG_DURATION, "30s", L(job_lease),
      "lease of a running job; heartbeats renew it every tenth of it, and a job whose worker "
      "stops heartbeating runs again once it expires"},
+    {"worker_nice", "ACERVO_WORKER_NICE", CFG_LONG, "10", L(worker_nice),
+     "niceness of worker processes and their media children (0..19): when both want the CPU, "
+     "the API answers first and batch work takes what is left"},
     {"diagnostics", "ACERVO_DIAGNOSTICS", CFG_LONG, "0", L(diagnostics),
      "1 lets admins start diagnostic workflows (no-op, sleep, fail) to check the engine"},
     {"catalog_cache", "ACERVO_CATALOG_CACHE", CFG_SIZE, "256M", L(catalog_cache),
@@ -358,6 +361,8 @@ int cfg_load(struct cfg *c, int argc, char **argv, int *optind, struct err *err)
         return err_set(err, ERR_INVALID, "job_lease: must be at least 1s");
     if (c->diagnostics != 0 && c->diagnostics != 1)
         return err_set(err, ERR_INVALID, "diagnostics: must be 0 or 1");
+    if (c->worker_nice < 0 || c->worker_nice > 19)
+        return err_set(err, ERR_INVALID, "worker_nice: must be between 0 and 19");
     if (c->probe_timeout < 1)
         return err_set(err, ERR_INVALID, "probe_timeout: must be at least 1s");
     if (c->max_media_duration < 1)

@@ -153,6 +153,7 @@ struct cfg {
     long workers;            /* worker processes under the supervisor */
     char queues[256];        /* "ingest:8,transcode:1,..." per worker process */
     long job_lease;          /* seconds */
+    long worker_nice;        /* niceness of worker processes (0..19) */
     long diagnostics;        /* 1: diagnostic workflows may be started */
     long catalog_cache;      /* bytes of page cache per catalog connection */
     long probe_timeout;      /* seconds */
