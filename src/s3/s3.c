@@ -577,7 +577,7 @@ static void finish_write(struct http_req *req, struct s3_req *r)
             return;
         }
     }
-    if (store_writer_commit(w, http_header(req, "Content-Type"), &m, &e) < 0) {
+    if (store_writer_commit(w, http_header(req, "Content-Type"), NULL, &m, &e) < 0) {
         if (e.code == ERR_CONFLICT)
             s3_fail(req, ERR_PRECONDITION,
                     "PreconditionFailed: objects are immutable and %s/%s already exists", r->bucket,
@@ -755,8 +755,8 @@ static void op_create_upload(struct http_req *req, struct s3_req *r)
     struct err e;
     struct buf b;
 
-    if (store_upload_create(r->ctx->store, r->bucket, r->key, http_header(req, "Content-Type"), &u,
-                            &e) < 0) {
+    if (store_upload_create(r->ctx->store, r->bucket, r->key, http_header(req, "Content-Type"),
+                            NULL, &u, &e) < 0) {
         s3_send_error(req, &e);
         return;
     }
