@@ -26,6 +26,20 @@ static int s3_sink(struct http_req *req, const char *data, size_t n, struct err 
     return store_writer_write(r->writer, data, n, err);
 }
 
+/* the digests a body is checked with: SHA-256 when signed, MD5 when Content-MD5 is given */
+static void digests_begin(struct http_req *req, struct s3_req *r)
+{
+    if (r->payload_hash && strcmp(r->payload_hash, SIGV4_UNSIGNED_PAYLOAD) != 0) {
+        r->sha = EVP_MD_CTX_new();
+        EVP_DigestInit_ex(r->sha, EVP_sha256(), NULL);
+    }
+    r->content_md5 = http_header(req, "Content-MD5");
+    if (r->content_md5) {
+        r->md5 = EVP_MD_CTX_new();
+        EVP_DigestInit_ex(r->md5, EVP_md5(), NULL);
+    }
+}
+
 int s3__begin_write(struct http_req *req, struct s3_req *r, struct err *err)
 {
     const struct cfg *cfg = r->ctx->cfg;
@@ -64,15 +78,7 @@ int s3__begin_write(struct http_req *req, struct s3_req *r, struct err *err)
     }
     if (rc < 0)
         return -1;
-    if (r->payload_hash && strcmp(r->payload_hash, SIGV4_UNSIGNED_PAYLOAD) != 0) {
-        r->sha = EVP_MD_CTX_new();
-        EVP_DigestInit_ex(r->sha, EVP_sha256(), NULL);
-    }
-    r->content_md5 = http_header(req, "Content-MD5");
-    if (r->content_md5) {
-        r->md5 = EVP_MD_CTX_new();
-        EVP_DigestInit_ex(r->md5, EVP_md5(), NULL);
-    }
+    digests_begin(req, r);
     req->sink = s3_sink;
     return 0;
 }
@@ -177,33 +183,6 @@ void s3__op_abort_upload(struct http_req *req, struct s3_req *r)
     http_send_empty(req, 204);
 }
 
-/* a buffered body against the signed x-amz-content-sha256 and Content-MD5 */
-static int check_body_digests(struct http_req *req, struct s3_req *r, struct err *err)
-{
-    const char *md5_hdr = http_header(req, "Content-MD5");
-
-    if (r->payload_hash && strcmp(r->payload_hash, SIGV4_UNSIGNED_PAYLOAD) != 0) {
-        char hex[65];
-        util_sha256_hex(req->body.buf, req->body.len, hex);
-        if (strcasecmp(hex, r->payload_hash) != 0)
-            return err_set(err, ERR_INVALID,
-                           "XAmzContentSHA256Mismatch: The provided 'x-amz-content-sha256' "
-                           "header does not match what was computed.");
-    }
-    if (md5_hdr) {
-        unsigned char md[16];
-        unsigned int len = 0;
-        char b64[32];
-        EVP_Digest(req->body.buf, req->body.len, md, &len, EVP_md5(), NULL);
-        util_base64(md, 16, b64);
-        if (strcmp(b64, md5_hdr) != 0)
-            return err_set(err, ERR_INVALID,
-                           "BadDigest: The Content-MD5 you specified did not "
-                           "match what we received.");
-    }
-    return 0;
-}
-
 /*
  * The ETag of the object the listed parts make: md5 of their binary MD5s, "-", count.
  * 0 if a listed ETag is not an MD5 (then no object of ours can have it).
@@ -297,7 +276,13 @@ void s3__op_complete_upload(struct http_req *req, struct s3_req *r)
     size_t n = 0;
     struct err e;
 
-    if (check_body_digests(req, r, &e) < 0 ||
+    /* the buffered body, checked as a streamed one is */
+    digests_begin(req, r);
+    if (r->sha)
+        EVP_DigestUpdate(r->sha, req->body.buf, req->body.len);
+    if (r->md5)
+        EVP_DigestUpdate(r->md5, req->body.buf, req->body.len);
+    if (check_digests(r, &e) < 0 ||
         s3__complete_parse(&req->arena, req->body.buf ? req->body.buf : "", req->body.len, &refs,
                            &n, &e) < 0)
         goto fail;

@@ -456,6 +456,22 @@ static int copy_conditions(struct http_req *req, const struct store_meta *m, str
     return 0;
 }
 
+/* the answer of a copy: <root> with the copy's LastModified and ETag */
+static void send_copy_result(struct http_req *req, const char *root, int64_t mtime_ms,
+                             const char *etag)
+{
+    struct buf b;
+    char ts[32];
+
+    util_time_rfc3339_ms(mtime_ms, ts);
+    buf_init(&b, 0);
+    buf_addf(&b, NULL,
+             S3_XML_HEADER "<%s xmlns=\"" S3_NS "\"><LastModified>%s</LastModified>"
+                           "<ETag>&quot;%s&quot;</ETag></%s>",
+             root, ts, etag, root);
+    s3__send_xml(req, 200, &b);
+}
+
 /* parses x-amz-copy-source ("[/]bucket/key[?versionId=null]", percent-encoded) into src and
  * looks the source up, checking the copy conditions */
 static int copy_source(struct http_req *req, struct s3_req *r, struct copy_source *src,
@@ -514,8 +530,6 @@ void s3__op_copy_object(struct http_req *req, struct s3_req *r)
     struct store_meta rep;
     struct store_meta m;
     struct err e;
-    struct buf b;
-    char ts[32];
     int replace = directive && strcasecmp(directive, "REPLACE") == 0;
 
     if (directive && !replace && strcasecmp(directive, "COPY") != 0) {
@@ -540,13 +554,7 @@ void s3__op_copy_object(struct http_req *req, struct s3_req *r)
             s3__send_error(req, &e);
         return;
     }
-    util_time_rfc3339_ms(m.mtime * 1000, ts);
-    buf_init(&b, 0);
-    buf_addf(&b, NULL,
-             S3_XML_HEADER "<CopyObjectResult xmlns=\"" S3_NS "\"><LastModified>%s</LastModified>"
-                           "<ETag>&quot;%s&quot;</ETag></CopyObjectResult>",
-             ts, m.etag);
-    s3__send_xml(req, 200, &b);
+    send_copy_result(req, "CopyObjectResult", m.mtime * 1000, m.etag);
 }
 
 /* x-amz-copy-source-range "bytes=first-last" within size into *off, *len */
@@ -624,8 +632,6 @@ void s3__op_upload_part_copy(struct http_req *req, struct s3_req *r)
     struct store_writer *w = NULL;
     struct store_meta m;
     struct err e;
-    struct buf b;
-    char ts[32];
     int64_t v;
     int64_t off;
     int64_t len;
@@ -650,13 +656,7 @@ void s3__op_upload_part_copy(struct http_req *req, struct s3_req *r)
     if (store_writer_commit(w, NULL, NULL, &m, &e) < 0)
         goto fail;
     close(fd);
-    util_time_rfc3339_ms(util_now_ms(), ts);
-    buf_init(&b, 0);
-    buf_addf(&b, NULL,
-             S3_XML_HEADER "<CopyPartResult xmlns=\"" S3_NS "\"><LastModified>%s</LastModified>"
-                           "<ETag>&quot;%s&quot;</ETag></CopyPartResult>",
-             ts, m.etag);
-    s3__send_xml(req, 200, &b);
+    send_copy_result(req, "CopyPartResult", util_now_ms(), m.etag);
     return;
 fail:
     if (fd >= 0)

@@ -6,7 +6,6 @@ would hide the wire."""
 
 import concurrent.futures
 import datetime
-import hashlib
 import os
 import secrets
 import threading
@@ -17,7 +16,8 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 
-from conftest import Api, PART_SIZE, random_bytes, raw_request, sha256, sigv4_headers
+from conftest import (PART_SIZE, Api, error_code, http_status, md5, random_bytes, raw_request,
+                      sha256, sigv4_headers)
 
 NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 
@@ -29,18 +29,6 @@ def s3(api, editor):
 
 def new_key(prefix="obj"):
     return f"ops/{prefix}-{secrets.token_hex(6)}.bin"
-
-
-def code_of(excinfo):
-    return excinfo.value.response["Error"]["Code"]
-
-
-def status_of(excinfo):
-    return excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"]
-
-
-def md5(data):
-    return hashlib.md5(data).hexdigest()
 
 
 def signed(api, editor, method, path, query="", body=b"", headers=None):
@@ -58,7 +46,7 @@ def xml_error(body):
 def assert_absent(s3, bucket, key):
     with pytest.raises(ClientError) as e:
         s3.head_object(Bucket=bucket, Key=key)
-    assert status_of(e) == 404
+    assert http_status(e) == 404
 
 
 # --------------------------------------------------------------------------- sub-resources
@@ -92,7 +80,7 @@ def test_boto3_reads_object_acl_and_tags(s3):
     assert s3.get_object_tagging(Bucket="archive", Key=key)["TagSet"] == []
     with pytest.raises(ClientError) as e:
         s3.get_object_tagging(Bucket="archive", Key=new_key("none"))
-    assert code_of(e) == "NoSuchKey"
+    assert error_code(e) == "NoSuchKey"
 
 
 def test_bucket_location_versioning_and_absent_configurations(s3):
@@ -111,8 +99,8 @@ def test_bucket_location_versioning_and_absent_configurations(s3):
     for call, code in absent.items():
         with pytest.raises(ClientError) as e:
             call(Bucket="archive")
-        assert code_of(e) == code
-        assert status_of(e) == 404
+        assert error_code(e) == code
+        assert http_status(e) == 404
 
 
 def test_bucket_sub_resources_are_not_listings(api, editor, s3):
@@ -160,10 +148,10 @@ def test_delete_objects_is_refused(s3):
     s3.put_object(Bucket="archive", Key=key, Body=b"kept")
     with pytest.raises(ClientError) as e:
         s3.delete_objects(Bucket="archive", Delete={"Objects": [{"Key": key}]})
-    assert status_of(e) == 501
+    assert http_status(e) == 501
     with pytest.raises(ClientError) as e:
         s3.delete_object(Bucket="archive", Key=key)
-    assert status_of(e) == 405
+    assert http_status(e) == 405
     assert s3.get_object(Bucket="archive", Key=key)["Body"].read() == b"kept"
 
 
@@ -173,7 +161,7 @@ def test_version_ids(s3):
     assert s3.get_object(Bucket="archive", Key=key, VersionId="null")["Body"].read() == b"v"
     with pytest.raises(ClientError) as e:
         s3.get_object(Bucket="archive", Key=key, VersionId="3HL4kqtJlcpXroDTDmJ")
-    assert code_of(e) == "InvalidArgument"
+    assert error_code(e) == "InvalidArgument"
 
 
 # --------------------------------------------------------------------------- buckets
@@ -183,18 +171,18 @@ def test_create_own_bucket_is_already_owned(s3):
     for bucket in ("archive", "proxies", "delivery"):
         with pytest.raises(ClientError) as e:
             s3.create_bucket(Bucket=bucket)
-        assert code_of(e) == "BucketAlreadyOwnedByYou"
-        assert status_of(e) == 409
+        assert error_code(e) == "BucketAlreadyOwnedByYou"
+        assert http_status(e) == 409
 
 
 def test_create_other_bucket_is_refused(s3):
     with pytest.raises(ClientError) as e:
         s3.create_bucket(Bucket=f"new-{secrets.token_hex(4)}")
-    assert code_of(e) == "AccessDenied"
+    assert error_code(e) == "AccessDenied"
     assert "archive, proxies, delivery" in e.value.response["Error"]["Message"]
     with pytest.raises(ClientError) as e:
         s3.create_bucket(Bucket="Not_A_Bucket")
-    assert code_of(e) == "InvalidBucketName"
+    assert error_code(e) == "InvalidBucketName"
 
 
 def test_create_bucket_with_a_configuration_body(api, editor):
@@ -274,11 +262,11 @@ def test_metadata_over_2kib_is_refused(s3):
     with pytest.raises(ClientError) as e:
         s3.put_object(Bucket="archive", Key=key, Body=b"x",
                       Metadata={"a": "v" * 1024, "b": "v" * 1024})
-    assert code_of(e) == "MetadataTooLarge"
+    assert error_code(e) == "MetadataTooLarge"
     assert_absent(s3, "archive", key)
     with pytest.raises(ClientError) as e:
         s3.create_multipart_upload(Bucket="archive", Key=key, Metadata={"a": "v" * 2100})
-    assert code_of(e) == "MetadataTooLarge"
+    assert error_code(e) == "MetadataTooLarge"
     # just under the limit is fine
     s3.put_object(Bucket="archive", Key=key, Body=b"x", Metadata={"a": "v" * 2047})
     assert s3.head_object(Bucket="archive", Key=key)["Metadata"] == {"a": "v" * 2047}
@@ -316,12 +304,12 @@ def test_headers_acervo_cannot_honour_are_refused(s3, extra):
     key = new_key("refused")
     with pytest.raises(ClientError) as e:
         s3.put_object(Bucket="archive", Key=key, Body=b"x", **extra)
-    assert code_of(e) == "NotImplemented"
-    assert status_of(e) == 501
+    assert error_code(e) == "NotImplemented"
+    assert http_status(e) == 501
     assert_absent(s3, "archive", key)
     with pytest.raises(ClientError) as e:
         s3.create_multipart_upload(Bucket="archive", Key=key, **extra)
-    assert code_of(e) == "NotImplemented"
+    assert error_code(e) == "NotImplemented"
 
 
 def test_headers_asking_for_what_acervo_does_are_accepted(s3):
@@ -336,7 +324,7 @@ def test_sse_c_read_is_refused(s3):
     with pytest.raises(ClientError) as e:
         s3.get_object(Bucket="archive", Key=key, SSECustomerAlgorithm="AES256",
                       SSECustomerKey="k" * 32)
-    assert status_of(e) == 501
+    assert http_status(e) == 501
 
 
 @pytest.mark.local
@@ -406,7 +394,7 @@ def test_copy_object_refusals(s3):
     for kwargs, code in cases:
         with pytest.raises(ClientError) as e:
             s3.copy_object(Bucket="archive", **kwargs)
-        assert code_of(e) == code, kwargs
+        assert error_code(e) == code, kwargs
     assert s3.get_object(Bucket="archive", Key=taken)["Body"].read() == b"taken"
     # conditions that hold let the copy through
     dst = new_key("cond")
@@ -421,7 +409,7 @@ def test_viewer_cannot_copy(api, viewer, s3):
     s3.put_object(Bucket="archive", Key=src, Body=b"x")
     with pytest.raises(ClientError) as e:
         api.s3(viewer).copy_object(Bucket="archive", Key=new_key(), CopySource=f"archive/{src}")
-    assert code_of(e) == "AccessDenied"
+    assert error_code(e) == "AccessDenied"
 
 
 def test_upload_part_copy(s3):
@@ -452,11 +440,11 @@ def test_upload_part_copy_refusals(s3):
         with pytest.raises(ClientError) as e:
             s3.upload_part_copy(Bucket="archive", Key=dst, UploadId=up, PartNumber=1,
                                 CopySource=f"archive/{src}", CopySourceRange=rng)
-        assert status_of(e) == 400, rng
+        assert http_status(e) == 400, rng
     with pytest.raises(ClientError) as e:
         s3.upload_part_copy(Bucket="archive", Key=dst, UploadId=secrets.token_hex(16),
                             PartNumber=1, CopySource=f"archive/{src}")
-    assert code_of(e) == "NoSuchUpload"
+    assert error_code(e) == "NoSuchUpload"
     assert s3.list_parts(Bucket="archive", Key=dst, UploadId=up).get("Parts", []) == []
     s3.abort_multipart_upload(Bucket="archive", Key=dst, UploadId=up)
 
@@ -553,7 +541,7 @@ def test_retried_complete_answers_the_object(s3):
         s3.complete_multipart_upload(
             Bucket="archive", Key=key, UploadId=up,
             MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": '"' + "1" * 32 + '"'}]})
-    assert code_of(e) == "NoSuchUpload"
+    assert error_code(e) == "NoSuchUpload"
 
 
 # --------------------------------------------------------------------------- listings
@@ -757,11 +745,11 @@ def test_key_clashing_with_a_folder_says_what_clashes(s3):
     s3.put_object(Bucket="archive", Key=f"{base}/a/b", Body=b"x")
     with pytest.raises(ClientError) as e:
         s3.put_object(Bucket="archive", Key=f"{base}/a", Body=b"y")
-    assert code_of(e) == "KeyConflict" and status_of(e) == 409
+    assert error_code(e) == "KeyConflict" and http_status(e) == 409
     assert f"other keys begin with {base}/a/" in e.value.response["Error"]["Message"]
     with pytest.raises(ClientError) as e:
         s3.put_object(Bucket="archive", Key=f"{base}/a/b/c", Body=b"y")
-    assert code_of(e) == "KeyConflict"
+    assert error_code(e) == "KeyConflict"
     assert f"{base}/a/b is an object" in e.value.response["Error"]["Message"]
     # the multipart path says the same
     up, etags = start_upload_with_parts(s3, f"{base}/a", [b"z"])
@@ -769,7 +757,7 @@ def test_key_clashing_with_a_folder_says_what_clashes(s3):
         s3.complete_multipart_upload(Bucket="archive", Key=f"{base}/a", UploadId=up,
                                      MultipartUpload={"Parts": [{"PartNumber": 1,
                                                                  "ETag": etags[0]}]})
-    assert code_of(e) == "KeyConflict"
+    assert error_code(e) == "KeyConflict"
 
 
 @pytest.mark.parametrize("raw", ["%FF%FE", "%C0%AF", "a%ED%A0%80b", "%E2%82", "x%EF%BF%BF"])
