@@ -135,6 +135,15 @@ static int xml_is_ws(char c)
     return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
+/* 1 if the n bytes at s are all white space */
+static int xml_blank(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!xml_is_ws(s[i]))
+            return 0;
+    return 1;
+}
+
 /* skips white space; the number of bytes skipped */
 static size_t xml_ws(struct xml_reader *x)
 {
@@ -492,6 +501,10 @@ static int xml_content(struct xml_reader *x, int depth, const char *name, size_t
 
             if (xml_element(x, depth + 1, &child) < 0)
                 return -1;
+            /* white space that only lays children out is not text (a pretty-printed
+             * list of 10000 parts would otherwise overflow the limit) */
+            if (!node->child && xml_blank(text->buf, text->len))
+                buf_reset(text);
             *tail = child;
             tail = &child->next;
         } else if (xml_at(x, "&")) {
@@ -503,7 +516,8 @@ static int xml_content(struct xml_reader *x, int depth, const char *name, size_t
                 stop++;
             if (memmem(x->s + x->i, stop - x->i, "]]>", 3))
                 return xml_fail(x, "']]>' in text");
-            if (xml_text_add(x, text, x->s + x->i, stop - x->i) < 0)
+            if (!(node->child && xml_blank(x->s + x->i, stop - x->i)) &&
+                xml_text_add(x, text, x->s + x->i, stop - x->i) < 0)
                 return -1;
             x->i = stop;
         }
