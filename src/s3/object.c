@@ -387,8 +387,6 @@ void s3__op_get_object(struct http_req *req, struct s3_req *r)
     obj.mtime = m.mtime;
     obj.etag = arena_strdup(&req->arena, m.etag);
     obj.small_max = r->ctx->cfg->sendfile_threshold;
-    if (part == 1)
-        http_resp_header(req, "x-amz-mp-parts-count", "1");
     http_resp_header(req, "x-amz-request-id", req->id);
     http_send_object(req, fd, &obj);
 }

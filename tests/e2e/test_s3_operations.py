@@ -164,6 +164,22 @@ def test_version_ids(s3):
     assert error_code(e) == "InvalidArgument"
 
 
+def test_get_by_part_number(s3):
+    whole, parted = new_key("whole"), new_key("parted")
+    s3.put_object(Bucket="archive", Key=whole, Body=b"one piece")
+    assert s3.get_object(Bucket="archive", Key=whole, PartNumber=1)["Body"].read() == \
+        b"one piece"
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket="archive", Key=whole, PartNumber=2)
+    assert error_code(e) == "InvalidPartNumber" and http_status(e) == 416
+    up, etags = start_upload_with_parts(s3, parted, [random_bytes(PART_SIZE), b"tail"])
+    s3.complete_multipart_upload(Bucket="archive", Key=parted, UploadId=up, MultipartUpload={
+        "Parts": [{"PartNumber": n, "ETag": e} for n, e in enumerate(etags, start=1)]})
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket="archive", Key=parted, PartNumber=1)
+    assert http_status(e) == 501  # where parts began is not kept: never a wrong answer
+
+
 # --------------------------------------------------------------------------- buckets
 
 
