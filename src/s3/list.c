@@ -390,7 +390,7 @@ void s3__op_list_parts(struct http_req *req, struct s3_req *r)
     struct buf b;
     const char *marker = http_query(req, "part-number-marker");
     int64_t after = 0;
-    int max;
+    int max = 0;
     int shown = 0;
     int last = 0;
     int truncated = 0;

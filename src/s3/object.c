@@ -310,10 +310,11 @@ static int object_headers_out(struct http_req *req, const struct store_meta *m,
     for (const char *p = m->headers; *p;) {
         const char *colon = strchr(p, ':');
         const char *nl = strchr(p, '\n');
-        size_t nlen = (size_t)(colon - p);
+        size_t nlen;
 
         if (!colon || !nl || colon > nl)
             break;
+        nlen = (size_t)(colon - p);
         if (nlen > META_PREFIX_LEN && strncmp(p, META_PREFIX, META_PREFIX_LEN) == 0) {
             char *name = arena_strndup(&req->arena, p, nlen);
 
@@ -491,7 +492,7 @@ static int copy_source(struct http_req *req, struct s3_req *r, struct copy_sourc
                        strncmp(q, "?versionId=", 11) == 0
                            ? "InvalidArgument: Invalid version id specified"
                            : "InvalidArgument: x-amz-copy-source takes no parameter but versionId");
-    buf_init(&b, 4 * STORE_KEY_MAX);
+    buf_init(&b, (size_t)4 * STORE_KEY_MAX);
     if (sigv4_uri_decode(&b, h, q ? (size_t)(q - h) : strlen(h), &e) < 0) {
         buf_release(&b);
         return err_set(err, ERR_INVALID,
@@ -524,7 +525,7 @@ static int copy_source(struct http_req *req, struct s3_req *r, struct copy_sourc
 void s3__op_copy_object(struct http_req *req, struct s3_req *r)
 {
     const char *directive = http_header(req, "x-amz-metadata-directive");
-    struct copy_source src;
+    struct copy_source src = {0};
     struct store_meta rep;
     struct store_meta m;
     struct err e;
@@ -625,14 +626,14 @@ static int copy_into(int fd, int64_t off, int64_t len, struct store_writer *w, s
 void s3__op_upload_part_copy(struct http_req *req, struct s3_req *r)
 {
     const char *pn = http_query(req, "partNumber");
-    struct copy_source src;
+    struct copy_source src = {0};
     struct store_upload u;
     struct store_writer *w = NULL;
     struct store_meta m;
     struct err e;
     int64_t v;
-    int64_t off;
-    int64_t len;
+    int64_t off = 0;
+    int64_t len = 0;
     int fd = -1;
 
     if (!pn || util_parse_i64(pn, &v) < 0 || v < 1 || v > STORE_PART_MAX) {
