@@ -335,8 +335,9 @@ class RssSampler(threading.Thread):
 
 
 class Acervod:
-    def __init__(self, binary, data_dir, log_path):
+    def __init__(self, binary, data_dir, log_path, extra_env=None):
         self.binary = binary
+        self.extra_env = extra_env or {}
         self.data_dir = data_dir
         self.log_path = log_path
         self.port = free_port()
@@ -351,6 +352,7 @@ class Acervod:
         env = {k: v for k, v in os.environ.items()
                if not k.startswith("ACERVO_") and not k.startswith("AWS_")}
         env.update(ACERVO_ADMIN_TOKEN=self.token, ACERVO_PART_SIZE=PART_SIZE_ENV)
+        env.update(self.extra_env)
         argv = [str(self.binary), "--data-dir", str(self.data_dir),
                 "--listen", f"127.0.0.1:{self.port}", "--s3-listen", f"127.0.0.1:{self.s3_port}",
                 "--log-level", "warn"]

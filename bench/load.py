@@ -151,6 +151,10 @@ def main():
     ap.add_argument("--idle", type=float, default=20, help="seconds idle before RSS (20)")
     ap.add_argument("--catalog", type=int, default=100000, help="imported assets (100000)")
     ap.add_argument("--masters", type=int, default=200, help="uploaded images (200)")
+    ap.add_argument("--mix", default=None,
+                    help="weights other than the default, e.g. get=50,search=50 (see loadgen)")
+    ap.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                    help="an environment variable for acervod (a setting to compare)")
     ap.add_argument("--quick", action="store_true",
                     help="a fast check: 1 round of 15 s, 10000 imported, 50 masters")
     ap.add_argument("--no-record", action="store_true", help="do not append to RESULTS.md")
@@ -177,7 +181,8 @@ def main():
     small = rundir / "small.jpg"
     make_jpeg(small, 200, 150, SEED + 1)
 
-    srv = common.Acervod(acervod, data, rundir / "acervod.log")
+    extra = dict(e.split("=", 1) for e in args.env)
+    srv = common.Acervod(acervod, data, rundir / "acervod.log", extra_env=extra)
     rounds = []
     try:
         srv.start()
@@ -196,7 +201,8 @@ def main():
             r = subprocess.run([str(loadgen), "--base", srv.base, "--token", srv.token,
                                 "--assets", str(rundir / "assets"), "--words",
                                 str(rundir / "words"), "--upload", str(small), "--clients",
-                                str(args.clients), "--seconds", str(args.seconds)],
+                                str(args.clients), "--seconds", str(args.seconds)]
+                               + (["--mix", args.mix] if args.mix else []),
                                capture_output=True, text=True, timeout=args.seconds + 900)
             peak_kib = peak.stop()
             peak_anon = peak.peak_anon
@@ -238,9 +244,11 @@ def main():
              f"{info['fs']}; acervo {info['commit']}",
              f"- catalog: {args.catalog} imported assets + {args.masters} ingested JPEG masters "
              f"({master_bytes // 1024} KiB each); {args.rounds} rounds of {args.seconds:.0f} s, "
-             f"{args.idle:.0f} s idle after each; mix get 35, list 10, search 20, patch 10, "
-             f"download 15, upload 10 (20 KiB JPEG)",
-             f"- API process RSS before the first round: {start_rss / 1024:.1f} MiB", "",
+             f"{args.idle:.0f} s idle after each; mix "
+             + (args.mix or "get 35, list 10, search 20, patch 10, download 15, upload 10")
+             + " (uploads: 20 KiB JPEGs)",
+             f"- API process RSS before the first round: {start_rss / 1024:.1f} MiB"
+             + (f"; acervod's environment: {' '.join(args.env)}" if args.env else ""), "",
              "| round | requests/s | errors | API RSS peak (anon) | API RSS idle (anon) | "
              + " | ".join(f"{op} p50/p99 ms" for op in OPS) + " |",
              "|---|---|---|---|---|" + "---|" * len(OPS)]

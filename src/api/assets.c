@@ -1040,7 +1040,7 @@ void api__assets_direct(struct http_req *req, const char *const *params)
                   (long long)req->body_received, (long long)req->content_length);
         return;
     }
-    rc = store_writer_commit(d->w, NULL, &m, &e);
+    rc = store_writer_commit(d->w, NULL, NULL, &m, &e);
     d->w = NULL;
     if (rc < 0) {
         api__send_err(req, &e);

@@ -32,6 +32,15 @@ int store_key_valid(const char *key, struct err *err)
         return err_set(err, ERR_INVALID, "empty key");
     if (len > STORE_KEY_MAX)
         return err_set(err, ERR_INVALID, "key longer than %d bytes", STORE_KEY_MAX);
+    if (!util_utf8_valid(key, len))
+        return err_set(err, ERR_INVALID, "key is not valid UTF-8");
+    /* U+FFFE and U+FFFF (EF BF BE/BF) are not characters XML 1.0 can carry */
+    for (size_t i = 0; i + 2 < len; i++) {
+        const unsigned char *u = (const unsigned char *)key + i;
+
+        if (u[0] == 0xef && u[1] == 0xbf && (u[2] & 0xfe) == 0xbe)
+            return err_set(err, ERR_INVALID, "key contains U+FFFE or U+FFFF");
+    }
     for (size_t i = 0; i <= len; i++) {
         unsigned char c = (unsigned char)key[i];
 
@@ -77,6 +86,44 @@ int store_content_type_valid(const char *content_type, struct err *err)
 
         if (c < 0x20 || c >= 0x7f)
             return err_set(err, ERR_INVALID, "content type has a non-printable character");
+    }
+    return 0;
+}
+
+/* 1 if c may appear in an HTTP header name (RFC 9110 token), lowercase only */
+static int store_header_name_char(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+int store_headers_valid(const char *headers, struct err *err)
+{
+    size_t len;
+    const char *p;
+
+    if (!headers)
+        return 0;
+    len = strnlen(headers, STORE_HEADERS_MAX + 1);
+    if (len > STORE_HEADERS_MAX)
+        return err_set(err, ERR_LIMIT, "object headers longer than %d bytes", STORE_HEADERS_MAX);
+    if (!util_utf8_valid(headers, len))
+        return err_set(err, ERR_INVALID, "object headers are not valid UTF-8");
+    for (p = headers; *p;) {
+        const char *colon = p;
+        const char *nl;
+
+        while (store_header_name_char((unsigned char)*colon))
+            colon++;
+        if (colon == p || *colon != ':')
+            return err_set(err, ERR_INVALID, "object header without a lowercase name");
+        nl = strchr(colon, '\n');
+        if (!nl)
+            return err_set(err, ERR_INVALID, "object header line without its newline");
+        for (const char *v = colon + 1; v < nl; v++)
+            if (((unsigned char)*v < 0x20 && *v != '\t') || *v == 0x7f)
+                return err_set(err, ERR_INVALID, "object header %.*s has a control character",
+                               (int)(colon - p), p);
+        p = nl + 1;
     }
     return 0;
 }
@@ -147,16 +194,16 @@ int store_writer_write(struct store_writer *w, const void *data, size_t n, struc
     return w->st->ops->writer_write(w, data, n, err);
 }
 
-int store_writer_commit(struct store_writer *w, const char *content_type, struct store_meta *out,
-                        struct err *err)
+int store_writer_commit(struct store_writer *w, const char *content_type, const char *headers,
+                        struct store_meta *out, struct err *err)
 {
     int rc;
 
-    if (store_content_type_valid(content_type, err) < 0) {
+    if (store_content_type_valid(content_type, err) < 0 || store_headers_valid(headers, err) < 0) {
         w->st->ops->writer_abort(w);
         return -1;
     }
-    rc = w->st->ops->writer_commit(w, content_type, out, err);
+    rc = w->st->ops->writer_commit(w, content_type, headers, out, err);
     return store_logged(rc, "writer_commit", "", err);
 }
 
@@ -201,29 +248,63 @@ int store_object_delete(struct store *st, const char *bucket, const char *key, s
     return store_logged(rc, "object_delete", key, err);
 }
 
-int store_object_list(struct store *st, const char *bucket, const char *prefix,
-                      int (*cb)(void *ctx, const char *key, const struct store_meta *m), void *ctx,
-                      struct err *err)
+int store_object_list(struct store *st, const char *bucket, const char *prefix, store_list_fn cb,
+                      void *ctx, struct err *err)
 {
+    struct store_list_query q = {prefix, NULL, NULL};
+
+    return store_object_list_query(st, bucket, &q, cb, ctx, err);
+}
+
+int store_object_list_query(struct store *st, const char *bucket, const struct store_list_query *q,
+                            store_list_fn cb, void *ctx, struct err *err)
+{
+    static const char *const names[] = {"prefix", "start_after", "delimiter"};
+    const char *given[3] = {q->prefix, q->start_after, q->delimiter};
+    struct store_list_query norm;
     int rc;
 
     if (store_bucket_valid(bucket, err) < 0)
         return -1;
-    if (prefix && strnlen(prefix, STORE_KEY_MAX + 1) > STORE_KEY_MAX)
-        return err_set(err, ERR_INVALID, "prefix longer than %d bytes", STORE_KEY_MAX);
-    rc = st->ops->object_list(st, bucket, prefix ? prefix : "", cb, ctx, err);
+    for (size_t i = 0; i < ARRAY_LEN(given); i++) {
+        if (given[i] && strnlen(given[i], STORE_KEY_MAX + 1) > STORE_KEY_MAX)
+            return err_set(err, ERR_INVALID, "%s longer than %d bytes", names[i], STORE_KEY_MAX);
+        if (!given[i])
+            given[i] = "";
+    }
+    norm.prefix = given[0];
+    norm.start_after = given[1];
+    norm.delimiter = given[2];
+    rc = st->ops->object_list(st, bucket, &norm, cb, ctx, err);
     return store_logged(rc, "object_list", bucket, err);
 }
 
+int store_object_copy(struct store *st, const char *src_bucket, const char *src_key,
+                      const char *bucket, const char *key, const struct store_meta *replace,
+                      struct store_meta *out, struct err *err)
+{
+    int rc;
+
+    if (store_bucket_valid(src_bucket, err) < 0 || store_key_valid(src_key, err) < 0 ||
+        store_bucket_valid(bucket, err) < 0 || store_key_valid(key, err) < 0)
+        return -1;
+    if (replace && (store_content_type_valid(replace->content_type, err) < 0 ||
+                    store_headers_valid(replace->headers, err) < 0))
+        return -1;
+    rc = st->ops->object_copy(st, src_bucket, src_key, bucket, key, replace, out, err);
+    return store_logged(rc, "object_copy", key, err);
+}
+
 int store_upload_create(struct store *st, const char *bucket, const char *key,
-                        const char *content_type, struct store_upload *out, struct err *err)
+                        const char *content_type, const char *headers, struct store_upload *out,
+                        struct err *err)
 {
     int rc;
 
     if (store_bucket_valid(bucket, err) < 0 || store_key_valid(key, err) < 0 ||
-        store_content_type_valid(content_type, err) < 0)
+        store_content_type_valid(content_type, err) < 0 || store_headers_valid(headers, err) < 0)
         return -1;
-    rc = st->ops->upload_create(st, bucket, key, content_type, out, err);
+    rc = st->ops->upload_create(st, bucket, key, content_type, headers, out, err);
     return store_logged(rc, "upload_create", key, err);
 }
 

@@ -26,6 +26,11 @@
 #define STORE_OBJECT_SIZE_MAX (INT64_C(5) << 40)
 /** Longest content type in bytes (fits struct store_meta.content_type). */
 #define STORE_CONTENT_TYPE_MAX 127
+/**
+ * Largest block of headers kept with an object (struct store_meta.headers), in bytes:
+ * S3's 2 KiB of user metadata plus room for the standard representation headers.
+ */
+#define STORE_HEADERS_MAX 3072
 
 /** What the store keeps about an object, committed atomically with it. */
 struct store_meta {
@@ -34,6 +39,9 @@ struct store_meta {
     char etag[80];          /* S3 ETag without quotes: md5 hex, or md5-of-md5s "-N" */
     char sha256[65];        /* hex, "" when not computed */
     char content_type[128]; /* "" when unknown */
+    /* headers the client gave the object (x-amz-meta-*, Cache-Control, ...): "name:value\n"
+     * lines, names lowercase, in the order given; "" when none (see store_headers_valid) */
+    char headers[STORE_HEADERS_MAX + 1];
 };
 
 /** One part of a multipart upload as stored. */
@@ -60,7 +68,8 @@ struct store_upload {
     char bucket[64];
     char key[STORE_KEY_MAX + 1];
     char content_type[128];
-    int64_t initiated;  /* seconds since epoch */
+    char headers[STORE_HEADERS_MAX + 1]; /* for the object, as in struct store_meta */
+    int64_t initiated;                   /* seconds since epoch */
     int64_t part_size;  /* sized uploads: bytes of every part but the last; else 0 */
     int64_t total_size; /* sized uploads: bytes of the object; else 0 */
 };
@@ -77,6 +86,25 @@ struct store_staged {
     struct store *st;
 };
 
+/**
+ * What a listing returns (store_object_list_query): keys starting with prefix that sort
+ * after start_after, in key order (bytewise). With a delimiter, every key whose rest after
+ * the prefix contains it is rolled up into one common prefix (the key up to and including
+ * the first delimiter), reported once, in key order among the keys, and only if it sorts
+ * after start_after (so a page that starts after a common prefix never repeats it).
+ */
+struct store_list_query {
+    const char *prefix;      /* NULL or "": every key */
+    const char *start_after; /* NULL or "": from the first key */
+    const char *delimiter;   /* NULL or "": no roll-up */
+};
+
+/**
+ * Called by a listing for each key (m its metadata) or common prefix (m NULL); non-zero
+ * stops the listing.
+ */
+typedef int (*store_list_fn)(void *ctx, const char *key, const struct store_meta *m);
+
 /** Flags for store_object_writer / store_part_writer. */
 enum store_writer_flags {
     STORE_WRITER_SHA256 = 1, /* also compute the SHA-256 while streaming */
@@ -92,8 +120,8 @@ struct store_ops {
     int (*part_writer)(struct store *st, const char *upload_id, int part_number, int64_t length,
                        int flags, struct store_writer **out, struct err *err);
     int (*writer_write)(struct store_writer *w, const void *data, size_t n, struct err *err);
-    int (*writer_commit)(struct store_writer *w, const char *content_type, struct store_meta *out,
-                         struct err *err);
+    int (*writer_commit)(struct store_writer *w, const char *content_type, const char *headers,
+                         struct store_meta *out, struct err *err);
     void (*writer_abort)(struct store_writer *w);
 
     int (*object_stat)(struct store *st, const char *bucket, const char *key,
@@ -101,12 +129,15 @@ struct store_ops {
     int (*object_open)(struct store *st, const char *bucket, const char *key, int *fd,
                        struct store_meta *out, struct err *err);
     int (*object_delete)(struct store *st, const char *bucket, const char *key, struct err *err);
-    int (*object_list)(struct store *st, const char *bucket, const char *prefix,
-                       int (*cb)(void *ctx, const char *key, const struct store_meta *m), void *ctx,
-                       struct err *err);
+    int (*object_list)(struct store *st, const char *bucket, const struct store_list_query *q,
+                       store_list_fn cb, void *ctx, struct err *err);
+    int (*object_copy)(struct store *st, const char *src_bucket, const char *src_key,
+                       const char *bucket, const char *key, const struct store_meta *replace,
+                       struct store_meta *out, struct err *err);
 
     int (*upload_create)(struct store *st, const char *bucket, const char *key,
-                         const char *content_type, struct store_upload *out, struct err *err);
+                         const char *content_type, const char *headers, struct store_upload *out,
+                         struct err *err);
     int (*upload_create_sized)(struct store *st, const char *bucket, const char *key,
                                const char *content_type, int64_t part_size, int64_t total_size,
                                struct store_upload *out, struct err *err);
@@ -154,8 +185,9 @@ const char *store_backend_name(const struct store *st);
 /** 0 if bucket is one of acervo's buckets, else -1 with ERR_NOTFOUND. */
 int store_bucket_valid(const char *bucket, struct err *err);
 /**
- * Validates an object key: 1..1024 bytes, no NUL or control characters, no leading '/',
- * no empty, "." or ".." segments, no trailing '/'. -1 with ERR_INVALID otherwise.
+ * Validates an object key: 1..1024 bytes of valid UTF-8, no NUL or control characters, no
+ * U+FFFE or U+FFFF (XML cannot carry them), no leading '/', no empty, "." or ".."
+ * segments, no trailing '/'. -1 with ERR_INVALID otherwise.
  */
 int store_key_valid(const char *key, struct err *err);
 /** 1 if id looks like an upload id (32 lowercase hex). */
@@ -165,6 +197,12 @@ int store_upload_id_valid(const char *id);
  * of printable characters (else ERR_INVALID).
  */
 int store_content_type_valid(const char *content_type, struct err *err);
+/**
+ * Validates a block of object headers: NULL, or "name:value\n" lines where name is a
+ * lowercase HTTP token and value valid UTF-8 without control characters (tab allowed);
+ * at most STORE_HEADERS_MAX bytes (else ERR_LIMIT), else ERR_INVALID.
+ */
+int store_headers_valid(const char *headers, struct err *err);
 
 /**
  * Opens a writer for a new object. The object becomes visible at commit only; an object
@@ -192,11 +230,12 @@ int store_part_writer(struct store *st, const char *upload_id, int part_number, 
 /** Appends data; the MD5 (and SHA-256 if asked) advance as it streams. */
 int store_writer_write(struct store_writer *w, const void *data, size_t n, struct err *err);
 /**
- * Makes the data durable (fsync, rename, fsync dir) and frees w, successful or not.
- * out (may be NULL) receives size, etag and sha256.
+ * Makes the data durable (fsync, rename, fsync dir) and frees w, successful or not. An
+ * object keeps content_type and headers (both may be NULL; store_headers_valid) with it;
+ * parts ignore them. out (may be NULL) receives size, etag and sha256.
  */
-int store_writer_commit(struct store_writer *w, const char *content_type, struct store_meta *out,
-                        struct err *err);
+int store_writer_commit(struct store_writer *w, const char *content_type, const char *headers,
+                        struct store_meta *out, struct err *err);
 /** Discards the data and frees w. NULL is a no-op. */
 void store_writer_abort(struct store_writer *w);
 
@@ -213,13 +252,34 @@ int store_object_open(struct store *st, const char *bucket, const char *key, int
 int store_object_delete(struct store *st, const char *bucket, const char *key, struct err *err);
 /** Calls cb for every object whose key starts with prefix, in key order; cb returning
  * non-zero stops the walk. */
-int store_object_list(struct store *st, const char *bucket, const char *prefix,
-                      int (*cb)(void *ctx, const char *key, const struct store_meta *m), void *ctx,
-                      struct err *err);
+int store_object_list(struct store *st, const char *bucket, const char *prefix, store_list_fn cb,
+                      void *ctx, struct err *err);
+/**
+ * A listing as q describes (struct store_list_query), streamed: keys before start_after
+ * are passed over without reading their metadata, and a common prefix is not walked into
+ * when the backend can skip it whole. Prefix, start_after and delimiter are at most
+ * STORE_KEY_MAX bytes (else ERR_INVALID).
+ */
+int store_object_list_query(struct store *st, const char *bucket, const struct store_list_query *q,
+                            store_list_fn cb, void *ctx, struct err *err);
+/**
+ * Copies src_bucket/src_key to bucket/key, which must be free (ERR_CONFLICT otherwise,
+ * as for a writer). With replace NULL the copy keeps the source's content type and
+ * headers, else it takes replace->content_type and replace->headers; size, etag and
+ * sha256 are the source's. The fs backend gives an unchanged copy a second name of the
+ * same file. ERR_NOTFOUND if the source is missing. out (may be NULL) describes the copy.
+ */
+int store_object_copy(struct store *st, const char *src_bucket, const char *src_key,
+                      const char *bucket, const char *key, const struct store_meta *replace,
+                      struct store_meta *out, struct err *err);
 
-/** Starts a multipart upload for bucket/key; out receives its id. */
+/**
+ * Starts a multipart upload for bucket/key; out receives its id. The object will carry
+ * content_type and headers (both may be NULL; store_headers_valid).
+ */
 int store_upload_create(struct store *st, const char *bucket, const char *key,
-                        const char *content_type, struct store_upload *out, struct err *err);
+                        const char *content_type, const char *headers, struct store_upload *out,
+                        struct err *err);
 /**
  * Starts a sized multipart upload: total_size bytes in parts of part_size bytes (the last
  * part gets the remainder), fixed now. Parts are written in place and hashed as they

@@ -95,7 +95,7 @@ static int faulty_writer_write(struct store_writer *sw, const void *data, size_t
 }
 
 static int faulty_writer_commit(struct store_writer *sw, const char *content_type,
-                                struct store_meta *out, struct err *err)
+                                const char *headers, struct store_meta *out, struct err *err)
 {
     struct faulty_writer *w = (struct faulty_writer *)sw;
     int rc;
@@ -104,7 +104,7 @@ static int faulty_writer_commit(struct store_writer *sw, const char *content_typ
         store_writer_abort(w->inner);
         rc = -1;
     } else {
-        rc = store_writer_commit(w->inner, content_type, out, err);
+        rc = store_writer_commit(w->inner, content_type, headers, out, err);
     }
     free(w);
     return rc;
@@ -142,21 +142,32 @@ static int faulty_object_delete(struct store *st, const char *bucket, const char
     return store_object_delete(faulty_of(st)->inner, bucket, key, err);
 }
 
-static int faulty_object_list(struct store *st, const char *bucket, const char *prefix,
-                              int (*cb)(void *ctx, const char *key, const struct store_meta *m),
-                              void *ctx, struct err *err)
+static int faulty_object_list(struct store *st, const char *bucket,
+                              const struct store_list_query *q, store_list_fn cb, void *ctx,
+                              struct err *err)
 {
     if (faulty_tick(st, "object_list", err) < 0)
         return -1;
-    return store_object_list(faulty_of(st)->inner, bucket, prefix, cb, ctx, err);
+    return store_object_list_query(faulty_of(st)->inner, bucket, q, cb, ctx, err);
+}
+
+static int faulty_object_copy(struct store *st, const char *src_bucket, const char *src_key,
+                              const char *bucket, const char *key, const struct store_meta *replace,
+                              struct store_meta *out, struct err *err)
+{
+    if (faulty_tick(st, "object_copy", err) < 0)
+        return -1;
+    return store_object_copy(faulty_of(st)->inner, src_bucket, src_key, bucket, key, replace, out,
+                             err);
 }
 
 static int faulty_upload_create(struct store *st, const char *bucket, const char *key,
-                                const char *content_type, struct store_upload *out, struct err *err)
+                                const char *content_type, const char *headers,
+                                struct store_upload *out, struct err *err)
 {
     if (faulty_tick(st, "upload_create", err) < 0)
         return -1;
-    return store_upload_create(faulty_of(st)->inner, bucket, key, content_type, out, err);
+    return store_upload_create(faulty_of(st)->inner, bucket, key, content_type, headers, out, err);
 }
 
 static int faulty_upload_create_sized(struct store *st, const char *bucket, const char *key,
@@ -252,6 +263,7 @@ static const struct store_ops faulty_ops = {
     .object_open = faulty_object_open,
     .object_delete = faulty_object_delete,
     .object_list = faulty_object_list,
+    .object_copy = faulty_object_copy,
     .upload_create = faulty_upload_create,
     .upload_create_sized = faulty_upload_create_sized,
     .upload_get = faulty_upload_get,

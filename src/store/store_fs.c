@@ -5,7 +5,7 @@
  *   root/<bucket>/<key>                     objects; metadata in the user.acervo.meta xattr
  *   root/.tmp/i-<hex>/                      one directory per open store (flock'd while
  *                                           open); temp files, staged objects, dying uploads
- *   root/.multipart/<uploadId>/meta         bucket, key, content type, initiated
+ *   root/.multipart/<uploadId>/meta         bucket, key, content type, headers, initiated
  *   root/.multipart/<uploadId>/pNNNNN.<md5> parts; the name carries the ETag
  *   root/.multipart/<uploadId>/data         sized uploads: the object, parts written in
  *                                           place; pNNNNN.<md5> are then empty markers
@@ -37,15 +37,15 @@
 #include <unistd.h>
 
 #define FS_XATTR      "user.acervo.meta"
-#define FS_XATTR_MAX  512                   /* bytes of the encoded metadata */
+#define FS_XATTR_MAX  4096                  /* bytes of the encoded metadata */
 #define FS_WBUF       ((size_t)256 * 1024)  /* writer buffer: no tiny write(2)s */
 #define FS_RBUF       ((size_t)1024 * 1024) /* read buffer of the assembly hash pass */
 #define FS_KICK       ((int64_t)8 << 20)    /* start writeback every this many bytes */
-#define FS_META_MAX   4096                  /* bytes of an upload's meta file */
+#define FS_META_MAX   8192                  /* bytes of an upload's meta file */
 #define FS_ROOT_MAX   2048                  /* leaves room for bucket and a 1024-byte key */
 #define FS_PART_NAME  39                    /* "p" 5 digits "." 32 hex */
 #define FS_RETRIES    8                     /* races with a concurrent rmdir of a parent */
-#define FS_FILE_MODE  0600 /* private to acervod's user, whatever the umask */
+#define FS_FILE_MODE  0600                  /* private to acervod's user, whatever the umask */
 #define FS_DIR_MODE   0700
 #define FS_DATA       "data"   /* a sized upload's object file */
 #define FS_SEAL       "sealed" /* a sized upload was assembled: its parts are frozen */
@@ -415,16 +415,47 @@ static int fs_hash_range(int in, int64_t off, int64_t len, EVP_MD_CTX *sha, unsi
 
 /* ---- object metadata in the xattr ----------------------------------------------- */
 
-/* encodes the committed metadata; the content type is printable (checked by store.c) */
-static int fs_meta_encode(const struct store_meta *m, char *out, size_t cap, size_t *len,
-                          struct err *err)
+/*
+ * Appends the header lines of headers ("name:value\n" each, checked by store.c) to b, each
+ * as "h=name:value\n": the line format of the xattr and of an upload's meta file.
+ */
+static void fs_headers_encode(struct buf *b, const char *headers)
 {
-    int n =
-        snprintf(out, cap, "v=1\netag=%s\nsha256=%s\nct=%s\n", m->etag, m->sha256, m->content_type);
+    for (const char *p = headers; p && *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t)(nl - p) : strlen(p);
 
-    if (n < 0 || (size_t)n >= cap)
-        return err_set(err, ERR_INTERNAL, "object metadata too long");
-    *len = (size_t)n;
+        buf_adds(b, "h=", NULL);
+        buf_add(b, p, n, NULL);
+        buf_adds(b, "\n", NULL);
+        p += n + (nl ? 1 : 0);
+    }
+}
+
+/* appends one "name:value" line (n bytes at v) to headers[STORE_HEADERS_MAX + 1]; drops
+ * what does not fit whole */
+static void fs_headers_add(char *headers, const char *v, size_t n)
+{
+    size_t have = strlen(headers);
+
+    if (have + n + 1 > STORE_HEADERS_MAX)
+        return;
+    memcpy(headers + have, v, n);
+    headers[have + n] = '\n';
+    headers[have + n + 1] = '\0';
+}
+
+/*
+ * Encodes the committed metadata: "v=1", etag, sha256, ct, then one "h=" line per header.
+ * Readers skip keys they do not know, so objects written before headers existed read as
+ * objects without headers, and the format stays v=1.
+ */
+static int fs_meta_encode(const struct store_meta *m, struct buf *b, struct err *err)
+{
+    buf_addf(b, NULL, "v=1\netag=%s\nsha256=%s\nct=%s\n", m->etag, m->sha256, m->content_type);
+    fs_headers_encode(b, m->headers);
+    if (b->len > FS_XATTR_MAX)
+        return err_set(err, ERR_LIMIT, "object metadata longer than %d bytes", FS_XATTR_MAX);
     return 0;
 }
 
@@ -458,6 +489,8 @@ static void fs_meta_decode(const char *s, size_t len, struct store_meta *m)
                 fs_field(m->sha256, sizeof(m->sha256), eq, (size_t)(nl - eq));
             else if (klen == 2 && memcmp(s, "ct", 2) == 0)
                 fs_field(m->content_type, sizeof(m->content_type), eq, (size_t)(nl - eq));
+            else if (klen == 1 && *s == 'h')
+                fs_headers_add(m->headers, eq, (size_t)(nl - eq));
         }
         s = nl + 1;
     }
@@ -484,14 +517,19 @@ static int fs_meta_read(int fd, const struct stat *sb, struct store_meta *m, str
 
 static int fs_meta_write(int fd, const struct store_meta *m, struct err *err)
 {
-    char buf[FS_XATTR_MAX];
-    size_t len = 0;
+    struct buf b;
+    int rc = 0;
 
-    if (fs_meta_encode(m, buf, sizeof(buf), &len, err) < 0)
-        return -1;
-    if (fsetxattr(fd, FS_XATTR, buf, len, 0) < 0)
-        return err_errno(err, ERR_IO, "set object metadata");
-    return 0;
+    buf_init(&b, 0);
+    if (fs_meta_encode(m, &b, err) < 0)
+        rc = -1;
+    else if (fsetxattr(fd, FS_XATTR, b.buf, b.len, 0) < 0)
+        rc = errno == ENOSPC || errno == E2BIG
+                 ? err_errno(err, ERR_LIMIT, "the filesystem has no room for %zu bytes of metadata",
+                             b.len)
+                 : err_errno(err, ERR_IO, "set object metadata");
+    buf_release(&b);
+    return rc;
 }
 
 /* ---- placing files durably -------------------------------------------------------- */
@@ -534,9 +572,38 @@ static int fs_mkdirs_durable(const char *base, const char *dir, struct err *err)
 }
 
 /*
+ * Explains why key cannot be placed under base although no object has that key: a key
+ * is a path, so an object cannot also be the folder of other keys. ERR_CONFLICT
+ * "KeyConflict:" naming the clash and -1, or 0 if there is none (anymore).
+ */
+static int fs_key_clash(const char *base, const char *key, struct err *err)
+{
+    char path[PATH_MAX];
+    struct stat sb;
+
+    for (const char *p = strchr(key, '/'); p; p = strchr(p + 1, '/')) {
+        int n = (int)(p - key);
+
+        if (fs_path(path, NULL, "%s/%.*s", base, n, key) == 0 && lstat(path, &sb) == 0 &&
+            !S_ISDIR(sb.st_mode))
+            return err_set(err, ERR_CONFLICT,
+                           "KeyConflict: %.*s is an object, so no key can continue it with '/' "
+                           "(keys are paths: an object is not a folder)",
+                           n, key);
+    }
+    if (fs_path(path, NULL, "%s/%s", base, key) == 0 && lstat(path, &sb) == 0 &&
+        S_ISDIR(sb.st_mode))
+        return err_set(err, ERR_CONFLICT,
+                       "KeyConflict: other keys begin with %s/, so it cannot be an object too "
+                       "(keys are paths: a folder is not an object)",
+                       key);
+    return 0;
+}
+
+/*
  * Puts the finished file src at root/bucket/key without replacing anything: renamed when
- * move, hard-linked otherwise; then fsyncs the directory. 0 placed, 1 something is
- * already there, -1 error.
+ * move, hard-linked otherwise; then fsyncs the directory. 0 placed, 1 an object is already
+ * there, -1 error (ERR_CONFLICT "KeyConflict:" if the key clashes with a folder).
  */
 static int fs_place(struct fs_store *fs, const char *src, const char *bucket, const char *key,
                     int move, struct err *err)
@@ -555,9 +622,11 @@ static int fs_place(struct fs_store *fs, const char *src, const char *bucket, co
     *slash = '\0';
     for (int attempt = 0;; attempt++) {
         if (fs_mkdirs_durable(base, dir, err) < 0) {
-            if (errno == ENOENT && attempt < FS_RETRIES)
+            int e = errno;
+
+            if (e == ENOENT && attempt < FS_RETRIES)
                 continue;
-            if (errno == ENOTDIR || errno == EEXIST)
+            if ((e == ENOTDIR || e == EEXIST) && fs_key_clash(base, key, err) == 0)
                 return err_set(err, ERR_CONFLICT, "a prefix of key %s is an object", key);
             return -1;
         }
@@ -576,10 +645,15 @@ static int fs_place(struct fs_store *fs, const char *src, const char *bucket, co
             break;
         if (errno == ENOENT && attempt < FS_RETRIES && access(src, F_OK) == 0)
             continue;
-        if (errno == EEXIST)
-            return 1;
-        if (errno == ENOTDIR)
+        if (errno == EEXIST || errno == ENOTDIR) {
+            int e = errno;
+
+            if (fs_key_clash(base, key, err) < 0)
+                return -1;
+            if (e == EEXIST)
+                return 1;
             return err_set(err, ERR_CONFLICT, "a prefix of key %s is an object", key);
+        }
         return err_errno(err, ERR_IO, "place object %s/%s", bucket, key);
     }
     return util_fsync_dir(dir, err);
@@ -1860,7 +1934,7 @@ out_close:
     return 0;
 }
 
-static int fs_writer_commit(struct store_writer *sw, const char *content_type,
+static int fs_writer_commit(struct store_writer *sw, const char *content_type, const char *headers,
                             struct store_meta *out, struct err *err)
 {
     struct fs_writer *w = (struct fs_writer *)sw;
@@ -1894,6 +1968,8 @@ static int fs_writer_commit(struct store_writer *sw, const char *content_type,
     if (w->kind == FS_W_OBJECT) {
         fs_field(m.content_type, sizeof(m.content_type), content_type ? content_type : "",
                  content_type ? strlen(content_type) : 0);
+        fs_field(m.headers, sizeof(m.headers), headers ? headers : "",
+                 headers ? strlen(headers) : 0);
         if (fs_meta_write(w->fd, &m, err) < 0)
             goto out_free;
     }
@@ -1994,6 +2070,115 @@ static int fs_object_stat(struct store *st, const char *bucket, const char *key,
     return rc;
 }
 
+/*
+ * Copies len bytes of in to out, both from their start: copy_file_range (a reflink or an
+ * in-kernel copy where the filesystem can), else read and write.
+ */
+static int fs_copy_fd(int in, int out, int64_t len, struct err *err)
+{
+    loff_t ioff = 0;
+    loff_t ooff = 0;
+    unsigned char *buf;
+
+    while (ioff < len) {
+        ssize_t r = copy_file_range(in, &ioff, out, &ooff, (size_t)(len - ioff), 0);
+
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0 && ioff == 0 &&
+            (errno == EXDEV || errno == ENOSYS || errno == EOPNOTSUPP || errno == EINVAL))
+            break;
+        if (r < 0)
+            return err_errno(err, ERR_IO, "copy object");
+        if (r == 0)
+            return err_set(err, ERR_IO, "object shrank while copying");
+    }
+    if (ioff == len)
+        return 0;
+    buf = xmalloc(FS_RBUF);
+    while (ioff < len) {
+        size_t want = (size_t)(len - ioff) < FS_RBUF ? (size_t)(len - ioff) : FS_RBUF;
+        ssize_t r = pread(in, buf, want, ioff);
+
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0 || fs_pwrite_all(out, buf, (size_t)r, ioff, err) < 0) {
+            if (r < 0)
+                err_errno(err, ERR_IO, "read object");
+            else if (r == 0)
+                err_set(err, ERR_IO, "object shrank while copying");
+            free(buf);
+            return -1;
+        }
+        ioff += r;
+    }
+    free(buf);
+    return 0;
+}
+
+/*
+ * A copy with the source's metadata is a hard link (same bytes, same xattr: the same
+ * file under a second name); a copy with other metadata is a new file, copied, given its
+ * xattr and fsynced before it gets its name, like any object.
+ */
+static int fs_object_copy(struct store *st, const char *src_bucket, const char *src_key,
+                          const char *bucket, const char *key, const struct store_meta *replace,
+                          struct store_meta *out, struct err *err)
+{
+    struct fs_store *fs = fs_of(st);
+    char src[PATH_MAX];
+    char tmp[PATH_MAX] = "";
+    struct store_meta m;
+    struct stat sb;
+    int in = -1;
+    int fd = -1;
+    int placed;
+    int rc = -1;
+
+    if (fs_key_fits(key, err) < 0 || fs_object_fd(fs, src_bucket, src_key, &in, &sb, err) < 0)
+        return -1;
+    if (fs_meta_read(in, &sb, &m, err) < 0 ||
+        fs_path(src, err, "%s/%s/%s", fs->root, src_bucket, src_key) < 0)
+        goto out_close;
+    if (!replace || (strcmp(replace->content_type, m.content_type) == 0 &&
+                     strcmp(replace->headers, m.headers) == 0)) {
+        placed = fs_place(fs, src, bucket, key, 0, err);
+    } else {
+        memcpy(m.content_type, replace->content_type, sizeof(m.content_type));
+        memcpy(m.headers, replace->headers, sizeof(m.headers));
+        if (fs_tmp_create(fs, "w", tmp, &fd, err) < 0) {
+            tmp[0] = '\0';
+            goto out_close;
+        }
+        if (fs_copy_fd(in, fd, m.size, err) < 0 || fs_meta_write(fd, &m, err) < 0 ||
+            fs_fsync(fd, "object", err) < 0)
+            goto out_close;
+        if (fstat(fd, &sb) < 0) {
+            err_errno(err, ERR_IO, "stat temp file");
+            goto out_close;
+        }
+        placed = fs_place(fs, tmp, bucket, key, 1, err);
+        if (placed == 0)
+            tmp[0] = '\0';
+    }
+    if (placed < 0)
+        goto out_close;
+    if (placed == 1) {
+        err_set(err, ERR_CONFLICT, "object exists: %s/%s", bucket, key);
+        goto out_close;
+    }
+    m.mtime = (int64_t)sb.st_mtim.tv_sec;
+    if (out)
+        *out = m;
+    rc = 0;
+out_close:
+    fs_close_fd(&fd);
+    if (tmp[0])
+        unlink(tmp);
+    close(in);
+    return rc;
+}
+
 static int fs_object_delete(struct store *st, const char *bucket, const char *key, struct err *err)
 {
     struct fs_store *fs = fs_of(st);
@@ -2052,9 +2237,13 @@ struct fs_list {
     const char *base; /* root/bucket */
     const char *prefix;
     size_t plen;
-    int (*cb)(void *ctx, const char *key, const struct store_meta *m);
+    const char *after; /* start_after, "" for none */
+    const char *delim; /* "" for none */
+    size_t dlen;
+    store_list_fn cb;
     void *ctx;
     char key[STORE_KEY_MAX + 2];
+    char cp[STORE_KEY_MAX + 2]; /* the last common prefix met, "" before the first */
     int stop;
 };
 
@@ -2146,9 +2335,41 @@ static int fs_list_emit(struct fs_list *l, const char *path, struct err *err)
 }
 
 /*
+ * Rolls key[0..len) (ending in the delimiter) up: reported once however many keys share
+ * it, and only if it sorts after start_after.
+ */
+static void fs_list_prefix(struct fs_list *l, const char *key, size_t len)
+{
+    if (strlen(l->cp) == len && memcmp(l->cp, key, len) == 0)
+        return;
+    memcpy(l->cp, key, len);
+    l->cp[len] = '\0';
+    if (strcmp(l->cp, l->after) <= 0)
+        return;
+    if (l->cb(l->ctx, l->cp, NULL) != 0)
+        l->stop = 1;
+}
+
+/*
+ * Where the delimiter first occurs in the part of key[0..len) after the prefix: the length
+ * of the common prefix it ends, or 0 if there is none (or no delimiter).
+ */
+static size_t fs_list_rollup(const struct fs_list *l, const char *key, size_t len)
+{
+    const char *d;
+
+    if (l->dlen == 0 || len <= l->plen)
+        return 0;
+    d = memmem(key + l->plen, len - l->plen, l->delim, l->dlen);
+    return d ? (size_t)(d - key) + l->dlen : 0;
+}
+
+/*
  * Walks the directory of key prefix l->key[0..klen) (empty or ending in '/'), calling
- * the callback for matching objects in key order. Only one directory level's entries are
- * held at a time and no directory stays open while recursing.
+ * the callback for matching objects and common prefixes in key order. Only one directory
+ * level's entries are held at a time and no directory stays open while recursing; a
+ * directory whose keys all sort before start_after, or that a common prefix covers, is
+ * not entered, and metadata is read only for the keys reported.
  */
 static int fs_list_dir(struct fs_list *l, size_t klen, struct err *err)
 {
@@ -2164,6 +2385,7 @@ static int fs_list_dir(struct fs_list *l, size_t klen, struct err *err)
     for (size_t i = 0; i < n && rc == 0 && !l->stop; i++) {
         size_t nk = klen + ents[i].len + (ents[i].dir ? 1 : 0);
         size_t cmp;
+        size_t cp;
 
         if (nk > STORE_KEY_MAX + (ents[i].dir ? 1 : 0))
             continue;
@@ -2174,14 +2396,21 @@ static int fs_list_dir(struct fs_list *l, size_t klen, struct err *err)
         cmp = nk < l->plen ? nk : l->plen;
         if (memcmp(l->key, l->prefix, cmp) != 0)
             continue;
-        if (ents[i].dir) {
+        if (!ents[i].dir && nk < l->plen)
+            continue;
+        /* every key here sorts at or before start_after: a file, or a folder that
+         * start_after does not lead into */
+        if (strcmp(l->key, l->after) <= 0 && (!ents[i].dir || strncmp(l->after, l->key, nk) != 0))
+            continue;
+        cp = fs_list_rollup(l, l->key, nk);
+        if (cp > 0)
+            fs_list_prefix(l, l->key, cp);
+        else if (ents[i].dir)
             rc = fs_list_dir(l, nk, err);
-        } else if (nk >= l->plen) {
-            if (fs_path(path, err, "%s/%s", l->base, l->key) < 0)
-                rc = -1;
-            else
-                rc = fs_list_emit(l, path, err);
-        }
+        else if (fs_path(path, err, "%s/%s", l->base, l->key) < 0)
+            rc = -1;
+        else
+            rc = fs_list_emit(l, path, err);
     }
     for (size_t i = 0; i < n; i++)
         free(ents[i].name);
@@ -2189,13 +2418,13 @@ static int fs_list_dir(struct fs_list *l, size_t klen, struct err *err)
     return rc;
 }
 
-static int fs_object_list(struct store *st, const char *bucket, const char *prefix,
-                          int (*cb)(void *ctx, const char *key, const struct store_meta *m),
-                          void *ctx, struct err *err)
+static int fs_object_list(struct store *st, const char *bucket, const struct store_list_query *q,
+                          store_list_fn cb, void *ctx, struct err *err)
 {
     struct fs_store *fs = fs_of(st);
     char base[PATH_MAX];
     struct fs_list l = {0};
+    const char *prefix = q->prefix;
     const char *slash = strrchr(prefix, '/');
     size_t start = 0;
 
@@ -2215,6 +2444,9 @@ static int fs_object_list(struct store *st, const char *bucket, const char *pref
     l.base = base;
     l.prefix = prefix;
     l.plen = strlen(prefix);
+    l.after = q->start_after;
+    l.delim = q->delimiter;
+    l.dlen = strlen(q->delimiter);
     l.cb = cb;
     l.ctx = ctx;
     memcpy(l.key, prefix, start);
@@ -2232,6 +2464,7 @@ static int fs_upload_parse(char *s, struct store_upload *u, struct err *err)
     memset(u->bucket, 0, sizeof(u->bucket));
     u->key[0] = '\0';
     u->content_type[0] = '\0';
+    u->headers[0] = '\0';
     u->initiated = 0;
     u->part_size = 0;
     u->total_size = 0;
@@ -2252,6 +2485,8 @@ static int fs_upload_parse(char *s, struct store_upload *u, struct err *err)
                 have |= 2;
             } else if (strcmp(s, "ct") == 0) {
                 fs_field(u->content_type, sizeof(u->content_type), eq, strlen(eq));
+            } else if (strcmp(s, "h") == 0) {
+                fs_headers_add(u->headers, eq, strlen(eq));
             } else if (strcmp(s, "initiated") == 0) {
                 if (util_parse_i64(eq, &u->initiated) == 0)
                     have |= 4;
@@ -2323,16 +2558,15 @@ static int fs_upload_read(struct fs_store *fs, const char *id, struct store_uplo
  * (sparse: ftruncate only).
  */
 static int fs_upload_make(struct fs_store *fs, const char *bucket, const char *key,
-                          const char *content_type, int64_t part_size, int64_t total_size,
-                          struct store_upload *out, struct err *err)
+                          const char *content_type, const char *headers, int64_t part_size,
+                          int64_t total_size, struct store_upload *out, struct err *err)
 {
     struct store_upload u = {0};
     char stage[PATH_MAX];
     char meta[PATH_MAX];
     char dst[PATH_MAX];
-    char text[FS_META_MAX];
+    struct buf text;
     int fd = -1;
-    int n;
 
     if (fs_key_fits(key, err) < 0)
         return -1;
@@ -2341,30 +2575,38 @@ static int fs_upload_make(struct fs_store *fs, const char *bucket, const char *k
     fs_field(u.key, sizeof(u.key), key, strlen(key));
     if (content_type)
         fs_field(u.content_type, sizeof(u.content_type), content_type, strlen(content_type));
+    if (headers)
+        fs_field(u.headers, sizeof(u.headers), headers, strlen(headers));
     u.initiated = util_now_ms() / 1000;
     u.part_size = part_size;
     u.total_size = part_size > 0 ? total_size : 0;
-    n = snprintf(text, sizeof(text), "bucket=%s\nkey=%s\nct=%s\ninitiated=%lld\n", u.bucket, u.key,
-                 u.content_type, (long long)u.initiated);
-    if (n >= 0 && (size_t)n < sizeof(text) && u.part_size > 0)
-        n += snprintf(text + n, sizeof(text) - (size_t)n, "part_size=%lld\ntotal_size=%lld\n",
-                      (long long)u.part_size, (long long)u.total_size);
-    if (n < 0 || (size_t)n >= sizeof(text))
-        return err_set(err, ERR_INTERNAL, "upload metadata too long");
+    buf_init(&text, 0);
+    buf_addf(&text, NULL, "bucket=%s\nkey=%s\nct=%s\ninitiated=%lld\n", u.bucket, u.key,
+             u.content_type, (long long)u.initiated);
+    if (u.part_size > 0)
+        buf_addf(&text, NULL, "part_size=%lld\ntotal_size=%lld\n", (long long)u.part_size,
+                 (long long)u.total_size);
+    fs_headers_encode(&text, u.headers);
+    if (text.len >= FS_META_MAX) {
+        err_set(err, ERR_INTERNAL, "upload metadata too long");
+        goto out_text;
+    }
 
     /* the directory is built in our scratch space and renamed in whole, so an upload is
      * never visible without its meta file */
     if (fs_path(stage, err, "%s/u-%s", fs->tmpdir, u.upload_id) < 0 ||
         fs_path(meta, err, "%s/meta", stage) < 0 || fs_upload_dir(fs, u.upload_id, dst, err) < 0)
-        return -1;
-    if (mkdir(stage, FS_DIR_MODE) < 0)
-        return err_errno(err, ERR_IO, "mkdir %s", stage);
+        goto out_text;
+    if (mkdir(stage, FS_DIR_MODE) < 0) {
+        err_errno(err, ERR_IO, "mkdir %s", stage);
+        goto out_text;
+    }
     fd = open(meta, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, FS_FILE_MODE);
     if (fd < 0) {
         err_errno(err, ERR_IO, "create %s", meta);
         goto out_remove;
     }
-    if (util_write_all(fd, text, (size_t)n, err) < 0 || fs_fsync(fd, meta, err) < 0)
+    if (util_write_all(fd, text.buf, text.len, err) < 0 || fs_fsync(fd, meta, err) < 0)
         goto out_remove;
     fs_close_fd(&fd);
     /* the data file: a sized upload's object; an unsized one's parts of its stride's size
@@ -2394,29 +2636,34 @@ static int fs_upload_make(struct fs_store *fs, const char *bucket, const char *k
     if (fs_path(stage, err, "%s/.multipart", fs->root) < 0 || util_fsync_dir(stage, err) < 0) {
         /* it might not survive a crash: withdraw it and report the failure */
         fs_remove_tree(dst);
-        return -1;
+        goto out_text;
     }
     if (out)
         *out = u;
+    buf_release(&text);
     return 0;
 
 out_remove:
     fs_close_fd(&fd);
     fs_remove_tree(stage);
+out_text:
+    buf_release(&text);
     return -1;
 }
 
 static int fs_upload_create(struct store *st, const char *bucket, const char *key,
-                            const char *content_type, struct store_upload *out, struct err *err)
+                            const char *content_type, const char *headers, struct store_upload *out,
+                            struct err *err)
 {
-    return fs_upload_make(fs_of(st), bucket, key, content_type, 0, 0, out, err);
+    return fs_upload_make(fs_of(st), bucket, key, content_type, headers, 0, 0, out, err);
 }
 
 static int fs_upload_create_sized(struct store *st, const char *bucket, const char *key,
                                   const char *content_type, int64_t part_size, int64_t total_size,
                                   struct store_upload *out, struct err *err)
 {
-    return fs_upload_make(fs_of(st), bucket, key, content_type, part_size, total_size, out, err);
+    return fs_upload_make(fs_of(st), bucket, key, content_type, NULL, part_size, total_size, out,
+                          err);
 }
 
 static int fs_upload_get(struct store *st, const char *upload_id, struct store_upload *out,
@@ -2996,6 +3243,7 @@ static int fs_sized_assemble(struct fs_store *fs, const struct store_upload *u,
     sg->base.st = &fs->base;
     sg->meta.size = u->total_size;
     memcpy(sg->meta.content_type, u->content_type, sizeof(sg->meta.content_type));
+    memcpy(sg->meta.headers, u->headers, sizeof(sg->meta.headers));
     if (fs_multipart_etag(found, n, sg->meta.etag, err) < 0 ||
         fs_hasher_finish(fs, h, fd, parts, np, sg->meta.sha256, err) < 0)
         goto out_free;
@@ -3209,6 +3457,7 @@ static int fs_strided_assemble(struct fs_store *fs, const struct store_upload *u
     sg->base.st = &fs->base;
     sg->meta.size = total;
     memcpy(sg->meta.content_type, u->content_type, sizeof(sg->meta.content_type));
+    memcpy(sg->meta.headers, u->headers, sizeof(sg->meta.headers));
     if (fs_multipart_etag(found, n, sg->meta.etag, err) < 0)
         goto out_free;
     if (!fast) {
@@ -3325,6 +3574,7 @@ static int fs_upload_assemble(struct store *st, const char *upload_id,
         goto out_free;
     sg->meta.size = total;
     memcpy(sg->meta.content_type, u.content_type, sizeof(sg->meta.content_type));
+    memcpy(sg->meta.headers, u.headers, sizeof(sg->meta.headers));
     if (fs_assemble_data(fs, upload_id, found, n, -1, 0, sg, sha, &fd, err) < 0 ||
         fs_digest_hex(sha, sg->meta.sha256, err) < 0)
         goto out_free;
@@ -3414,6 +3664,7 @@ static const struct store_ops fs_ops = {
     .object_open = fs_object_open,
     .object_delete = fs_object_delete,
     .object_list = fs_object_list,
+    .object_copy = fs_object_copy,
     .upload_create = fs_upload_create,
     .upload_create_sized = fs_upload_create_sized,
     .upload_get = fs_upload_get,

@@ -335,6 +335,20 @@ def sha256(data):
     return hashlib.sha256(data).hexdigest()
 
 
+def md5(data):
+    return hashlib.md5(data).hexdigest()
+
+
+def error_code(excinfo):
+    """The S3 error code of a botocore ClientError caught by pytest.raises."""
+    return excinfo.value.response["Error"]["Code"]
+
+
+def http_status(excinfo):
+    """The HTTP status of a botocore ClientError caught by pytest.raises."""
+    return excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"]
+
+
 def random_bytes(size):
     return os.urandom(size)
 

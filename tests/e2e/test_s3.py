@@ -12,9 +12,8 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 
-from conftest import (MIB, PART_SIZE, complete, create_asset, put_parts, random_bytes,
-                      raw_request, s3_client, sha256,
-                      sigv4_headers)
+from conftest import (MIB, PART_SIZE, complete, create_asset, error_code, http_status, md5,
+                      put_parts, random_bytes, raw_request, s3_client, sha256, sigv4_headers)
 
 AWS = "/usr/bin/aws"
 
@@ -26,18 +25,6 @@ def s3(api, editor):
 
 def new_key(prefix="obj"):
     return f"tests/{prefix}-{secrets.token_hex(6)}.bin"
-
-
-def error_code(excinfo):
-    return excinfo.value.response["Error"]["Code"]
-
-
-def http_status(excinfo):
-    return excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"]
-
-
-def md5(data):
-    return hashlib.md5(data).hexdigest()
 
 
 # --------------------------------------------------------------------------- buckets

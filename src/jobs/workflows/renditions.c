@@ -96,7 +96,7 @@ static int store_file(struct store *st, const char *path, const char *bucket, co
             store_writer_abort(w);
             return -1;
         }
-        if (store_writer_commit(w, mime, m, err) == 0)
+        if (store_writer_commit(w, mime, NULL, m, err) == 0)
             return 0;
         if (err->code != ERR_CONFLICT || round > 0)
             return -1;

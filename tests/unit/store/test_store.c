@@ -131,7 +131,7 @@ static int put(struct store *st, const char *bucket, const char *key, const void
         store_writer_abort(w);
         return -1;
     }
-    return store_writer_commit(w, ct, m, e);
+    return store_writer_commit(w, ct, NULL, m, e);
 }
 
 static int put_part(struct store *st, const char *id, int number, const void *data, size_t n,
@@ -145,7 +145,7 @@ static int put_part(struct store *st, const char *id, int number, const void *da
         store_writer_abort(w);
         return -1;
     }
-    return store_writer_commit(w, NULL, m, e);
+    return store_writer_commit(w, NULL, NULL, m, e);
 }
 
 /* asserts that bucket/key holds exactly data */
@@ -249,12 +249,26 @@ static void multipart_etag(const unsigned char *const *data, const size_t *len, 
 
 static void test_validation(void **state)
 {
-    static const char *const good[] = {"a",       "a/b/c",   "masters/x/y/original.mov",
-                                       "..a",     "a..",     ".a",
-                                       "a/.../b", "a b/c~d", "\xc3\xa1ngel"};
-    static const char *const bad[] = {"",     "/a",   "a/",   "a//b", "a/./b",  "a/../b",
-                                      "..",   ".",    "../x", "x/..", "a\x01z", "a\x7f",
-                                      "a\nb", "a\tb", "/",    "./a"};
+    static const char *const good[] = {"a",
+                                       "a/b/c",
+                                       "masters/x/y/original.mov",
+                                       "..a",
+                                       "a..",
+                                       ".a",
+                                       "a/.../b",
+                                       "a b/c~d",
+                                       "\xc3\xa1ngel",
+                                       "\xe2\x82\xac/\xf0\x9f\x8e\xac",
+                                       "a\xef\xbf\xbd"};
+    static const char *const bad[] = {"", "/a", "a/", "a//b", "a/./b", "a/../b", "..", ".", "../x",
+                                      "x/..", "a\x01z", "a\x7f", "a\nb", "a\tb", "/", "./a",
+                                      /* not UTF-8: stray bytes, overlong '/', a surrogate,
+                                       * truncated; and U+FFFE / U+FFFF */
+                                      "probe/\xff\xfe",
+                                      "a\xc0\xaf"
+                                      "b",
+                                      "\xed\xa0\x80", "a\xe2\x82", "a\xef\xbf\xbe",
+                                      "\xef\xbf\xbfz"};
     char key[STORE_KEY_MAX + 2];
     struct err e = {0};
 
@@ -297,6 +311,39 @@ static void test_validation(void **state)
     key[200] = '\0';
     assert_int_equal(store_content_type_valid(key, &e), -1);
     assert_int_equal(e.code, ERR_LIMIT);
+
+    assert_int_equal(store_headers_valid(NULL, &e), 0);
+    assert_int_equal(store_headers_valid("", &e), 0);
+    assert_int_equal(store_headers_valid("x-amz-meta-a:1\ncache-control:no-cache\n", &e), 0);
+    assert_int_equal(store_headers_valid("x-amz-meta-e:\nx-amz-meta-u:\xc3\xb1\tb\n", &e), 0);
+    {
+        static const char *const bad_headers[] = {
+            "x-amz-meta-a:1",      /* no newline */
+            "X-Amz-Meta-A:1\n",    /* not lowercase */
+            ":v\n",                /* no name */
+            "a b:v\n",             /* not a token */
+            "x-amz-meta-a:1\r\n",  /* a control character */
+            "x-amz-meta-a:\xff\n", /* not UTF-8 */
+            "x-amz-meta-a\n",      /* no colon */
+        };
+        char big[STORE_HEADERS_MAX + 64];
+
+        for (size_t i = 0; i < ARRAY_LEN(bad_headers); i++) {
+            err_clear(&e);
+            assert_int_equal(store_headers_valid(bad_headers[i], &e), -1);
+            assert_int_equal(e.code, ERR_INVALID);
+        }
+        snprintf(big, sizeof(big), "x-amz-meta-big:");
+        memset(big + 15, 'v', STORE_HEADERS_MAX - 15);
+        big[STORE_HEADERS_MAX] = '\0';
+        big[STORE_HEADERS_MAX - 1] = '\n';
+        assert_int_equal(store_headers_valid(big, &e), 0);
+        big[STORE_HEADERS_MAX - 1] = 'v';
+        big[STORE_HEADERS_MAX] = '\n';
+        big[STORE_HEADERS_MAX + 1] = '\0';
+        assert_int_equal(store_headers_valid(big, &e), -1);
+        assert_int_equal(e.code, ERR_LIMIT);
+    }
 }
 
 /* the wrappers refuse bad names before any backend sees them */
@@ -383,7 +430,7 @@ static void test_put_read(void **state)
 
     /* without the SHA-256 flag, no sha256; an empty object is fine */
     assert_int_equal(store_object_writer(fx->st, "proxies", "empty", 0, &w, &e), 0);
-    assert_int_equal(store_writer_commit(w, NULL, &m, &e), 0);
+    assert_int_equal(store_writer_commit(w, NULL, NULL, &m, &e), 0);
     assert_int_equal(m.size, 0);
     assert_string_equal(m.etag, "d41d8cd98f00b204e9800998ecf8427e");
     assert_string_equal(m.sha256, "");
@@ -393,7 +440,7 @@ static void test_put_read(void **state)
 
     /* a bad content type aborts the writer (ASan checks it is freed) */
     assert_int_equal(store_object_writer(fx->st, "proxies", "badct", 0, &w, &e), 0);
-    assert_int_equal(store_writer_commit(w, "a\r\nb", &m, &e), -1);
+    assert_int_equal(store_writer_commit(w, "a\r\nb", NULL, &m, &e), -1);
     assert_int_equal(e.code, ERR_INVALID);
     assert_int_equal(store_object_stat(fx->st, "proxies", "badct", &s, &e), -1);
 
@@ -414,8 +461,15 @@ static void test_no_overwrite(void **state)
     /* a key below an object, and a key that is a prefix of objects, conflict too */
     assert_int_equal(put(fx->st, "archive", "k/v/w", "x", 1, NULL, &m, &e), -1);
     assert_int_equal(e.code, ERR_CONFLICT);
+    assert_non_null(strstr(e.msg, "KeyConflict: k/v is an object"));
+    assert_int_equal(put(fx->st, "archive", "k/v/w/z", "x", 1, NULL, &m, &e), -1);
+    assert_non_null(strstr(e.msg, "KeyConflict: k/v is an object"));
     assert_int_equal(put(fx->st, "archive", "k", "x", 1, NULL, &m, &e), -1);
     assert_int_equal(e.code, ERR_CONFLICT);
+    assert_non_null(strstr(e.msg, "KeyConflict: other keys begin with k/"));
+    /* the plain case says nothing of folders */
+    assert_int_equal(put(fx->st, "archive", "k/v", "x", 1, NULL, &m, &e), -1);
+    assert_null(strstr(e.msg, "KeyConflict"));
     assert_object(fx->st, "archive", "k/v", "first", 5);
     assert_int_equal(count_tmp_files(fx->root), 0);
 }
@@ -453,6 +507,14 @@ static int list_cb(void *ctx, const char *key, const struct store_meta *m)
     assert_true(l->n < 16);
     snprintf(l->keys[l->n++], sizeof(l->keys[0]), "%s", key);
     return l->stop_at && l->n == l->stop_at;
+}
+
+static int count_cb(void *ctx, const char *key, const struct store_meta *m)
+{
+    (void)key;
+    (void)m;
+    (*(int *)ctx)++;
+    return 0;
 }
 
 static void list_expect(struct store *st, const char *prefix, const char *const *want, int nwant)
@@ -508,6 +570,274 @@ static void test_list_delete(void **state)
     assert_object(fx->st, "archive", "a/d/e", "new", 3);
 }
 
+/* ---- headers, listing queries, copies ---------------------------------------------- */
+
+#define HEADERS                                                                                    \
+    "x-amz-meta-mtime:1700000000.5\ncache-control:max-age=60\n"                                    \
+    "content-disposition:attachment; filename=\"a b.mp4\"\nx-amz-meta-city:S\xc3\xa3o Paulo\n"
+
+static int headers_cb(void *ctx, const char *key, const struct store_meta *m)
+{
+    int *seen = ctx;
+
+    (void)key;
+    assert_string_equal(m->headers, HEADERS);
+    (*seen)++;
+    return 0;
+}
+
+static void test_headers(void **state)
+{
+    struct fixture *fx = *state;
+    struct store_writer *w;
+    struct store_upload u;
+    struct store_upload g;
+    struct store_part_ref ref;
+    struct store_staged *sg;
+    struct store_meta m;
+    struct err e = {0};
+    char big[STORE_HEADERS_MAX + 1];
+    int seen = 0;
+
+    /* an object keeps its headers, committed with it */
+    assert_int_equal(store_object_writer(fx->st, "archive", "h/put", 0, &w, &e), 0);
+    assert_int_equal(store_writer_write(w, "body", 4, &e), 0);
+    assert_int_equal(store_writer_commit(w, "video/mp4", HEADERS, &m, &e), 0);
+    assert_string_equal(m.headers, HEADERS);
+    memset(&m, 0, sizeof(m));
+    assert_int_equal(store_object_stat(fx->st, "archive", "h/put", &m, &e), 0);
+    assert_string_equal(m.content_type, "video/mp4");
+    assert_string_equal(m.headers, HEADERS);
+
+    /* a multipart upload carries them to the object it makes */
+    assert_int_equal(store_upload_create(fx->st, "archive", "h/mpu", "audio/wav", HEADERS, &u, &e),
+                     0);
+    assert_int_equal(store_upload_get(fx->st, u.upload_id, &g, &e), 0);
+    assert_string_equal(g.headers, HEADERS);
+    assert_string_equal(g.content_type, "audio/wav");
+    assert_int_equal(put_part(fx->st, u.upload_id, 1, "part", 4, &m, &e), 0);
+    ref.number = 1;
+    memcpy(ref.etag, m.etag, 33);
+    assert_int_equal(store_upload_assemble(fx->st, u.upload_id, &ref, 1, MIN_PART, &sg, &e), 0);
+    assert_int_equal(store_staged_commit(sg, "archive", "h/mpu", &m, &e), 0);
+    store_staged_free(sg);
+    assert_int_equal(store_upload_abort(fx->st, u.upload_id, &e), 0);
+    assert_string_equal(m.headers, HEADERS);
+
+    /* both survive a reopen, and listings see them */
+    store_close(fx->st);
+    assert_int_equal(store_fs_open(&fx->st, fx->root, &e), 0);
+    assert_int_equal(store_object_stat(fx->st, "archive", "h/mpu", &m, &e), 0);
+    assert_string_equal(m.headers, HEADERS);
+    assert_string_equal(m.content_type, "audio/wav");
+    assert_int_equal(store_object_list(fx->st, "archive", "h/", headers_cb, &seen, &e), 0);
+    assert_int_equal(seen, 2);
+
+    /* the largest block fits this filesystem's xattr */
+    memset(big, 'v', sizeof(big));
+    memcpy(big, "x-amz-meta-big:", 15);
+    big[STORE_HEADERS_MAX - 1] = '\n';
+    big[STORE_HEADERS_MAX] = '\0';
+    assert_int_equal(store_object_writer(fx->st, "archive", "h/big", 0, &w, &e), 0);
+    assert_int_equal(store_writer_commit(w, "application/octet-stream", big, &m, &e), 0);
+    assert_int_equal(store_object_stat(fx->st, "archive", "h/big", &m, &e), 0);
+    assert_string_equal(m.headers, big);
+    /* a bad block aborts the writer and writes nothing */
+    assert_int_equal(store_object_writer(fx->st, "archive", "h/bad", 0, &w, &e), 0);
+    assert_int_equal(store_writer_commit(w, NULL, "x-amz-meta-a:1\r\n", &m, &e), -1);
+    assert_int_equal(e.code, ERR_INVALID);
+    assert_int_equal(store_object_stat(fx->st, "archive", "h/bad", &m, &e), -1);
+    assert_int_equal(store_upload_create(fx->st, "archive", "h/bad", NULL, "Bad:1\n", &u, &e), -1);
+    assert_int_equal(e.code, ERR_INVALID);
+    assert_int_equal(count_tmp_files(fx->root), 0);
+}
+
+/* objects written before headers existed (the v=1 xattr without h= lines) still read */
+static void test_old_xattr(void **state)
+{
+    static const char old[] =
+        "v=1\netag=0123456789abcdef0123456789abcdef\nsha256=\nct=text/plain\n";
+    struct fixture *fx = *state;
+    struct store_meta m;
+    struct err e = {0};
+    char path[PATH_MAX];
+    int fd;
+    int seen = 0;
+
+    snprintf(path, sizeof(path), "%s/archive/legacy", fx->root);
+    assert_int_equal(mkdir(path, 0750), 0);
+    snprintf(path, sizeof(path), "%s/archive/legacy/obj", fx->root);
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0640);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "old!", 4), 4);
+    assert_int_equal(fsetxattr(fd, FS_XATTR, old, sizeof(old) - 1, 0), 0);
+    close(fd);
+    memset(&m, 0x55, sizeof(m));
+    assert_int_equal(store_object_stat(fx->st, "archive", "legacy/obj", &m, &e), 0);
+    assert_string_equal(m.etag, "0123456789abcdef0123456789abcdef");
+    assert_string_equal(m.content_type, "text/plain");
+    assert_string_equal(m.headers, "");
+    assert_int_equal(m.size, 4);
+    assert_int_equal(store_object_list(fx->st, "archive", "legacy/", count_cb, &seen, &e), 0);
+    assert_int_equal(seen, 1);
+    /* and a copy of it keeps what it had */
+    assert_int_equal(
+        store_object_copy(fx->st, "archive", "legacy/obj", "proxies", "legacy/copy", NULL, &m, &e),
+        0);
+    assert_string_equal(m.etag, "0123456789abcdef0123456789abcdef");
+    assert_object(fx->st, "proxies", "legacy/copy", "old!", 4);
+}
+
+/* what a listing query returned: "K:key" or "P:common prefix" */
+struct query_ctx {
+    char got[32][48];
+    int n;
+    int stop_at;
+};
+
+static int query_cb(void *ctx, const char *key, const struct store_meta *m)
+{
+    struct query_ctx *q = ctx;
+
+    assert_true(q->n < 32);
+    if (m)
+        assert_int_equal(m->size, 4);
+    snprintf(q->got[q->n++], sizeof(q->got[0]), "%s:%s", m ? "K" : "P", key);
+    return q->stop_at && q->n == q->stop_at;
+}
+
+static void query_expect(struct store *st, const char *prefix, const char *after, const char *delim,
+                         const char *want)
+{
+    struct store_list_query q = {prefix, after, delim};
+    struct query_ctx c = {0};
+    struct err e = {0};
+    struct buf got;
+
+    buf_init(&got, 0);
+    buf_adds(&got, "", NULL);
+    assert_int_equal(store_object_list_query(st, "archive", &q, query_cb, &c, &e), 0);
+    for (int i = 0; i < c.n; i++)
+        buf_addf(&got, NULL, "%s%s", i ? " " : "", c.got[i]);
+    assert_string_equal(got.buf, want);
+    buf_release(&got);
+}
+
+static void test_list_query(void **state)
+{
+    static const char *const keys[] = {"a-1", "a/b/c", "a/b/d", "a/x",   "a0", "b/c/d/e",
+                                       "b/z", "c",     "d-1-x", "d-1-y", "d-2"};
+    struct fixture *fx = *state;
+    struct store_list_query q = {"", "", "/"};
+    struct query_ctx c = {.stop_at = 2};
+    struct store_meta m;
+    struct err e = {0};
+    char long_after[STORE_KEY_MAX + 2];
+
+    for (size_t i = 0; i < ARRAY_LEN(keys); i++)
+        assert_int_equal(put(fx->st, "archive", keys[i], "data", 4, NULL, &m, &e), 0);
+    query_expect(fx->st, "", "", "",
+                 "K:a-1 K:a/b/c K:a/b/d K:a/x K:a0 K:b/c/d/e K:b/z K:c K:d-1-x K:d-1-y K:d-2");
+    query_expect(fx->st, "", "", "/", "K:a-1 P:a/ K:a0 P:b/ K:c K:d-1-x K:d-1-y K:d-2");
+    query_expect(fx->st, "a/", "", "/", "P:a/b/ K:a/x");
+    query_expect(fx->st, "a/b", "", "/", "P:a/b/");
+    query_expect(fx->st, "", "", "-", "P:a- K:a/b/c K:a/b/d K:a/x K:a0 K:b/c/d/e K:b/z K:c P:d-");
+    query_expect(fx->st, "d-", "", "-", "P:d-1- K:d-2");
+    /* a delimiter of several bytes, across a folder's end */
+    query_expect(fx->st, "a", "", "/b/", "K:a-1 P:a/b/ K:a/x K:a0");
+    /* start_after: inside a folder, at a common prefix (never repeated), past everything */
+    query_expect(fx->st, "", "a/b/c", "",
+                 "K:a/b/d K:a/x K:a0 K:b/c/d/e K:b/z K:c K:d-1-x K:d-1-y K:d-2");
+    query_expect(fx->st, "", "a/", "/", "K:a0 P:b/ K:c K:d-1-x K:d-1-y K:d-2");
+    query_expect(fx->st, "", "a/b/c", "/", "K:a0 P:b/ K:c K:d-1-x K:d-1-y K:d-2");
+    query_expect(fx->st, "", "a-1", "/", "P:a/ K:a0 P:b/ K:c K:d-1-x K:d-1-y K:d-2");
+    query_expect(fx->st, "", "b/c", "/", "K:c K:d-1-x K:d-1-y K:d-2");
+    query_expect(fx->st, "d-", "d-1-", "-", "K:d-2");
+    query_expect(fx->st, "", "d-1-", "-", "");
+    query_expect(fx->st, "b/", "b/c/d/e", "", "K:b/z");
+    query_expect(fx->st, "", "zzz", "/", "");
+    query_expect(fx->st, "", "0", "/", "K:a-1 P:a/ K:a0 P:b/ K:c K:d-1-x K:d-1-y K:d-2");
+    /* the callback stops it */
+    assert_int_equal(store_object_list_query(fx->st, "archive", &q, query_cb, &c, &e), 0);
+    assert_int_equal(c.n, 2);
+    assert_string_equal(c.got[1], "P:a/");
+    /* oversized arguments are refused */
+    memset(long_after, 'z', sizeof(long_after) - 1);
+    long_after[sizeof(long_after) - 1] = '\0';
+    q.start_after = long_after;
+    assert_int_equal(store_object_list_query(fx->st, "archive", &q, query_cb, &c, &e), -1);
+    assert_int_equal(e.code, ERR_INVALID);
+}
+
+static void test_copy(void **state)
+{
+    struct fixture *fx = *state;
+    unsigned char *data = pattern(300000, 7);
+    struct store_meta src;
+    struct store_meta m;
+    struct store_meta rep = {0};
+    struct err e = {0};
+    char a[PATH_MAX];
+    char b[PATH_MAX];
+    struct stat sa;
+    struct stat sb;
+
+    assert_int_equal(put(fx->st, "archive", "src/x", data, 300000, "video/mp4", &src, &e), 0);
+    assert_int_equal(store_object_stat(fx->st, "archive", "src/x", &src, &e), 0);
+
+    /* unchanged metadata: a second name of the same file */
+    assert_int_equal(
+        store_object_copy(fx->st, "archive", "src/x", "archive", "dst/same", NULL, &m, &e), 0);
+    assert_string_equal(m.etag, src.etag);
+    assert_string_equal(m.sha256, src.sha256);
+    assert_string_equal(m.content_type, "video/mp4");
+    assert_object(fx->st, "archive", "dst/same", data, 300000);
+    snprintf(a, sizeof(a), "%s/archive/src/x", fx->root);
+    snprintf(b, sizeof(b), "%s/archive/dst/same", fx->root);
+    assert_int_equal(stat(a, &sa), 0);
+    assert_int_equal(stat(b, &sb), 0);
+    assert_int_equal(sa.st_ino, sb.st_ino);
+
+    /* other metadata: a file of its own, the source untouched */
+    snprintf(rep.content_type, sizeof(rep.content_type), "application/octet-stream");
+    snprintf(rep.headers, sizeof(rep.headers), "x-amz-meta-b:2\n");
+    assert_int_equal(
+        store_object_copy(fx->st, "archive", "src/x", "proxies", "dst/other", &rep, &m, &e), 0);
+    assert_string_equal(m.etag, src.etag);
+    assert_string_equal(m.content_type, "application/octet-stream");
+    assert_string_equal(m.headers, "x-amz-meta-b:2\n");
+    assert_object(fx->st, "proxies", "dst/other", data, 300000);
+    assert_int_equal(store_object_stat(fx->st, "proxies", "dst/other", &m, &e), 0);
+    assert_string_equal(m.headers, "x-amz-meta-b:2\n");
+    assert_string_equal(m.sha256, src.sha256);
+    snprintf(b, sizeof(b), "%s/proxies/dst/other", fx->root);
+    assert_int_equal(stat(b, &sb), 0);
+    assert_true(sa.st_ino != sb.st_ino);
+    assert_int_equal(store_object_stat(fx->st, "archive", "src/x", &m, &e), 0);
+    assert_string_equal(m.content_type, "video/mp4");
+    assert_string_equal(m.headers, "");
+
+    /* never onto an object, nor through one; a missing source is not found */
+    assert_int_equal(
+        store_object_copy(fx->st, "archive", "src/x", "proxies", "dst/other", &rep, &m, &e), -1);
+    assert_int_equal(e.code, ERR_CONFLICT);
+    assert_int_equal(
+        store_object_copy(fx->st, "archive", "src/x", "archive", "dst/same", NULL, &m, &e), -1);
+    assert_int_equal(e.code, ERR_CONFLICT);
+    assert_int_equal(
+        store_object_copy(fx->st, "archive", "src/x", "archive", "src/x/y", NULL, &m, &e), -1);
+    assert_non_null(strstr(e.msg, "KeyConflict: src/x is an object"));
+    assert_int_equal(
+        store_object_copy(fx->st, "archive", "src/none", "archive", "dst/none", NULL, &m, &e), -1);
+    assert_int_equal(e.code, ERR_NOTFOUND);
+    assert_int_equal(
+        store_object_copy(fx->st, "archive", "src", "archive", "dst/none", NULL, &m, &e), -1);
+    assert_int_equal(e.code, ERR_NOTFOUND);
+    assert_object(fx->st, "proxies", "dst/other", data, 300000);
+    assert_int_equal(count_tmp_files(fx->root), 0);
+    free(data);
+}
+
 /* ---- multipart ----------------------------------------------------------------------- */
 
 static void test_multipart(void **state)
@@ -543,8 +873,9 @@ static void test_multipart(void **state)
     util_sha256_hex(all, len[0] + len[1] + len[2], sha);
     multipart_etag((const unsigned char *const *)data, len, 3, etag);
 
-    assert_int_equal(
-        store_upload_create(fx->st, "archive", "masters/x/big.mxf", "application/mxf", &u, &e), 0);
+    assert_int_equal(store_upload_create(fx->st, "archive", "masters/x/big.mxf", "application/mxf",
+                                         NULL, &u, &e),
+                     0);
     assert_true(store_upload_id_valid(u.upload_id));
     assert_int_equal(store_upload_get(fx->st, u.upload_id, &g, &e), 0);
     assert_string_equal(g.bucket, "archive");
@@ -664,7 +995,7 @@ static void test_assemble_errors(void **state)
 
     md5_hex(small, 100, md5s);
     md5_hex(big, MIN_PART, md5b);
-    assert_int_equal(store_upload_create(fx->st, "proxies", "p/q", NULL, &u, &e), 0);
+    assert_int_equal(store_upload_create(fx->st, "proxies", "p/q", NULL, NULL, &u, &e), 0);
     assert_int_equal(put_part(fx->st, u.upload_id, 1, small, 100, &m, &e), 0);
     assert_int_equal(put_part(fx->st, u.upload_id, 2, big, MIN_PART, &m, &e), 0);
     assert_int_equal(put_part(fx->st, u.upload_id, 3, small, 100, &m, &e), 0);
@@ -732,7 +1063,8 @@ static void test_single_part(void **state)
     parts[0] = data;
     multipart_etag(parts, lens, 1, etag);
     util_sha256_hex(data, 12345, sha);
-    assert_int_equal(store_upload_create(fx->st, "delivery", "one/part", "image/webp", &u, &e), 0);
+    assert_int_equal(
+        store_upload_create(fx->st, "delivery", "one/part", "image/webp", NULL, &u, &e), 0);
     assert_int_equal(put_part(fx->st, u.upload_id, 1, data, 12345, &m, &e), 0);
     memcpy(ref.etag, m.etag, 33);
     assert_int_equal(store_upload_assemble(fx->st, u.upload_id, &ref, 1, MIN_PART, &sg, &e), 0);
@@ -778,9 +1110,9 @@ static void test_upload_list_reopen(void **state)
     char path[PATH_MAX];
     size_t n;
 
-    assert_int_equal(store_upload_create(fx->st, "archive", "zeta", NULL, &a, &e), 0);
-    assert_int_equal(store_upload_create(fx->st, "archive", "alpha", "video/mp4", &b, &e), 0);
-    assert_int_equal(store_upload_create(fx->st, "proxies", "mid", NULL, &c, &e), 0);
+    assert_int_equal(store_upload_create(fx->st, "archive", "zeta", NULL, NULL, &a, &e), 0);
+    assert_int_equal(store_upload_create(fx->st, "archive", "alpha", "video/mp4", NULL, &b, &e), 0);
+    assert_int_equal(store_upload_create(fx->st, "proxies", "mid", NULL, NULL, &c, &e), 0);
     assert_int_equal(put_part(fx->st, b.upload_id, 7, "seven", 5, &m, &e), 0);
     /* junk in .multipart is ignored */
     snprintf(path, sizeof(path), "%s/.multipart/not-an-upload", fx->root);
@@ -854,7 +1186,7 @@ static void test_stale_tmp(void **state)
     assert_int_equal(stat(path, &sb), -1);
     snprintf(path, sizeof(path), "%s/.tmp", fx->root);
     assert_int_equal(count_entries(path), 2); /* the two live instances */
-    assert_int_equal(store_writer_commit(w, NULL, &m, &e), 0);
+    assert_int_equal(store_writer_commit(w, NULL, NULL, &m, &e), 0);
     assert_object(other, "archive", "inflight", "abc", 3);
     store_close(other);
     assert_int_equal(count_entries(path), 1);
@@ -901,7 +1233,7 @@ static void test_concurrent_parts(void **state)
     char path[PATH_MAX];
     size_t n;
 
-    assert_int_equal(store_upload_create(fx->st, "archive", "race", NULL, &u, &e), 0);
+    assert_int_equal(store_upload_create(fx->st, "archive", "race", NULL, NULL, &u, &e), 0);
     for (int i = 0; i < 4; i++) {
         wk[i] = (struct worker){fx->st, u.upload_id, 100 * (i + 1), 12, (unsigned)i * 7919u, 0};
         assert_int_equal(pthread_create(&th[i], NULL, worker_main, &wk[i]), 0);
@@ -1242,7 +1574,7 @@ static void test_sized_reupload(void **state)
     assert_int_equal(count_markers(fx->root, u.upload_id, 2), 0);
     assert_int_equal(hashed_next(fx->st, u.upload_id), 1);
     assert_int_equal(store_writer_write(w, p + FS_WBUF + 10, len - FS_WBUF - 10, &e), 0);
-    assert_int_equal(store_writer_commit(w, NULL, &m, &e), 0);
+    assert_int_equal(store_writer_commit(w, NULL, NULL, &m, &e), 0);
     assert_int_equal(count_markers(fx->root, u.upload_id, 2), 1);
     /* rehashed 1..3 in the committing thread */
     assert_int_equal(hashed_next(fx->st, u.upload_id), 4);
@@ -1298,7 +1630,7 @@ static void test_sized_wrong_size(void **state)
     assert_int_equal(store_writer_write(w, z.all, z.part_size, &e), 0);
     assert_int_equal(store_writer_write(w, "x", 1, &e), -1);
     expect_msg(&e, ERR_INVALID, "InvalidPart: part 2 must be 262244 bytes, got more");
-    assert_int_equal(store_writer_commit(w, NULL, &m, &e), -1);
+    assert_int_equal(store_writer_commit(w, NULL, NULL, &m, &e), -1);
     expect_msg(&e, ERR_INVALID, "InvalidPart:");
     /* nothing was marked */
     assert_int_equal(store_upload_parts(fx->st, u.upload_id, &parts, &n, &e), 0);
@@ -1357,7 +1689,7 @@ static void test_sized_conflict(void **state)
     assert_int_equal(store_upload_assemble(fx->st, u.upload_id, refs + 1, 2, 0, &sg, &e), -1);
     expect_msg(&e, ERR_INVALID, "InvalidPart: part 1 of 3 was not uploaded");
     assert_int_equal(store_writer_write(a, p + 100, len - 100, &e), 0);
-    assert_int_equal(store_writer_commit(a, NULL, &m, &e), 0);
+    assert_int_equal(store_writer_commit(a, NULL, NULL, &m, &e), 0);
 
     assert_int_equal(store_part_writer(fx->st, u.upload_id, 2, -1, 0, &b, &e), 0);
     assert_int_equal(store_upload_assemble(fx->st, u.upload_id, refs, 3, 0, &sg, &e), -1);
@@ -1785,7 +2117,7 @@ static void test_strided_in_place(void **state)
 
     /* three parts of 1 MiB + 4 KiB in place, the short last one a file of its own */
     sized_init(&z, FS_STRIDE_MIN + 4096, 3 * (FS_STRIDE_MIN + 4096) + 1234, 61);
-    assert_int_equal(store_upload_create(fx->st, "archive", "s3/strided", NULL, &u, &e), 0);
+    assert_int_equal(store_upload_create(fx->st, "archive", "s3/strided", NULL, NULL, &u, &e), 0);
     assert_int_equal(u.part_size, 0);
     for (size_t i = 0; i < ARRAY_LEN(order); i++) {
         assert_int_equal(sized_put(fx->st, u.upload_id, &z, order[i], &m, &e), 0);
@@ -1851,7 +2183,7 @@ static void test_strided_other_lists(void **state)
         p[i] = pattern(2 * ps, 70 + (unsigned)i);
 
     /* parts uploaded but not listed: the object is parts 1..3, still without a copy */
-    assert_int_equal(store_upload_create(fx->st, "archive", "s3/unlisted", NULL, &u, &e), 0);
+    assert_int_equal(store_upload_create(fx->st, "archive", "s3/unlisted", NULL, NULL, &u, &e), 0);
     for (int i = 0; i < 4; i++) {
         assert_int_equal(put_part(fx->st, u.upload_id, i + 1, p[i], ps, &m, &e), 0);
         if (i < 3) {
@@ -1867,7 +2199,7 @@ static void test_strided_other_lists(void **state)
     assert_int_equal(store_upload_abort(fx->st, u.upload_id, &e), 0);
 
     /* a list with a gap (1, 3): copied, from the data file */
-    assert_int_equal(store_upload_create(fx->st, "archive", "s3/gap", NULL, &u, &e), 0);
+    assert_int_equal(store_upload_create(fx->st, "archive", "s3/gap", NULL, NULL, &u, &e), 0);
     for (int i = 0; i < 3; i++) {
         assert_int_equal(put_part(fx->st, u.upload_id, i + 1, p[i], ps, &m, &e), 0);
         if (i != 1) {
@@ -1883,7 +2215,7 @@ static void test_strided_other_lists(void **state)
     assert_int_equal(store_upload_abort(fx->st, u.upload_id, &e), 0);
 
     /* the stride chosen by a short last part that came first: the others are files, copied */
-    assert_int_equal(store_upload_create(fx->st, "archive", "s3/late", NULL, &u, &e), 0);
+    assert_int_equal(store_upload_create(fx->st, "archive", "s3/late", NULL, NULL, &u, &e), 0);
     assert_int_equal(put_part(fx->st, u.upload_id, 3, p[2], ps + 100, &m, &e), 0);
     refs[2].number = 3;
     memcpy(refs[2].etag, m.etag, 33);
@@ -1906,7 +2238,8 @@ static void test_strided_other_lists(void **state)
     assert_int_equal(store_upload_abort(fx->st, u.upload_id, &e), 0);
 
     /* an empty last part is a file of its own, not a marker */
-    assert_int_equal(store_upload_create(fx->st, "archive", "s3/empty-last", NULL, &u, &e), 0);
+    assert_int_equal(store_upload_create(fx->st, "archive", "s3/empty-last", NULL, NULL, &u, &e),
+                     0);
     assert_int_equal(put_part(fx->st, u.upload_id, 1, p[3], ps, &m, &e), 0);
     refs[0].number = 1;
     memcpy(refs[0].etag, m.etag, 33);
@@ -1943,7 +2276,7 @@ static void test_strided_reupload(void **state)
     struct stat data_sb;
     struct err e = {0};
 
-    assert_int_equal(store_upload_create(fx->st, "archive", "s3/again", NULL, &u, &e), 0);
+    assert_int_equal(store_upload_create(fx->st, "archive", "s3/again", NULL, NULL, &u, &e), 0);
     for (int i = 0; i < 3; i++) {
         assert_int_equal(put_part(fx->st, u.upload_id, i + 1, a + (size_t)i * ps, ps, &m, &e), 0);
         refs[i].number = i + 1;
@@ -1963,7 +2296,7 @@ static void test_strided_reupload(void **state)
     assert_int_equal(store_upload_abort(fx->st, u.upload_id, &e), 0);
 
     /* part 2 again as a file of another size: the hash forgets it, the list is copied */
-    assert_int_equal(store_upload_create(fx->st, "archive", "s3/again", NULL, &u, &e), 0);
+    assert_int_equal(store_upload_create(fx->st, "archive", "s3/again", NULL, NULL, &u, &e), 0);
     for (int i = 0; i < 3; i++) {
         assert_int_equal(put_part(fx->st, u.upload_id, i + 1, a + (size_t)i * ps, ps, &m, &e), 0);
         refs[i].number = i + 1;
@@ -1979,7 +2312,7 @@ static void test_strided_reupload(void **state)
     assert_int_equal(store_upload_abort(fx->st, u.upload_id, &e), 0);
 
     /* after a restart the hash state is gone: assembly hashes the data file */
-    assert_int_equal(store_upload_create(fx->st, "archive", "s3/again", NULL, &u, &e), 0);
+    assert_int_equal(store_upload_create(fx->st, "archive", "s3/again", NULL, NULL, &u, &e), 0);
     for (int i = 0; i < 3; i++) {
         assert_int_equal(put_part(fx->st, u.upload_id, i + 1, a + (size_t)i * ps, ps, &m, &e), 0);
         refs[i].number = i + 1;
@@ -2066,6 +2399,7 @@ static void test_dent_order(void **state)
 /* what the scenario managed to commit */
 struct outcome {
     int put_ok;
+    int copy_ok;
     int commit_ok;
     int sized_ok;
     int done;
@@ -2094,12 +2428,17 @@ static void scenario(struct store *st, const unsigned char *a, size_t alen, cons
         store_writer_abort(w);
         return;
     }
-    if (store_writer_commit(w, "application/octet-stream", &m, &e) < 0)
+    if (store_writer_commit(w, "application/octet-stream", NULL, &m, &e) < 0)
         return;
     o->put_ok = 1;
     if (store_object_stat(st, "archive", "obj/a", &m, &e) < 0)
         return;
-    if (store_upload_create(st, "archive", "obj/b", NULL, &u, &e) < 0)
+    memset(&m, 0, sizeof(m));
+    snprintf(m.headers, sizeof(m.headers), "x-amz-meta-copy:1\n");
+    if (store_object_copy(st, "archive", "obj/a", "archive", "obj/d", &m, NULL, &e) < 0)
+        return;
+    o->copy_ok = 1;
+    if (store_upload_create(st, "archive", "obj/b", NULL, NULL, &u, &e) < 0)
         return;
     if (put_part(st, u.upload_id, 2, p2, l2, &m, &e) < 0)
         return;
@@ -2193,6 +2532,14 @@ static void test_faulty(void **state)
             assert_int_equal(store_object_stat(check, "archive", "obj/a", &m, &e), -1);
             assert_int_equal(e.code, ERR_NOTFOUND);
         }
+        if (o.copy_ok) {
+            assert_object(check, "archive", "obj/d", a, alen);
+            assert_int_equal(store_object_stat(check, "archive", "obj/d", &m, &e), 0);
+            assert_string_equal(m.headers, "x-amz-meta-copy:1\n");
+        } else {
+            assert_int_equal(store_object_stat(check, "archive", "obj/d", &m, &e), -1);
+            assert_int_equal(e.code, ERR_NOTFOUND);
+        }
         if (o.commit_ok) {
             assert_object(check, "archive", "obj/b", b, l1 + l2);
         } else {
@@ -2248,6 +2595,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_no_overwrite, setup, teardown),
         cmocka_unit_test_setup_teardown(test_writer_abort, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_headers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_old_xattr, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_query, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_copy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_multipart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_assemble_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_single_part, setup, teardown),
