@@ -6,8 +6,10 @@ in bench/work) and Ceph 16.2's radosgw over one OSD with bluestore on a sparse f
 same directory. The same client drives both:
 - a multipart upload of one file (default 2 GiB) and its download, with awscli
   (`aws s3 cp`, 16 MiB parts, 4 at a time), wall time of the command; every run starts with
-  dirty pages written back and the page cache dropped (root), runs alternate, best kept;
-- GETs of one 20 KiB object through a presigned URL with wrk (2 threads, 16 connections).
+  dirty pages written back and the page cache dropped (root), and an upload's input read
+  back into memory (untimed), runs alternate, best kept;
+- GETs of one 20 KiB object through a presigned URL with wrk (2 threads, 16 connections;
+  radosgw runs with tcp_nodelay, without which its kept-alive answers wait ~40 ms each).
 The upload is also set beside what this machine can hash: MD5 (the ETag of every part) and
 SHA-256 (acervo's content hash) of the same bytes, one after the other on one core, measured
 in the same run with the OpenSSL acervod links. Targets: upload >= 1.5x RGW, downloads
@@ -85,6 +87,14 @@ class Peer:
 
     def url(self, key):
         return f"s3://{self.bucket}/{key}"
+
+
+def warm(path):
+    """Reads the file (untimed), so an upload starts with its input in memory for both
+    servers: the run measures them, not this machine's disk reads."""
+    with open(path, "rb") as f:
+        while f.read(16 * MIB):
+            pass
 
 
 def cp(peer, env, src, dst):
@@ -168,6 +178,7 @@ def main():
             for p in order:
                 k = f"{p.prefix}big-{run_no}.bin"
                 cold = settle() and cold
+                warm(big)
                 log(f"run {run_no + 1}: {p.name} upload")
                 secs = cp(p, p.env(home, config), big, p.url(k))
                 up[p.name].append(secs)
@@ -226,8 +237,9 @@ def main():
              f"{info['fs']}; acervo {info['commit']}; Ceph 16.2 radosgw (beast), 1 monitor, "
              f"1 OSD ({args.objectstore} on a sparse file in the same directory)",
              f"- client: awscli (`aws s3 cp`, 16 MiB parts, 4 at a time), best of {args.runs}; "
-             + ("each run started with dirty pages written back and the page cache dropped"
-                if cold else "the page cache could NOT be dropped (not root)")
+             + ("each run started with dirty pages written back and the page cache dropped, "
+                "an upload's input then read into memory" if cold
+                else "the page cache could NOT be dropped (not root)")
              + f"; small GETs: wrk -t2 -c16 {args.wrk_seconds} s on a presigned URL",
              "",
              "| | acervod | RGW | ratio | target |", "|---|---|---|---|---|",
