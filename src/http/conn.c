@@ -24,10 +24,12 @@
 #define BUF_MIN   (64 * 1024)
 #define BUF_SLACK (8 * 1024)
 
-/* the lingering close after an answer the client may still be sending a body to (nginx's
- * lingering_timeout and lingering_time) */
-#define LINGER_IDLE_MS  5000
-#define LINGER_TOTAL_MS 30000
+/* the lingering close after an answer the client may still be sending a body to (like
+ * nginx's lingering_timeout and lingering_time, shorter); a client cut for its slowness
+ * gets little of it, or it would hold its slot on past its deadline */
+#define LINGER_IDLE_MS  2000
+#define LINGER_TOTAL_MS 10000
+#define LINGER_SLOW_MS  1000
 
 /* how a read ended */
 enum rd { RD_DATA, RD_EOF, RD_TIMEOUT, RD_STOP };
@@ -183,7 +185,7 @@ static void conn_close(struct http_conn *c)
     if (!c->io_failed && !c->linger && (ioctl(c->fd, FIONREAD, &pending) < 0 || pending > 0))
         c->linger = 1;
     if (c->linger && !c->io_failed && shutdown(c->fd, SHUT_WR) == 0) {
-        int64_t until = util_mono_ms() + LINGER_TOTAL_MS;
+        int64_t until = util_mono_ms() + (c->slow ? LINGER_SLOW_MS : LINGER_TOTAL_MS);
         size_t dropped = 0;
 
         while (dropped < HTTP_DRAIN_MAX) {
@@ -507,7 +509,8 @@ static void body_ended(struct http_conn *c, struct http_req *req, enum body_end 
         break;
     case BODY_BAD:
     case BODY_TIMEOUT:
-        c->linger = e == BODY_BAD;
+        c->linger = 1;
+        c->slow = e == BODY_TIMEOUT;
         /* fallthrough */
     case BODY_EOF:
         req->failed = 1;
@@ -555,7 +558,8 @@ static int serve(struct http_conn *c, struct http_req *req, size_t n)
                 e = body_read(c, req, &err);
             if (e != BODY_DONE) {
                 c->close = 1;
-                c->linger = e == BODY_TOO_MUCH || e == BODY_BAD;
+                c->linger = 1;
+                c->slow = e == BODY_TIMEOUT;
             }
         }
         return c->close ? -1 : 0;
@@ -604,6 +608,7 @@ void http__conn_run(struct http_conn *c)
         if (he == HEAD_BAD) {
             head_line_salvage(c, req);
             c->linger = 1;
+            c->slow = err.code == ERR_TIMEOUT;
             req_fail(c, req, &err);
             conn_flush(c);
             req_end(c, req, c->io_failed ? "write failed" : NULL);

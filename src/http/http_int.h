@@ -165,6 +165,7 @@ struct http_conn {
     int out_pending;
     int close;           /* close after the current request */
     int linger;          /* bytes may still come: close with a lingering close */
+    int slow;            /* cut for being too slow: little lingering */
     int io_failed;       /* the socket failed or timed out: nothing more goes out */
     struct buf *capture; /* if set, responses are written here (the acceptor's answers) */
 };
