@@ -73,8 +73,12 @@ static int conn_wait(struct http_conn *c, short events, int64_t deadline_ms, int
     }
 }
 
-/* reads what the socket has into the buffer, waiting until deadline_ms if it has nothing */
-static enum rd conn_fill(struct http_conn *c, int64_t deadline_ms, int idle)
+/*
+ * Reads what the socket has into the buffer, waiting until deadline_ms if it has nothing.
+ * wait_first: bytes are unlikely to be there yet (the next request on a keep-alive
+ * connection): wait, then read, rather than fail a read first.
+ */
+static enum rd conn_fill(struct http_conn *c, int64_t deadline_ms, int idle, int wait_first)
 {
     if (c->off == c->len) {
         c->off = c->len = 0;
@@ -89,21 +93,25 @@ static enum rd conn_fill(struct http_conn *c, int64_t deadline_ms, int idle)
         return RD_STOP;
     }
     for (;;) {
-        ssize_t n = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
         int w;
 
-        if (n > 0) {
-            c->len += (size_t)n;
-            return RD_DATA;
+        if (!wait_first) {
+            ssize_t n = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
+
+            if (n > 0) {
+                c->len += (size_t)n;
+                return RD_DATA;
+            }
+            if (n == 0)
+                return RD_EOF;
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN) {
+                c->io_failed = 1;
+                return RD_STOP;
+            }
         }
-        if (n == 0)
-            return RD_EOF;
-        if (errno == EINTR)
-            continue;
-        if (errno != EAGAIN) {
-            c->io_failed = 1;
-            return RD_STOP;
-        }
+        wait_first = 0;
         w = conn_wait(c, POLLIN, deadline_ms, idle);
         if (w == 0)
             return RD_TIMEOUT;
@@ -192,7 +200,7 @@ static void conn_close(struct http_conn *c)
             int64_t idle = util_mono_ms() + LINGER_IDLE_MS;
 
             c->off = c->len = 0;
-            if (conn_fill(c, idle < until ? idle : until, 0) != RD_DATA)
+            if (conn_fill(c, idle < until ? idle : until, 0, 1) != RD_DATA)
                 break;
             dropped += c->len;
         }
@@ -345,7 +353,8 @@ static enum head_end head_read(struct http_conn *c, int first, size_t *n, struct
         }
         if (started && !deadline)
             deadline = util_mono_ms() + l->header_ms;
-        r = conn_fill(c, started || first ? deadline : util_mono_ms() + l->idle_ms, !started);
+        r = conn_fill(c, started || first ? deadline : util_mono_ms() + l->idle_ms, !started,
+                      c->off == c->len);
         if (r == RD_DATA)
             continue;
         if (!started || r == RD_STOP)
@@ -451,7 +460,7 @@ static enum body_end body_read(struct http_conn *c, struct http_req *req, struct
             if (used == 0)
                 break;
         }
-        switch (conn_fill(c, body_deadline(l, start, last, wire), 0)) {
+        switch (conn_fill(c, body_deadline(l, start, last, wire), 0, 0)) {
         case RD_DATA:
             last = util_mono_ms();
             break;
@@ -642,10 +651,17 @@ static const char *date_now(void)
     return text;
 }
 
-/* a header a response may carry: no CR or LF to split the response with */
-static int header_safe(const char *name, const char *value)
+/* adds "name: value" to a response head, unless the value could split the response */
+static void head_field(struct http_req *req, struct buf *b, const char *name, const char *value)
 {
-    return !strpbrk(name, "\r\n:") && !strpbrk(value, "\r\n");
+    if (strpbrk(name, "\r\n:") || strpbrk(value, "\r\n")) {
+        log_write(LOG_ERROR, req->app->name, "response header %s dropped: CR or LF in it", name);
+        return;
+    }
+    buf_adds(b, name, NULL);
+    buf_add(b, ": ", 2, NULL);
+    buf_adds(b, value, NULL);
+    buf_add(b, "\r\n", 2, NULL);
 }
 
 /*
@@ -658,29 +674,27 @@ static void resp_head(struct http_req *req, int status, const char *content_type
     /* headers were pushed in reverse; add them in the order they were given */
     struct http_header *list[64];
     size_t count = 0;
+    char num[24];
 
-    buf_addf(b, NULL, "HTTP/1.1 %d %s\r\nDate: %s\r\n", status, http_status_text(status),
-             date_now());
+    buf_addf(b, NULL, "HTTP/1.1 %d %s\r\n", status, http_status_text(status));
+    head_field(req, b, "Date", date_now());
     for (struct http_header *h = req->resp_headers; h && count < ARRAY_LEN(list); h = h->next)
         list[count++] = h;
     while (count > 0) {
         struct http_header *h = list[--count];
-        if (!header_safe(h->name, h->value)) {
-            log_write(LOG_ERROR, req->app->name, "response header %s dropped: CR or LF in it",
-                      h->name);
-            continue;
-        }
-        buf_addf(b, NULL, "%s: %s\r\n", h->name, h->value);
+        head_field(req, b, h->name, h->value);
     }
     if (content_type)
-        buf_addf(b, NULL, "Content-Type: %s\r\n", content_type);
-    if (status >= 200 && status != 204 && status != 304)
-        buf_addf(b, NULL, "Content-Length: %lld\r\n", (long long)n);
-    buf_addf(b, NULL, "X-Request-Id: %s\r\n", req->id);
+        head_field(req, b, "Content-Type", content_type);
+    if (status >= 200 && status != 204 && status != 304) {
+        snprintf(num, sizeof(num), "%lld", (long long)n);
+        head_field(req, b, "Content-Length", num);
+    }
+    head_field(req, b, "X-Request-Id", req->id);
     if (!keep)
-        buf_adds(b, "Connection: close\r\n", NULL);
+        head_field(req, b, "Connection", "close");
     else if (req->head->minor == 0)
-        buf_adds(b, "Connection: keep-alive\r\n", NULL);
+        head_field(req, b, "Connection", "keep-alive");
     buf_add(b, "\r\n", 2, NULL);
 }
 

@@ -37,6 +37,10 @@ static void t_headers(struct http_req *req)
 
 static void t_complete(struct http_req *req)
 {
+    if (strcmp(req->path, "/inject") == 0) {
+        http_resp_header(req, "X-A", "a\r\nX-Injected: 1");
+        http_resp_header(req, "X-B", "b");
+    }
     if (strcmp(req->path, "/echo") == 0)
         http_send(req, 200, "application/octet-stream", req->body.buf, req->body.len);
     else
@@ -312,6 +316,29 @@ static void test_early_answer_keeps_a_small_body_out(void **state)
     http_server_stop(s);
 }
 
+/* a header value with CR or LF in it never splits the response */
+static void test_no_response_splitting(void **state)
+{
+    struct http_server *s = start(0);
+    int fd = client(http_server_port(s));
+    char got[2048];
+    size_t len = 0;
+    ssize_t n;
+
+    (void)state;
+    assert_int_equal(send_all(fd, "GET /inject HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"),
+                     0);
+    while ((n = recv(fd, got + len, sizeof(got) - 1 - len, 0)) > 0)
+        len += (size_t)n;
+    got[len] = '\0';
+    assert_non_null(strstr(got, "HTTP/1.1 200 OK\r\n"));
+    assert_non_null(strstr(got, "\r\nX-B: b\r\n"));
+    assert_null(strstr(got, "X-Injected"));
+    assert_null(strstr(got, "X-A"));
+    close(fd);
+    http_server_stop(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -319,6 +346,7 @@ int main(void)
         cmocka_unit_test(test_refused_over_the_address_limit),
         cmocka_unit_test(test_quiesce),
         cmocka_unit_test(test_early_answer_keeps_a_small_body_out),
+        cmocka_unit_test(test_no_response_splitting),
     };
     return cmocka_run_group_tests_name("http server", tests, NULL, NULL);
 }
