@@ -46,6 +46,15 @@ enum body_end {
 
 static void conn_flush(struct http_conn *c);
 
+/* the connection can no longer be written to (why: a static string); always -1 */
+static int conn_failed(struct http_conn *c, const char *why)
+{
+    if (!c->io_failed)
+        c->io_why = why;
+    c->io_failed = 1;
+    return -1;
+}
+
 /* ---- socket I/O with deadlines --------------------------------------------------------- */
 
 /*
@@ -89,7 +98,7 @@ static enum rd conn_fill(struct http_conn *c, int64_t deadline_ms, int idle, int
     }
     if (c->len == c->cap) { /* callers consume or cap what they hold first */
         log_write(LOG_ERROR, c->srv->name, "the connection buffer is full");
-        c->io_failed = 1;
+        conn_failed(c, "the connection buffer is full");
         return RD_STOP;
     }
     for (;;) {
@@ -107,7 +116,7 @@ static enum rd conn_fill(struct http_conn *c, int64_t deadline_ms, int idle, int
             if (errno == EINTR)
                 continue;
             if (errno != EAGAIN) {
-                c->io_failed = 1;
+                conn_failed(c, "the connection failed");
                 return RD_STOP;
             }
         }
@@ -123,12 +132,18 @@ static enum rd conn_fill(struct http_conn *c, int64_t deadline_ms, int idle, int
 /* waits for room to write; 0 when there is, -1 when the client stalls or the server stops */
 static int conn_wait_writable(struct http_conn *c)
 {
+    int w;
+
     if (errno == EINTR)
         return 0;
-    if (errno == EAGAIN && conn_wait(c, POLLOUT, util_mono_ms() + c->srv->lim.idle_ms, 0) == 1)
+    if (errno != EAGAIN)
+        return conn_failed(c, errno == EPIPE || errno == ECONNRESET
+                                  ? "the client closed the connection"
+                                  : "the connection failed");
+    w = conn_wait(c, POLLOUT, util_mono_ms() + c->srv->lim.idle_ms, 0);
+    if (w == 1)
         return 0;
-    c->io_failed = 1;
-    return -1;
+    return conn_failed(c, w == 0 ? "the client stopped reading" : "the server stopped");
 }
 
 /* writes every byte of iov; more: more follows at once (the head before a sendfile) */
@@ -148,6 +163,7 @@ static int conn_send(struct http_conn *c, struct iovec *iov, int cnt, int more)
                 return -1;
             continue;
         }
+        c->out_sent += n;
         while (cnt > 0 && (size_t)n >= iov->iov_len) {
             n -= (ssize_t)iov->iov_len;
             iov++;
@@ -171,9 +187,10 @@ static int conn_sendfile(struct http_conn *c, int fd, int64_t offset, int64_t n)
 
         if (w > 0) {
             n -= w;
+            c->out_sent += w;
         } else if (w == 0) {
             log_write(LOG_ERROR, c->srv->name, "the file ended %lld bytes early", (long long)n);
-            c->io_failed = 1;
+            conn_failed(c, "the file being sent ended early");
         } else if (conn_wait_writable(c) < 0) {
             return -1;
         }
@@ -260,24 +277,31 @@ static void req_take_head(struct http_req *req)
     req->content_length = req->head->content_length;
 }
 
-static void req_end(struct http_conn *c, struct http_req *req, const char *early)
+/* the request is over: the app releases its state, the access line is written */
+static void req_end(struct http_conn *c, struct http_req *req)
 {
     struct http_server *s = c->srv;
     const char *method = req->method[0] ? req->method : "-";
     const char *path = req->path[0] ? req->path : "-";
+    const char *query = req->query[0] && strstr(req->query, "Signature") ? "(signed)" : req->query;
 
     if (req->app->on_free)
         req->app->on_free(req);
-    if (req->status && !early)
+    if (req->status && !c->io_failed)
         log_write(req->status >= 500 ? LOG_WARN : LOG_INFO, s->name,
                   "%s %s%s%s %d in %lld bytes out %lld bytes %lld ms", method, path,
-                  req->query[0] ? "?" : "",
-                  req->query[0] && strstr(req->query, "Signature") ? "(signed)" : req->query,
-                  req->status, (long long)req->body_received, (long long)req->resp_bytes,
+                  req->query[0] ? "?" : "", query, req->status, (long long)req->body_received,
+                  (long long)req->resp_bytes, (long long)(util_mono_ms() - req->started_ms));
+    else if (req->status)
+        log_write(LOG_WARN, s->name,
+                  "%s %s%s%s %d cut short (%s) in %lld bytes out %lld of %lld bytes %lld ms",
+                  method, path, req->query[0] ? "?" : "", query, req->status,
+                  c->io_why ? c->io_why : "?", (long long)req->body_received,
+                  (long long)c->out_sent, (long long)(c->out_head.len + req->resp_bytes),
                   (long long)(util_mono_ms() - req->started_ms));
     else
         log_write(LOG_WARN, s->name, "%s %s ended early (%s) after %lld bytes in", method, path,
-                  early ? early : "no answer", (long long)req->body_received);
+                  c->io_why ? c->io_why : "no answer", (long long)req->body_received);
     buf_release(&req->body);
     arena_release(&req->arena);
     free(req);
@@ -620,11 +644,11 @@ void http__conn_run(struct http_conn *c)
             c->slow = err.code == ERR_TIMEOUT;
             req_fail(c, req, &err);
             conn_flush(c);
-            req_end(c, req, c->io_failed ? "write failed" : NULL);
+            req_end(c, req);
             break;
         }
         more = serve(c, req, n) == 0;
-        req_end(c, req, c->io_failed ? "connection lost" : NULL);
+        req_end(c, req);
         if (!more)
             break;
     }
@@ -735,6 +759,7 @@ static void respond(struct http_req *req, int status, const char *content_type, 
         fd = -1;
         n = 0;
     }
+    c->out_sent = 0;
     c->out_body = body;
     c->out_fd = fd;
     c->out_off = offset;

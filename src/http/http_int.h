@@ -163,10 +163,12 @@ struct http_conn {
     int out_fd;          /* or the file it is sent from, -1 if none */
     int64_t out_off, out_n;
     int out_pending;
+    int64_t out_sent;    /* bytes of it written so far */
     int close;           /* close after the current request */
     int linger;          /* bytes may still come: close with a lingering close */
     int slow;            /* cut for being too slow: little lingering */
     int io_failed;       /* the socket failed or timed out: nothing more goes out */
+    const char *io_why;  /* why, for the log (static) */
     struct buf *capture; /* if set, responses are written here (the acceptor's answers) */
 };
 

@@ -571,6 +571,41 @@ def test_a_connection_that_sends_nothing_is_closed_without_an_answer(tight):
 
 
 @pytest.mark.local
+def test_a_client_that_stops_reading_is_cut(tight):
+    """A download whose client reads nothing more is ended once no byte could be written
+    for idle_timeout: its thread and slot do not wait forever."""
+    from conftest import Api
+    key = Api(tight.base_url, tight.s3_url).make_key(tight.admin_token, "editor")
+    s3 = Api(tight.base_url, tight.s3_url).s3(key)
+    name = f"tests/unread-{secrets.token_hex(6)}.bin"
+    size = 64 << 20
+    s3.put_object(Bucket="archive", Key=name, Body=secrets.token_bytes(size))
+    url = urlsplit(s3.generate_presigned_url("get_object",
+                                             Params={"Bucket": "archive", "Key": name}))
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(30)
+    sock.connect(("127.0.0.1", tight.s3_port))
+    sock.sendall(head("GET", f"{url.path}?{url.query}", url.netloc))
+    first = sock.recv(1024)
+    assert first.startswith(b"HTTP/1.1 200"), first[:200]
+    line = f"GET /archive/{name}?(signed) 200 cut short (the client stopped reading)"
+    wait_until(lambda: line in tight.log_text(), CUT_TIMEOUT, interval=0.2,
+               what="the server to give up on the client")
+    got = len(first)
+    try:
+        while True:
+            chunk = sock.recv(1 << 20)
+            if not chunk:
+                break
+            got += len(chunk)
+    except ConnectionResetError:
+        pass
+    sock.close()
+    assert got < size, "the whole object came although the server gave up"
+
+
+@pytest.mark.local
 def test_connection_limits_per_address_and_in_total(fresh_server):
     """16 a address, 48 in all, the last 6 for addresses holding fewer than 2: every
     connection sends a whole request and keeps its slot (keep-alive) while the next comes."""
