@@ -224,8 +224,9 @@ static void refusal_log(struct http_server *s, const char *peer, const char *why
     *last_ms = now;
 }
 
-static void accept_one(struct http_server *s, struct refused *r, size_t *nr, long *refused,
-                       int64_t *refused_ms)
+/* accepts one connection and admits or refuses it; -1 when there was none to accept */
+static int accept_one(struct http_server *s, struct refused *r, size_t *nr, long *refused,
+                      int64_t *refused_ms)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
@@ -236,12 +237,14 @@ static void accept_one(struct http_server *s, struct refused *r, size_t *nr, lon
     int fd = accept4(s->lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
     if (fd < 0) {
-        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        int e = errno;
+
+        if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
             struct timespec d = {0, 50 * 1000000L};
-            log_write(LOG_WARN, s->name, "accept: %s", strerror(errno));
+            log_write(LOG_WARN, s->name, "accept: %s", strerror(e));
             nanosleep(&d, NULL); /* let connections end before trying again */
         }
-        return;
+        return e == EINTR || e == ECONNABORTED ? 0 : -1;
     }
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     c = xcalloc(1, sizeof(*c));
@@ -262,6 +265,7 @@ static void accept_one(struct http_server *s, struct refused *r, size_t *nr, lon
         refuse(s, fd, c->peer, why, r, nr);
         free(c);
     }
+    return 0;
 }
 
 static void *acceptor(void *arg)
@@ -305,7 +309,8 @@ static void *acceptor(void *arg)
         refused_drain(r, &nr, pf + base);
         if (base == 2 && (pf[1].revents & POLLIN))
             for (int i = 0; i < 64; i++) /* a burst at a time, then the others' turn */
-                accept_one(s, r, &nr, &refused, &refused_ms);
+                if (accept_one(s, r, &nr, &refused, &refused_ms) < 0)
+                    break;
     }
     for (size_t i = 0; i < nr; i++)
         close(r[i].fd);
