@@ -397,6 +397,21 @@ static void limits_init(struct http__limits *l, const struct http_listen_opts *o
     l->idle_ms = or_default(o->idle_timeout_s, DEFAULT_IDLE_S) * 1000;
 }
 
+/* frees a server with no thread left: its sockets, locks and (empty) address table */
+static void server_free(struct http_server *s)
+{
+    int fds[] = {s->lfd, s->wake_fd, s->quiesce_fd, s->stop_fd};
+
+    for (size_t i = 0; i < ARRAY_LEN(fds); i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    pthread_attr_destroy(&s->attr);
+    pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->mu);
+    free(s->peers); /* every connection dropped its entry */
+    free(s);
+}
+
 int http_server_start(struct http_server **out, const struct http_app *app,
                       const struct http_listen_opts *opts, struct err *err)
 {
@@ -436,19 +451,7 @@ int http_server_start(struct http_server **out, const struct http_app *app,
     *out = s;
     return 0;
 fail:
-    if (s->lfd >= 0)
-        close(s->lfd);
-    if (s->wake_fd >= 0)
-        close(s->wake_fd);
-    if (s->quiesce_fd >= 0)
-        close(s->quiesce_fd);
-    if (s->stop_fd >= 0)
-        close(s->stop_fd);
-    pthread_attr_destroy(&s->attr);
-    pthread_cond_destroy(&s->cv);
-    pthread_mutex_destroy(&s->mu);
-    free(s->peers);
-    free(s);
+    server_free(s);
     return -1;
 }
 
@@ -497,14 +500,5 @@ void http_server_stop(struct http_server *s)
     while (s->nconn > 0)
         pthread_cond_wait(&s->cv, &s->mu);
     pthread_mutex_unlock(&s->mu);
-    if (s->lfd >= 0)
-        close(s->lfd);
-    close(s->wake_fd);
-    close(s->quiesce_fd);
-    close(s->stop_fd);
-    pthread_attr_destroy(&s->attr);
-    pthread_cond_destroy(&s->cv);
-    pthread_mutex_destroy(&s->mu);
-    free(s->peers); /* empty: every connection dropped its entry */
-    free(s);
+    server_free(s);
 }
