@@ -775,7 +775,11 @@ static int run_api(const struct cfg *cfg)
     memset(&lo, 0, sizeof(lo));
     lo.max_header_bytes = cfg->max_header_bytes;
     lo.connection_limit = cfg->max_connections;
-    lo.timeout_s = cfg->idle_timeout;
+    lo.per_address_limit = cfg->max_connections_per_address;
+    lo.header_timeout_s = cfg->header_timeout;
+    lo.body_timeout_s = cfg->body_timeout;
+    lo.body_min_rate = cfg->body_min_rate;
+    lo.idle_timeout_s = cfg->idle_timeout;
     lo.listen = cfg->listen;
     if (http_server_start(&api_srv, &api_app, &lo, &err) < 0) {
         log_write(LOG_ERROR, "main", "cannot start the API listener: %s", err.msg);

@@ -59,9 +59,22 @@ const struct cfg_entry cfg_table[] = {
     {"ondemand_ttl", "ACERVO_ONDEMAND_TTL", CFG_DURATION, "2d", L(ondemand_ttl),
      "how long an on-demand rendition (POST /api/v1/assets/{id}/renditions) is kept"},
     {"max_connections", "ACERVO_MAX_CONNECTIONS", CFG_LONG, "1024", L(max_connections),
-     "open connections per listener (each has its own thread)"},
-    {"idle_timeout", "ACERVO_IDLE_TIMEOUT", CFG_DURATION, "5m", L(idle_timeout),
-     "time an idle or stalled connection is kept"},
+     "open connections per listener (each has its own thread); beyond it, and beyond the "
+     "per-address limit, a connection is answered 503 with Retry-After"},
+    {"max_connections_per_address", "ACERVO_MAX_CONNECTIONS_PER_ADDRESS", CFG_LONG, "256",
+     L(max_connections_per_address),
+     "open connections per listener from one client address (IPv6: one /64); the last "
+     "eighth of max_connections goes only to addresses holding under an eighth of this"},
+    {"header_timeout", "ACERVO_HEADER_TIMEOUT", CFG_DURATION, "20s", L(header_timeout),
+     "time a client has to send a request's line and headers, from its first byte (from "
+     "the connection's start for its first request), however it trickles them"},
+    {"body_timeout", "ACERVO_BODY_TIMEOUT", CFG_DURATION, "20s", L(body_timeout),
+     "grace a request body gets before it must keep up body_min_rate on average"},
+    {"body_min_rate", "ACERVO_BODY_MIN_RATE", CFG_SIZE, "500", L(body_min_rate),
+     "bytes per second a request body must average after body_timeout (408 otherwise)"},
+    {"idle_timeout", "ACERVO_IDLE_TIMEOUT", CFG_DURATION, "60s", L(idle_timeout),
+     "time a keep-alive connection waits for its next request, and the longest a body or "
+     "a response may make no progress"},
     {"max_json_body", "ACERVO_MAX_JSON_BODY", CFG_SIZE, "1M", L(max_json_body),
      "largest JSON request body accepted"},
     {"max_header_bytes", "ACERVO_MAX_HEADER_BYTES", CFG_SIZE, "24K", L(max_header_bytes),
@@ -375,6 +388,14 @@ int cfg_load(struct cfg *c, int argc, char **argv, int *optind, struct err *err)
         return err_set(err, ERR_INVALID, "max_connections: must be between 1 and 65536");
     if (c->idle_timeout < 1)
         return err_set(err, ERR_INVALID, "idle_timeout: must be at least 1s");
+    if (c->max_connections_per_address < 1) /* above max_connections it is max_connections */
+        return err_set(err, ERR_INVALID, "max_connections_per_address: must be at least 1");
+    if (c->header_timeout < 1)
+        return err_set(err, ERR_INVALID, "header_timeout: must be at least 1s");
+    if (c->body_timeout < 1)
+        return err_set(err, ERR_INVALID, "body_timeout: must be at least 1s");
+    if (c->body_min_rate < 1)
+        return err_set(err, ERR_INVALID, "body_min_rate: must be at least 1 byte per second");
     if (c->min_part_size < 1)
         return err_set(err, ERR_INVALID, "min_part_size: must be positive");
     if (c->part_size < c->min_part_size)

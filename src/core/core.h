@@ -52,6 +52,9 @@ enum err_code {
     ERR_IO,            /* local I/O failure (500) */
     ERR_BACKEND,       /* catalog/store backend failure (503) */
     ERR_NETWORK,       /* a remote server could not be reached or cut the exchange (502) */
+    ERR_TIMEOUT,       /* the client did not send its request in time (408) */
+    ERR_VERSION,       /* an HTTP version the server does not speak (505) */
+    ERR_BUSY,          /* no room for the client now; it may retry later (503) */
     ERR_INTERNAL,      /* a bug (500) */
 };
 
@@ -163,7 +166,12 @@ struct cfg {
     long max_image_pixels;   /* width x height of an image master (<= MEDIA_MAX_PIXELS) */
     long ondemand_ttl;       /* seconds an on-demand rendition is kept */
     long max_connections;    /* per listener; one thread each */
-    long idle_timeout;       /* seconds an idle or stalled connection is kept */
+    /* per listener and client address */
+    long max_connections_per_address;
+    long header_timeout;     /* seconds to send a request's line and headers */
+    long body_timeout;       /* seconds of grace before a body must keep up the rate */
+    long body_min_rate;      /* bytes per second a body must average after the grace */
+    long idle_timeout;       /* seconds a keep-alive connection or a stalled transfer waits */
     long max_json_body;      /* bytes */
     long max_header_bytes;   /* bytes, per request */
     long max_object_size;    /* bytes, single PUT */

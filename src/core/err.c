@@ -86,6 +86,12 @@ const char *err_code_name(enum err_code c)
         return "backend";
     case ERR_NETWORK:
         return "network";
+    case ERR_TIMEOUT:
+        return "timeout";
+    case ERR_VERSION:
+        return "http_version";
+    case ERR_BUSY:
+        return "busy";
     case ERR_INTERNAL:
         return "internal";
     }

@@ -1,7 +1,8 @@
 /*
- * http: the HTTP server (libmicrohttpd, one thread per connection so handlers may block
- * on the catalog or the disk), request/response helpers, Range and conditional GET, the
- * route table matcher and the one place an err_code becomes an HTTP status.
+ * http: acervo's HTTP/1.1 server (one thread per connection so handlers may block on the
+ * catalog or the disk; strict framing; deadlines for headers and bodies; connection limits
+ * per client address), request/response helpers, Range and conditional GET, the route
+ * table matcher and the one place an err_code becomes an HTTP status.
  */
 #ifndef ACERVO_HTTP_H
 #define ACERVO_HTTP_H
@@ -12,7 +13,9 @@
 
 struct http_req;
 struct http_server;
-struct json_t; /* jansson's json_t */
+struct http_conn;  /* the connection a request came on (server internals) */
+struct http__head; /* the parsed request head (server internals) */
+struct json_t;     /* jansson's json_t */
 
 /** Streams a chunk of the request body; -1 with err set stops the request. */
 typedef int (*http_sink_fn)(struct http_req *req, const char *data, size_t n, struct err *err);
@@ -39,7 +42,8 @@ struct http_app {
 struct http_req {
     struct arena arena;
     const struct http_app *app;
-    void *conn; /* struct MHD_Connection */
+    struct http_conn *conn;
+    const struct http__head *head;
     char id[24];
     const char *method;
     const char *path;       /* raw (still percent-encoded) path */
@@ -60,12 +64,10 @@ struct http_req {
     int failed; /* the body could not be taken */
     struct err err;
 
-    /* response headers accumulated before the response is queued */
+    /* response headers accumulated before the response is sent */
     struct http_header *resp_headers;
 
-    /* an answer given before a small body was read, held until it is (see server.c) */
-    void *pending; /* struct MHD_Response */
-    int in_headers;
+    int in_headers; /* 1 while on_headers runs: an answer now is an early one */
 };
 
 /** A response header in the arena. */
@@ -75,12 +77,16 @@ struct http_header {
     const char *value;
 };
 
-/** Options of one listener. */
+/** Options of one listener. Zero or negative values take the defaults shown. */
 struct http_listen_opts {
-    const char *listen; /* "HOST:PORT" */
-    long max_header_bytes;
-    long connection_limit;
-    long timeout_s; /* idle connection timeout */
+    const char *listen;     /* "HOST:PORT" */
+    long max_header_bytes;  /* request line plus headers (24 KiB) */
+    long connection_limit;  /* open connections, one thread each (1024) */
+    long per_address_limit; /* open connections of one client address (256) */
+    long header_timeout_s;  /* deadline for a request's line and headers (20 s) */
+    long body_timeout_s;    /* grace before a body must keep up body_min_rate (20 s) */
+    long body_min_rate;     /* bytes per second a body must average after the grace (500) */
+    long idle_timeout_s;    /* keep-alive wait, and longest a read or write stalls (60 s) */
 };
 
 /**

@@ -40,6 +40,12 @@ int http_problem_status(enum err_code code)
         return 503;
     case ERR_NETWORK:
         return 502;
+    case ERR_TIMEOUT:
+        return 408;
+    case ERR_VERSION:
+        return 505;
+    case ERR_BUSY:
+        return 503;
     case ERR_IO:
     case ERR_INTERNAL:
         return 500;
@@ -50,6 +56,8 @@ int http_problem_status(enum err_code code)
 const char *http_status_text(int status)
 {
     switch (status) {
+    case 100:
+        return "Continue";
     case 200:
         return "OK";
     case 201:
@@ -60,10 +68,18 @@ const char *http_status_text(int status)
         return "No Content";
     case 206:
         return "Partial Content";
+    case 301:
+        return "Moved Permanently";
     case 302:
         return "Found";
+    case 303:
+        return "See Other";
     case 304:
         return "Not Modified";
+    case 307:
+        return "Temporary Redirect";
+    case 308:
+        return "Permanent Redirect";
     case 400:
         return "Bad Request";
     case 401:
@@ -74,6 +90,8 @@ const char *http_status_text(int status)
         return "Not Found";
     case 405:
         return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
     case 409:
         return "Conflict";
     case 410:
@@ -100,6 +118,8 @@ const char *http_status_text(int status)
         return "Bad Gateway";
     case 503:
         return "Service Unavailable";
+    case 505:
+        return "HTTP Version Not Supported";
     default:
         return "Error";
     }
@@ -125,7 +145,7 @@ void http_send_problem_extra(struct http_req *req, const struct err *err, json_t
         json_object_update_missing(o, extra);
     text = json_dumps(o, JSON_COMPACT);
     json_decref(o);
-    if (status >= 500)
+    if (status >= 500 && err->code != ERR_BUSY) /* refusals are logged by the server */
         log_write(LOG_ERROR, req->app->name, "%s %s: %s", req->method, req->path, err->msg);
     if (status == 401)
         http_resp_header(req, "WWW-Authenticate", "Bearer realm=\"acervo\"");

@@ -1,259 +1,323 @@
 /*
- * The libmicrohttpd glue: one thread per connection, raw (not unescaped) paths and
- * queries so signatures can be checked over what the client sent, bodies either
- * buffered with a cap or streamed to the app's sink.
+ * The listener: a socket, an acceptor thread, and the limits that keep one client from
+ * holding the server. Each admitted connection gets its own thread (conn.c) with a bounded
+ * stack; a connection over the total or per-address limit is answered 503 with Retry-After
+ * by the acceptor itself and closed after a short lingering drain, with no thread of its
+ * own, so refusing costs a few bytes, not a thread.
  */
 #include "http/http_int.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <microhttpd.h>
 #include <netdb.h>
-#include <stdatomic.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
-struct http_server {
-    struct MHD_Daemon *daemon;
-    const struct http_app *app;
-    long max_header_bytes;
-    atomic_long inflight;
-    char name[16];
-};
+#define DEFAULT_MAX_HEADER    (24 * 1024)
+#define DEFAULT_CONNECTIONS   1024
+#define DEFAULT_PER_ADDRESS   256
+#define DEFAULT_HEADER_S      20
+#define DEFAULT_BODY_GRACE_S  20
+#define DEFAULT_BODY_MIN_RATE 500
+#define DEFAULT_IDLE_S        60
 
 /*
- * An answer given while the headers are all that arrived (a bad signature, a missing
- * length) is held until a body of up to this many bytes has been read and thrown away:
- * a client still sending would otherwise meet a closed connection and never read the
- * answer. Larger bodies are answered at once and the connection closed after it (clients
- * that send "Expect: 100-continue" never send the body at all).
+ * Connection threads' stacks: handlers run JSON, SQLite and OpenSSL code, none of which
+ * needs much; the default 8 MiB a thread would reserve a lot of address space for 1024 of
+ * them. Sanitizers grow frames several times over.
  */
-#define DRAIN_MAX ((int64_t)1 << 20)
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define CONN_STACK (4 << 20)
+#else
+#define CONN_STACK (1 << 20)
+#endif
 
-/*
- * Per-connection memory: headers must fit in it, and body chunks arrive in pieces of it.
- * Kept small on purpose: libmicrohttpd clears it for every request, so a large pool
- * costs more on small requests than it saves on uploads (whose store writer batches
- * writes anyway). It is max_header_bytes plus some slack, at least 32 KiB.
- */
-#define CONN_MEMORY_SLACK (8 * 1024)
-#define CONN_MEMORY_MIN   (32 * 1024)
+/* refused connections: the answer is written at once, then what the client sends is read
+ * and dropped for a little while so it reads the answer instead of meeting a reset */
+#define REFUSED_MAX       128         /* refused connections lingering at once */
+#define REFUSED_LINGER_MS 2000        /* how long one lingers at most */
+#define REFUSED_DRAIN     (64 * 1024) /* bytes read from one before it is closed */
 
-/* keeps the path and query exactly as sent */
-static size_t no_unescape(void *cls, struct MHD_Connection *c, char *s)
-{
-    (void)cls;
-    (void)c;
-    return strlen(s);
-}
-
-struct query_ctx {
-    struct buf *b;
+struct refused {
+    int fd;
+    int64_t until_ms;
+    size_t drained;
 };
 
-static enum MHD_Result query_collect(void *cls, enum MHD_ValueKind kind, const char *key,
-                                     const char *value)
+/* ---- the address table --------------------------------------------------------------- */
+
+/* IPv4 as its IPv4-mapped IPv6 form; IPv6 by its /64 (one host's usual allotment) */
+static void peer_key(const struct sockaddr_storage *ss, unsigned char key[16], char *text, size_t n)
 {
-    struct buf *b = cls;
-
-    (void)kind;
-    if (b->len)
-        buf_add(b, "&", 1, NULL);
-    buf_adds(b, key, NULL);
-    if (value) {
-        buf_add(b, "=", 1, NULL);
-        buf_adds(b, value, NULL);
-    }
-    return MHD_YES;
-}
-
-struct header_size_ctx {
-    size_t total;
-};
-
-static enum MHD_Result header_size(void *cls, enum MHD_ValueKind kind, const char *key,
-                                   const char *value)
-{
-    struct header_size_ctx *h = cls;
-
-    (void)kind;
-    h->total += strlen(key) + (value ? strlen(value) : 0) + 4;
-    return MHD_YES;
-}
-
-/*
- * Request ids: 64 bits from a per-thread xorshift generator seeded from the kernel once,
- * so the hot path makes no getrandom(2) call. Ids are for tracing, not secrets.
- */
-static void req_new_id(struct http_req *req)
-{
-    static _Thread_local uint64_t state;
-    unsigned char b[8];
-
-    while (state == 0)
-        util_random(&state, sizeof(state));
-    state ^= state << 13;
-    state ^= state >> 7;
-    state ^= state << 17;
-    for (int i = 0; i < 8; i++)
-        b[i] = (unsigned char)(state >> (8 * i));
-    util_hex(b, sizeof(b), req->id);
-}
-
-static void send_internal(struct http_req *req)
-{
-    struct err e;
-
-    err_set(&e, ERR_INTERNAL, "the request ended without a response");
-    req->app->on_error(req, &e);
-    if (!req->status)
-        http_send_empty(req, 500);
-}
-
-static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
-                                 const char *method, const char *version, const char *upload_data,
-                                 size_t *upload_data_size, void **con_cls)
-{
-    struct http_server *s = cls;
-    struct http_req *req = *con_cls;
-
-    (void)version;
-    if (!req) {
-        const char *cl;
-        struct buf q;
-        struct header_size_ctx hs = {strlen(url) + strlen(method) + 16};
-
-        req = xcalloc(1, sizeof(*req));
-        arena_init(&req->arena);
-        buf_init(&req->body, 0);
-        req->app = s->app;
-        req->conn = conn;
-        req->started_ms = util_mono_ms();
-        req->method = arena_strdup(&req->arena, method);
-        req->path = arena_strdup(&req->arena, url);
-        buf_init(&q, 0);
-        MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, query_collect, &q);
-        req->query = arena_strndup(&req->arena, q.buf, q.len);
-        buf_release(&q);
-        req->content_length = -1;
-        cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl) {
-            int64_t v;
-            if (util_parse_i64(cl, &v) == 0 && v >= 0)
-                req->content_length = v;
-        }
-        req_new_id(req);
-        *con_cls = req;
-        atomic_fetch_add(&s->inflight, 1);
-        log_ctx_set(req->id);
-
-        MHD_get_connection_values(conn, MHD_HEADER_KIND, header_size, &hs);
-        if ((long)hs.total > s->max_header_bytes) {
-            struct err e;
-            err_set(&e, ERR_HEADERS, "request line and headers take %zu bytes; the limit is %ld",
-                    hs.total, s->max_header_bytes);
-            req->in_headers = 1;
-            s->app->on_error(req, &e);
-            req->in_headers = 0;
-            return MHD_YES;
-        }
-        req->in_headers = 1;
-        s->app->on_headers(req);
-        req->in_headers = 0;
-        return MHD_YES;
-    }
-
-    log_ctx_set(req->id);
-    if (*upload_data_size) {
-        size_t n = *upload_data_size;
-
-        *upload_data_size = 0;
-        req->body_received += (int64_t)n;
-        if (req->pending && req->body_received > DRAIN_MAX)
-            return MHD_NO; /* too much to drain for a held answer: close */
-        if (req->status || req->failed)
-            return MHD_YES; /* discarding what follows an error */
-        if (req->sink) {
-            if (req->sink(req, upload_data, n, &req->err) < 0)
-                req->failed = 1;
-        } else if (req->body_max) {
-            if (req->body.len + n > req->body_max) {
-                err_set(&req->err, ERR_LIMIT, "request body exceeds the limit of %zu bytes",
-                        req->body_max);
-                req->failed = 1;
-            } else {
-                buf_add(&req->body, upload_data, n, NULL);
-            }
+    memset(key, 0, 16);
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)ss;
+        key[10] = key[11] = 0xff;
+        memcpy(key + 12, &in->sin_addr, 4);
+        inet_ntop(AF_INET, &in->sin_addr, text, (socklen_t)n);
+    } else if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)ss;
+        if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
+            memcpy(key, &in6->sin6_addr, 16);
+            inet_ntop(AF_INET, (const unsigned char *)&in6->sin6_addr + 12, text, (socklen_t)n);
         } else {
-            err_set(&req->err, ERR_INVALID, "%s %s takes no request body", req->method, req->path);
-            req->failed = 1;
+            memcpy(key, &in6->sin6_addr, 8);
+            inet_ntop(AF_INET6, &in6->sin6_addr, text, (socklen_t)n);
         }
-        return MHD_YES;
+    } else {
+        snprintf(text, n, "?");
     }
-
-    if (req->pending) {
-        if (MHD_queue_response(conn, (unsigned int)req->status, req->pending) != MHD_YES)
-            log_write(LOG_ERROR, req->app->name, "could not queue the %d response", req->status);
-        MHD_destroy_response(req->pending);
-        req->pending = NULL;
-        return MHD_YES;
-    }
-    if (!req->status) {
-        if (req->failed)
-            req->app->on_error(req, &req->err);
-        else
-            req->app->on_complete(req);
-        if (!req->status)
-            send_internal(req);
-    }
-    return MHD_YES;
 }
 
-static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-                         enum MHD_RequestTerminationCode toe)
+static size_t peer_bucket(const struct http_server *s, const unsigned char key[16])
 {
-    struct http_server *s = cls;
-    struct http_req *req = *con_cls;
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
 
-    (void)conn;
-    if (!req)
+    for (int i = 0; i < 16; i++)
+        h = (h ^ key[i]) * 1099511628211ULL;
+    return (size_t)h & (s->npeers - 1);
+}
+
+/* the address's entry, created with count 0 if create; under s->mu */
+static struct http__peer *peer_find(struct http_server *s, const unsigned char key[16], int create)
+{
+    size_t b = peer_bucket(s, key);
+    struct http__peer *p;
+
+    for (p = s->peers[b]; p; p = p->next)
+        if (memcmp(p->key, key, 16) == 0)
+            return p;
+    if (!create)
+        return NULL;
+    p = xcalloc(1, sizeof(*p));
+    memcpy(p->key, key, 16);
+    p->next = s->peers[b];
+    s->peers[b] = p;
+    return p;
+}
+
+static void peer_drop(struct http_server *s, const unsigned char key[16])
+{
+    struct http__peer **pp = &s->peers[peer_bucket(s, key)];
+
+    for (; *pp; pp = &(*pp)->next) {
+        if (memcmp((*pp)->key, key, 16) != 0)
+            continue;
+        if (--(*pp)->count <= 0) {
+            struct http__peer *dead = *pp;
+            *pp = dead->next;
+            free(dead);
+        }
         return;
-    log_ctx_set(req->id);
-    if (req->pending)
-        MHD_destroy_response(req->pending);
-    if (req->app->on_free)
-        req->app->on_free(req);
-    if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
-        log_write(req->status >= 500 ? LOG_WARN : LOG_INFO, s->name,
-                  "%s %s%s%s %d in %lld bytes out %lld bytes %lld ms", req->method, req->path,
-                  req->query[0] ? "?" : "",
-                  req->query[0] && strstr(req->query, "Signature") ? "(signed)" : req->query,
-                  req->status, (long long)req->body_received, (long long)req->resp_bytes,
-                  (long long)(util_mono_ms() - req->started_ms));
-    else
-        log_write(LOG_WARN, s->name, "%s %s ended early (code %d) after %lld bytes in", req->method,
-                  req->path, (int)toe, (long long)req->body_received);
-    buf_release(&req->body);
-    arena_release(&req->arena);
-    free(req);
-    *con_cls = NULL;
-    atomic_fetch_sub(&s->inflight, 1);
-    log_ctx_set(NULL);
+    }
 }
 
-static void on_log(void *cls, const char *fmt, va_list ap)
+/*
+ * Takes a slot for a connection from key, or says why not: the listener is full, the
+ * address holds its share, or only the reserve is left and the address already holds
+ * more than a newcomer's share of it. Under s->mu.
+ */
+static const char *slot_take(struct http_server *s, const unsigned char key[16])
 {
-    char msg[512];
-    size_t n;
+    const struct http__limits *l = &s->lim;
+    struct http__peer *p = peer_find(s, key, 0);
+    long held = p ? p->count : 0;
 
-    (void)cls;
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    n = strlen(msg);
-    while (n && msg[n - 1] == '\n')
-        msg[--n] = '\0';
-    log_write(LOG_WARN, "mhd", "%s", msg);
+    if (s->nconn >= l->connections)
+        return "the server has no free connection";
+    if (held >= l->per_address)
+        return "your address holds as many connections as one address may";
+    if (s->nconn >= l->connections - l->reserve && held >= l->reserve_per_address)
+        return "the connections left are kept for other addresses";
+    p = p ? p : peer_find(s, key, 1);
+    p->count++;
+    s->nconn++;
+    return NULL;
 }
+
+void http__server_conn_done(struct http_server *s, const unsigned char key[16])
+{
+    pthread_mutex_lock(&s->mu);
+    peer_drop(s, key);
+    s->nconn--;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* ---- the acceptor -------------------------------------------------------------------- */
+
+static void *conn_thread(void *arg)
+{
+    http__conn_run(arg);
+    return NULL;
+}
+
+/* answers a connection there is no room for and keeps it to linger, if there is room */
+static void refuse(struct http_server *s, int fd, const char *peer, const char *why,
+                   struct refused *r, size_t *nr)
+{
+    struct buf out;
+    ssize_t w;
+
+    buf_init(&out, 0);
+    http__conn_refusal(s, peer, why, &out);
+    /* the socket's send buffer is empty: the answer (under 1 KiB) goes in one call */
+    w = send(fd, out.buf, out.len, MSG_DONTWAIT | MSG_NOSIGNAL);
+    buf_release(&out);
+    if (w < 0 || *nr >= REFUSED_MAX || shutdown(fd, SHUT_WR) < 0) {
+        close(fd);
+        return;
+    }
+    r[*nr].fd = fd;
+    r[*nr].until_ms = util_mono_ms() + REFUSED_LINGER_MS;
+    r[*nr].drained = 0;
+    (*nr)++;
+}
+
+/* reads and drops what refused clients send; closes those done; returns the next wake */
+static int64_t refused_drain(struct refused *r, size_t *nr, const struct pollfd *pf)
+{
+    int64_t now = util_mono_ms(), next = -1;
+    char sink[4096];
+
+    for (size_t i = 0; i < *nr;) {
+        int done = now >= r[i].until_ms;
+
+        if (!done && pf && (pf[i].revents & (POLLIN | POLLHUP | POLLERR))) {
+            ssize_t n = recv(r[i].fd, sink, sizeof(sink), MSG_DONTWAIT);
+            if (n > 0)
+                r[i].drained += (size_t)n;
+            done = n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR) ||
+                   r[i].drained > REFUSED_DRAIN;
+        }
+        if (done) {
+            close(r[i].fd);
+            r[i] = r[--*nr];
+            pf = NULL; /* indexes moved: look again at the next wake */
+            continue;
+        }
+        if (next < 0 || r[i].until_ms < next)
+            next = r[i].until_ms;
+        i++;
+    }
+    return next;
+}
+
+/* logs refusals at most once a second, with how many there were */
+static void refusal_log(struct http_server *s, const char *peer, const char *why, long *count,
+                        int64_t *last_ms)
+{
+    int64_t now = util_mono_ms();
+
+    (*count)++;
+    if (now - *last_ms < 1000)
+        return;
+    log_write(LOG_WARN, s->name, "refused %ld connection%s with 503 (last from %s: %s)", *count,
+              *count == 1 ? "" : "s", peer, why);
+    *count = 0;
+    *last_ms = now;
+}
+
+/* accepts one connection and admits or refuses it; -1 when there was none to accept */
+static int accept_one(struct http_server *s, struct refused *r, size_t *nr, long *refused,
+                      int64_t *refused_ms)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    struct http_conn *c;
+    const char *why;
+    pthread_t t;
+    int one = 1;
+    int fd = accept4(s->lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+    if (fd < 0) {
+        int e = errno;
+
+        if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
+            struct timespec d = {0, 50 * 1000000L};
+            log_write(LOG_WARN, s->name, "accept: %s", strerror(e));
+            nanosleep(&d, NULL); /* let connections end before trying again */
+        }
+        return e == EINTR || e == ECONNABORTED ? 0 : -1;
+    }
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    c = xcalloc(1, sizeof(*c));
+    c->srv = s;
+    c->fd = fd;
+    c->accepted_ms = util_mono_ms();
+    peer_key(&ss, c->key, c->peer, sizeof(c->peer));
+
+    pthread_mutex_lock(&s->mu);
+    why = slot_take(s, c->key);
+    pthread_mutex_unlock(&s->mu);
+    if (!why && pthread_create(&t, &s->attr, conn_thread, c) != 0) {
+        http__server_conn_done(s, c->key);
+        why = "no thread could be started for the connection";
+    }
+    if (why) {
+        refusal_log(s, c->peer, why, refused, refused_ms);
+        refuse(s, fd, c->peer, why, r, nr);
+        free(c);
+    }
+    return 0;
+}
+
+static void *acceptor(void *arg)
+{
+    struct http_server *s = arg;
+    struct refused r[REFUSED_MAX];
+    struct pollfd pf[REFUSED_MAX + 2];
+    size_t nr = 0;
+    long refused = 0;
+    int64_t refused_ms = 0;
+
+    log_ctx_set(NULL);
+    for (;;) {
+        int64_t next = refused_drain(r, &nr, NULL);
+        int timeout = next < 0 ? -1 : (int)(next - util_mono_ms() + 1);
+        size_t base;
+
+        pf[0] = (struct pollfd){s->wake_fd, POLLIN, 0};
+        pf[1] = (struct pollfd){s->lfd, POLLIN, 0};
+        base = s->lfd >= 0 ? 2 : 1;
+        for (size_t i = 0; i < nr; i++)
+            pf[base + i] = (struct pollfd){r[i].fd, POLLIN, 0};
+        if (poll(pf, base + nr, timeout < 0 ? -1 : timeout) < 0 && errno != EINTR)
+            break;
+        if (pf[0].revents & POLLIN) {
+            uint64_t v;
+            if (read(s->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+                log_write(LOG_ERROR, s->name, "eventfd read: %s", strerror(errno));
+        }
+        if (atomic_load(&s->stopping))
+            break;
+        if (atomic_load(&s->quiescing) && s->lfd >= 0) {
+            close(s->lfd);
+            pthread_mutex_lock(&s->mu);
+            s->lfd = -1;
+            s->listen_closed = 1;
+            pthread_cond_broadcast(&s->cv);
+            pthread_mutex_unlock(&s->mu);
+            continue;
+        }
+        refused_drain(r, &nr, pf + base);
+        if (base == 2 && (pf[1].revents & POLLIN))
+            for (int i = 0; i < 64; i++) /* a burst at a time, then the others' turn */
+                if (accept_one(s, r, &nr, &refused, &refused_ms) < 0)
+                    break;
+    }
+    for (size_t i = 0; i < nr; i++)
+        close(r[i].fd);
+    return NULL;
+}
+
+/* ---- start, quiesce, stop ------------------------------------------------------------ */
 
 static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *len,
                         struct err *err)
@@ -287,57 +351,132 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen
     return 0;
 }
 
+static int listen_socket(const char *addr, int *port, struct err *err)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int one = 1;
+    int fd;
+
+    if (parse_listen(addr, &ss, &len, err) < 0)
+        return -1;
+    fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return err_errno(err, ERR_IO, "cannot listen on %s", addr);
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 1024) < 0) {
+        err_errno(err, ERR_IO, "cannot listen on %s", addr);
+        close(fd);
+        return -1;
+    }
+    len = sizeof(ss);
+    getsockname(fd, (struct sockaddr *)&ss, &len);
+    *port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)(void *)&ss)->sin6_port
+                                           : ((struct sockaddr_in *)(void *)&ss)->sin_port);
+    return fd;
+}
+
+static long or_default(long v, long def)
+{
+    return v > 0 ? v : def;
+}
+
+static void limits_init(struct http__limits *l, const struct http_listen_opts *o)
+{
+    l->max_header_bytes = or_default(o->max_header_bytes, DEFAULT_MAX_HEADER);
+    l->connections = or_default(o->connection_limit, DEFAULT_CONNECTIONS);
+    l->per_address = or_default(o->per_address_limit, DEFAULT_PER_ADDRESS);
+    if (l->per_address > l->connections)
+        l->per_address = l->connections;
+    /* an eighth of the slots is kept for addresses holding under an eighth of their share */
+    l->reserve = l->connections / 8;
+    l->reserve_per_address = l->per_address / 8 > 0 ? l->per_address / 8 : 1;
+    l->header_ms = or_default(o->header_timeout_s, DEFAULT_HEADER_S) * 1000;
+    l->body_grace_ms = or_default(o->body_timeout_s, DEFAULT_BODY_GRACE_S) * 1000;
+    l->body_min_rate = or_default(o->body_min_rate, DEFAULT_BODY_MIN_RATE);
+    l->idle_ms = or_default(o->idle_timeout_s, DEFAULT_IDLE_S) * 1000;
+}
+
+/* frees a server with no thread left: its sockets, locks and (empty) address table */
+static void server_free(struct http_server *s)
+{
+    int fds[] = {s->lfd, s->wake_fd, s->quiesce_fd, s->stop_fd};
+
+    for (size_t i = 0; i < ARRAY_LEN(fds); i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    pthread_attr_destroy(&s->attr);
+    pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->mu);
+    free(s->peers); /* every connection dropped its entry */
+    free(s);
+}
+
 int http_server_start(struct http_server **out, const struct http_app *app,
                       const struct http_listen_opts *opts, struct err *err)
 {
-    struct http_server *s;
-    struct sockaddr_storage ss;
-    socklen_t sslen;
-    size_t conn_memory;
-    unsigned int flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD |
-                         MHD_USE_ERROR_LOG | MHD_USE_TURBO | MHD_USE_ITC;
+    struct http_server *s = xcalloc(1, sizeof(*s));
 
-    if (parse_listen(opts->listen, &ss, &sslen, err) < 0)
-        return -1;
-    if (ss.ss_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
-    s = xcalloc(1, sizeof(*s));
     s->app = app;
-    s->max_header_bytes = opts->max_header_bytes > 0 ? opts->max_header_bytes : 32768;
     snprintf(s->name, sizeof(s->name), "%s", app->name);
+    limits_init(&s->lim, opts);
+    s->npeers = 64;
+    while (s->npeers < (size_t)s->lim.connections)
+        s->npeers <<= 1;
+    s->peers = xcalloc(s->npeers, sizeof(*s->peers));
+    s->wake_fd = s->quiesce_fd = s->stop_fd = -1;
     atomic_init(&s->inflight, 0);
-    conn_memory = (size_t)s->max_header_bytes + CONN_MEMORY_SLACK;
-    if (conn_memory < CONN_MEMORY_MIN)
-        conn_memory = CONN_MEMORY_MIN;
-    s->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_access, s, MHD_OPTION_EXTERNAL_LOGGER, on_log, NULL,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        conn_memory, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned int)(opts->connection_limit > 0 ? opts->connection_limit : 1024),
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)(opts->timeout_s > 0 ? opts->timeout_s : 300),
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_UNESCAPE_CALLBACK, no_unescape,
-        NULL, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)1024, MHD_OPTION_END);
-    if (!s->daemon) {
-        free(s);
-        return err_errno(err, ERR_IO, "cannot listen on %s", opts->listen);
+    atomic_init(&s->quiescing, 0);
+    atomic_init(&s->stopping, 0);
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    pthread_attr_init(&s->attr);
+    pthread_attr_setdetachstate(&s->attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&s->attr, CONN_STACK);
+
+    s->lfd = listen_socket(opts->listen, &s->port, err);
+    if (s->lfd < 0)
+        goto fail;
+    s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    s->quiesce_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    s->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (s->wake_fd < 0 || s->quiesce_fd < 0 || s->stop_fd < 0) {
+        err_errno(err, ERR_IO, "eventfd");
+        goto fail;
+    }
+    if (pthread_create(&s->acceptor, NULL, acceptor, s) != 0) {
+        err_set(err, ERR_IO, "cannot start the acceptor thread of %s", opts->listen);
+        goto fail;
     }
     *out = s;
     return 0;
+fail:
+    server_free(s);
+    return -1;
 }
 
 int http_server_port(struct http_server *s)
 {
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    return s->port;
+}
 
-    return info ? (int)info->port : 0;
+static void signal_fd(int fd)
+{
+    uint64_t one = 1;
+
+    if (write(fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+        log_write(LOG_ERROR, "http", "eventfd write: %s", strerror(errno));
 }
 
 void http_server_quiesce(struct http_server *s)
 {
-    MHD_socket fd = MHD_quiesce_daemon(s->daemon);
-
-    if (fd != MHD_INVALID_SOCKET)
-        close(fd);
+    atomic_store(&s->quiescing, 1);
+    signal_fd(s->quiesce_fd);
+    signal_fd(s->wake_fd);
+    pthread_mutex_lock(&s->mu);
+    while (!s->listen_closed && !atomic_load(&s->stopping))
+        pthread_cond_wait(&s->cv, &s->mu);
+    pthread_mutex_unlock(&s->mu);
 }
 
 long http_server_inflight(struct http_server *s)
@@ -349,262 +488,17 @@ void http_server_stop(struct http_server *s)
 {
     if (!s)
         return;
-    MHD_stop_daemon(s->daemon);
-    free(s);
-}
-
-const char *http_header(struct http_req *req, const char *name)
-{
-    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
-}
-
-struct joined_ctx {
-    const char *name;
-    struct buf b;
-    int found;
-};
-
-static enum MHD_Result join_values(void *cls, enum MHD_ValueKind kind, const char *key,
-                                   const char *value)
-{
-    struct joined_ctx *j = cls;
-
-    (void)kind;
-    if (strcasecmp(key, j->name) != 0)
-        return MHD_YES;
-    if (j->found)
-        buf_add(&j->b, ",", 1, NULL);
-    buf_adds(&j->b, value ? value : "", NULL);
-    j->found = 1;
-    return MHD_YES;
-}
-
-const char *http_header_joined(struct http_req *req, const char *name)
-{
-    struct joined_ctx j = {name, {0}, 0};
-    const char *out;
-
-    buf_init(&j.b, 0);
-    MHD_get_connection_values(req->conn, MHD_HEADER_KIND, join_values, &j);
-    out = j.found ? arena_strndup(&req->arena, j.b.buf, j.b.len) : NULL;
-    buf_release(&j.b);
-    return out;
-}
-
-struct each_ctx {
-    void (*cb)(void *ctx, const char *k, const char *v);
-    void *ctx;
-};
-
-static enum MHD_Result each_header(void *cls, enum MHD_ValueKind kind, const char *key,
-                                   const char *value)
-{
-    struct each_ctx *e = cls;
-
-    (void)kind;
-    e->cb(e->ctx, key, value ? value : "");
-    return MHD_YES;
-}
-
-void http_headers_each(struct http_req *req, void (*cb)(void *ctx, const char *k, const char *v),
-                       void *ctx)
-{
-    struct each_ctx e = {cb, ctx};
-
-    MHD_get_connection_values(req->conn, MHD_HEADER_KIND, each_header, &e);
-}
-
-static const char *query_find(struct http_req *req, const char *name, int *found)
-{
-    const char *p = req->query;
-    size_t nlen = strlen(name);
-    enum http__pct_mode mode = req->app->query_plus_literal ? HTTP_PCT_QUERY : HTTP_PCT_FORM;
-
-    *found = 0;
-    while (*p) {
-        const char *amp = strchr(p, '&');
-        const char *end = amp ? amp : p + strlen(p);
-        const char *eq = memchr(p, '=', (size_t)(end - p));
-        const char *kend = eq ? eq : end;
-        char *key = http__pct_decode(&req->arena, p, (size_t)(kend - p), mode);
-
-        if (key && strlen(key) == nlen && memcmp(key, name, nlen) == 0) {
-            *found = 1;
-            if (!eq)
-                return "";
-            return http__pct_decode(&req->arena, eq + 1, (size_t)(end - eq - 1), mode);
-        }
-        p = amp ? amp + 1 : end;
-    }
-    return NULL;
-}
-
-const char *http_query(struct http_req *req, const char *name)
-{
-    int found;
-
-    return query_find(req, name, &found);
-}
-
-int http_query_has(struct http_req *req, const char *name)
-{
-    int found;
-
-    query_find(req, name, &found);
-    return found;
-}
-
-const char *http_peer(struct http_req *req)
-{
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    char host[INET6_ADDRSTRLEN] = "?";
-
-    if (ci && ci->client_addr) {
-        const struct sockaddr *sa = ci->client_addr;
-        if (sa->sa_family == AF_INET)
-            inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, host,
-                      sizeof(host));
-        else if (sa->sa_family == AF_INET6)
-            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, host,
-                      sizeof(host));
-    }
-    return arena_strdup(&req->arena, host);
-}
-
-void http_resp_header(struct http_req *req, const char *name, const char *value)
-{
-    struct http_header *h = arena_alloc(&req->arena, sizeof(*h));
-
-    h->name = arena_strdup(&req->arena, name);
-    h->value = arena_strdup(&req->arena, value);
-    h->next = req->resp_headers;
-    req->resp_headers = h;
-}
-
-/* does an early answer wait for the body (a small one the client is about to send)? */
-static int body_to_drain(struct http_req *req)
-{
-    const char *expect = http_header(req, "Expect");
-    int chunked = req->content_length < 0 && http_header(req, "Transfer-Encoding") != NULL;
-
-    if (expect && strcasecmp(expect, "100-continue") == 0)
-        return 0;
-    return (req->content_length > 0 && req->content_length <= DRAIN_MAX) || chunked;
-}
-
-static void queue(struct http_req *req, int status, struct MHD_Response *resp,
-                  const char *content_type, int64_t n)
-{
-    /* headers were pushed in reverse; add them in the order they were given */
-    struct http_header *list[64];
-    size_t count = 0;
-
-    for (struct http_header *h = req->resp_headers; h && count < ARRAY_LEN(list); h = h->next)
-        list[count++] = h;
-    while (count > 0) {
-        struct http_header *h = list[--count];
-        MHD_add_response_header(resp, h->name, h->value);
-    }
-    if (content_type)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
-    MHD_add_response_header(resp, "X-Request-Id", req->id);
-    if (req->failed || (req->content_length > req->body_received && status >= 400))
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
-    if (req->in_headers && body_to_drain(req)) {
-        req->pending = resp;
-        req->status = status;
-        req->resp_bytes = n;
-        return;
-    }
-    if (MHD_queue_response(req->conn, (unsigned int)status, resp) != MHD_YES)
-        log_write(LOG_ERROR, req->app->name, "could not queue the %d response", status);
-    MHD_destroy_response(resp);
-    req->status = status;
-    req->resp_bytes = n;
-}
-
-void http_send(struct http_req *req, int status, const char *content_type, const void *data,
-               size_t n)
-{
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(n, (void *)(uintptr_t)data, MHD_RESPMEM_MUST_COPY);
-
-    queue(req, status, resp, content_type, (int64_t)n);
-}
-
-void http_send_buf(struct http_req *req, int status, const char *content_type, struct buf *b)
-{
-    size_t n;
-    char *p = buf_detach(b, &n);
-    struct MHD_Response *resp = MHD_create_response_from_buffer(n, p, MHD_RESPMEM_MUST_FREE);
-
-    queue(req, status, resp, content_type, (int64_t)n);
-}
-
-void http_send_empty(struct http_req *req, int status)
-{
-    struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
-
-    queue(req, status, resp, NULL, 0);
-}
-
-void http_send_redirect(struct http_req *req, int status, const char *location)
-{
-    http_resp_header(req, MHD_HTTP_HEADER_LOCATION, location);
-    http_send_empty(req, status);
-}
-
-/* the body of a HEAD response: MHD never asks for it, but needs a reader to announce the
- * length */
-static ssize_t head_body(void *cls, uint64_t pos, char *buf, size_t max)
-{
-    (void)cls;
-    (void)pos;
-    (void)buf;
-    (void)max;
-    return MHD_CONTENT_READER_END_OF_STREAM;
-}
-
-void http_send_fd(struct http_req *req, int status, const char *content_type, int fd,
-                  int64_t offset, int64_t n, int64_t small_max)
-{
-    struct MHD_Response *resp;
-
-    if (strcmp(req->method, "HEAD") == 0) {
-        /* the body is never sent; the response still announces its length */
-        close(fd);
-        resp = MHD_create_response_from_callback((uint64_t)n, 4096, head_body, NULL, NULL);
-    } else if (n < small_max) {
-        char *p = xmalloc((size_t)n + 1);
-        int64_t got = 0;
-
-        while (got < n) {
-            ssize_t r = pread(fd, p + got, (size_t)(n - got), offset + got);
-            if (r < 0 && errno == EINTR)
-                continue;
-            if (r <= 0) {
-                struct err e;
-                free(p);
-                close(fd);
-                err_set(&e, ERR_IO, "reading the object failed");
-                req->app->on_error(req, &e);
-                return;
-            }
-            got += r;
-        }
-        close(fd);
-        resp = MHD_create_response_from_buffer((size_t)n, p, MHD_RESPMEM_MUST_FREE);
-    } else {
-        resp = MHD_create_response_from_fd_at_offset64((uint64_t)n, fd, (uint64_t)offset);
-        if (!resp)
-            close(fd);
-    }
-    if (!resp) {
-        struct err e;
-        err_set(&e, ERR_INTERNAL, "cannot create the response");
-        req->app->on_error(req, &e);
-        return;
-    }
-    queue(req, status, resp, content_type, n);
+    atomic_store(&s->quiescing, 1);
+    atomic_store(&s->stopping, 1);
+    signal_fd(s->stop_fd);
+    signal_fd(s->quiesce_fd);
+    signal_fd(s->wake_fd);
+    pthread_join(s->acceptor, NULL);
+    /* connection threads see stop_fd at their next wait; a handler still running is
+     * waited for (it may be in the middle of an fsync) */
+    pthread_mutex_lock(&s->mu);
+    while (s->nconn > 0)
+        pthread_cond_wait(&s->cv, &s->mu);
+    pthread_mutex_unlock(&s->mu);
+    server_free(s);
 }

@@ -123,6 +123,15 @@ const char *s3_error_code(const struct err *err, int *status, const char **messa
     case ERR_BACKEND:
         *status = 503;
         return "ServiceUnavailable";
+    case ERR_BUSY:
+        *status = 503;
+        return "SlowDown";
+    case ERR_TIMEOUT:
+        *status = 400;
+        return "RequestTimeout";
+    case ERR_VERSION:
+        *status = 505;
+        return "HttpVersionNotSupported";
     default:
         *status = 500;
         return "InternalError";
@@ -137,7 +146,8 @@ void s3__send_error(struct http_req *req, const struct err *err)
     const char *code = s3_error_code(err, &status, &message);
     struct s3_req *r = req->state;
 
-    if (status >= 500 && status != 501)
+    /* not implemented is no fault; refusals are logged by the server */
+    if (status >= 500 && status != 501 && err->code != ERR_BUSY)
         log_write(LOG_ERROR, "s3", "%s %s: %s", req->method, req->path, err->msg);
     buf_init(&b, 0);
     buf_adds(&b, S3_XML_HEADER "<Error><Code>", NULL);
