@@ -753,6 +753,7 @@ static int run_api(const struct cfg *cfg)
     struct err err = {0};
     sigset_t set;
     int64_t next_sweep, next_trim;
+    int actx_ready = 0;
     int rc = EXIT_FATAL;
 
     sigemptyset(&set);
@@ -768,7 +769,8 @@ static int run_api(const struct cfg *cfg)
     }
     if (open_doorbell(cfg, &err) < 0)
         log_write(LOG_WARN, "main", "workers will not be woken at once: %s", err.msg);
-    actx = (struct api_ctx){cfg, cat, st};
+    api_ctx_init(&actx, cfg, cat, st);
+    actx_ready = 1;
     sctx = (struct s3_ctx){cfg, cat, st, NULL};
     api_app_init(&api_app, &actx);
     s3_app_init(&s3_app, &sctx);
@@ -846,6 +848,8 @@ out:
     http_server_stop(api_srv);
     http_server_stop(s3_srv);
     s3_ctx_release(&sctx);
+    if (actx_ready)
+        api_ctx_release(&actx);
     store_close(st);
     cat_close(cat);
     if (rc == 0)

@@ -6,6 +6,7 @@
 #include "api/api_int.h"
 
 #include <string.h>
+#include <unistd.h>
 
 /* generated from docs/openapi.yaml by scripts/embed.py */
 extern const char openapi_json[];
@@ -45,7 +46,7 @@ static const struct http_route api_routes[] = {
     {"POST", "/api/v1/workflows/{id}/cancel", api__workflows_cancel, ROLE_EDITOR, 0},
     {"POST", "/api/v1/workflows/{id}/retry", api__workflows_retry, ROLE_EDITOR, 0},
     {"GET", "/api/v1/queues", api__queues_list, ROLE_VIEWER, 0},
-    {"POST", "/api/v1/search", api__search, ROLE_VIEWER, API_BODY_JSON},
+    {"POST", "/api/v1/search", api__search, ROLE_VIEWER, API_BODY_JSON | API_GATED},
     {"GET", "/api/v1/search/suggest", api__search_suggest, ROLE_VIEWER, 0},
 };
 
@@ -656,7 +657,40 @@ static void api_on_complete(struct http_req *req)
             return;
         }
     }
+    if (!(st->route->flags & API_GATED)) {
+        st->route->handler(req, st->params);
+        return;
+    }
+    /* a few at a time: the rest wait in order, so cheap requests keep the CPU they need
+     * and memory stays bounded however many clients search at once */
+    if (gate_enter(&st->ctx->gate, st->ctx->cfg->search_queue_timeout * 1000) < 0) {
+        http_resp_header(req, "Retry-After", "1");
+        api__fail(req, ERR_BUSY,
+                  "%d searches are running and others waited %ld s before this "
+                  "one; retry in a moment",
+                  st->ctx->gate.max, st->ctx->cfg->search_queue_timeout);
+        return;
+    }
     st->route->handler(req, st->params);
+    gate_leave(&st->ctx->gate);
+}
+
+void api_ctx_init(struct api_ctx *ctx, const struct cfg *cfg, struct catalog *cat,
+                  struct store *store)
+{
+    long n = cfg->search_concurrency;
+
+    if (n <= 0)
+        n = sysconf(_SC_NPROCESSORS_ONLN);
+    ctx->cfg = cfg;
+    ctx->cat = cat;
+    ctx->store = store;
+    gate_init(&ctx->gate, n > 0 ? (int)n : 1);
+}
+
+void api_ctx_release(struct api_ctx *ctx)
+{
+    gate_release(&ctx->gate);
 }
 
 static void api_on_error(struct http_req *req, const struct err *err)

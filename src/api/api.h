@@ -15,7 +15,14 @@ struct api_ctx {
     const struct cfg *cfg;
     struct catalog *cat;
     struct store *store;
+    struct gate gate; /* the API_GATED routes' places (search) */
 };
+
+/** Sets ctx up for cfg, cat and store (not taken over). */
+void api_ctx_init(struct api_ctx *ctx, const struct cfg *cfg, struct catalog *cat,
+                  struct store *store);
+/** Releases what api_ctx_init set up. */
+void api_ctx_release(struct api_ctx *ctx);
 
 /** The identity a request authenticated as. */
 struct api_principal {

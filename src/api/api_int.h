@@ -13,6 +13,7 @@
 /* Route flags (struct http_route.flags). */
 #define API_BODY_JSON   1 /* the body is a JSON object, parsed into st->body */
 #define API_BODY_STREAM 2 /* the route streams its body; api__assets_direct_begin sets it up */
+#define API_GATED       4 /* costly: runs only search_concurrency at a time (ctx->gate) */
 
 /** Largest serialized editorial_metadata, in bytes. */
 #define API_EDITORIAL_MAX (64 * 1024)

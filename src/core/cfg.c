@@ -37,6 +37,12 @@ const struct cfg_entry cfg_table[] = {
     {"job_lease", "ACERVO_JOB_LEASE", CFG_DURATION, "30s", L(job_lease),
      "lease of a running job; heartbeats renew it every tenth of it, and a job whose worker "
      "stops heartbeating runs again once it expires"},
+    {"search_concurrency", "ACERVO_SEARCH_CONCURRENCY", CFG_LONG, "0", L(search_concurrency),
+     "searches the API runs at once (0: one per CPU); more wait their turn, so many searching "
+     "clients neither starve other requests of CPU nor multiply memory"},
+    {"search_queue_timeout", "ACERVO_SEARCH_QUEUE_TIMEOUT", CFG_DURATION, "10s",
+     L(search_queue_timeout),
+     "longest a search waits for its turn; after that it is answered 503 with Retry-After"},
     {"worker_nice", "ACERVO_WORKER_NICE", CFG_LONG, "10", L(worker_nice),
      "niceness of worker processes and their media children (0..19): when both want the CPU, "
      "the API answers first and batch work takes what is left"},
@@ -374,6 +380,10 @@ int cfg_load(struct cfg *c, int argc, char **argv, int *optind, struct err *err)
         return err_set(err, ERR_INVALID, "job_lease: must be at least 1s");
     if (c->diagnostics != 0 && c->diagnostics != 1)
         return err_set(err, ERR_INVALID, "diagnostics: must be 0 or 1");
+    if (c->search_concurrency < 0 || c->search_concurrency > 1024)
+        return err_set(err, ERR_INVALID, "search_concurrency: must be between 0 and 1024");
+    if (c->search_queue_timeout < 1)
+        return err_set(err, ERR_INVALID, "search_queue_timeout: must be at least 1s");
     if (c->worker_nice < 0 || c->worker_nice > 19)
         return err_set(err, ERR_INVALID, "worker_nice: must be between 0 and 19");
     if (c->probe_timeout < 1)

@@ -5,6 +5,7 @@
 #ifndef ACERVO_CORE_H
 #define ACERVO_CORE_H
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -151,21 +152,23 @@ struct cfg {
     char s3_public_url[256]; /* base URL clients use for presigned S3 URLs */
     char s3_region[64];
     char log_level[16];
-    char log_format[16];     /* json | text */
-    char role[16];           /* all | api | worker */
-    long workers;            /* worker processes under the supervisor */
-    char queues[256];        /* "ingest:8,transcode:1,..." per worker process */
-    long job_lease;          /* seconds */
-    long worker_nice;        /* niceness of worker processes (0..19) */
-    long diagnostics;        /* 1: diagnostic workflows may be started */
-    long catalog_cache;      /* bytes of page cache per catalog connection */
-    long probe_timeout;      /* seconds */
-    long probe_memory;       /* bytes */
-    long max_media_duration; /* seconds of a video or audio master */
-    long max_video_pixels;   /* width x height of a video master */
-    long max_image_pixels;   /* width x height of an image master (<= MEDIA_MAX_PIXELS) */
-    long ondemand_ttl;       /* seconds an on-demand rendition is kept */
-    long max_connections;    /* per listener; one thread each */
+    char log_format[16];       /* json | text */
+    char role[16];             /* all | api | worker */
+    long workers;              /* worker processes under the supervisor */
+    char queues[256];          /* "ingest:8,transcode:1,..." per worker process */
+    long job_lease;            /* seconds */
+    long search_concurrency;   /* searches at once in the API (0: one per CPU) */
+    long search_queue_timeout; /* seconds a search waits for its turn */
+    long worker_nice;          /* niceness of worker processes (0..19) */
+    long diagnostics;          /* 1: diagnostic workflows may be started */
+    long catalog_cache;        /* bytes of page cache per catalog connection */
+    long probe_timeout;        /* seconds */
+    long probe_memory;         /* bytes */
+    long max_media_duration;   /* seconds of a video or audio master */
+    long max_video_pixels;     /* width x height of a video master */
+    long max_image_pixels;     /* width x height of an image master (<= MEDIA_MAX_PIXELS) */
+    long ondemand_ttl;         /* seconds an on-demand rendition is kept */
+    long max_connections;      /* per listener; one thread each */
     /* per listener and client address */
     long max_connections_per_address;
     long header_timeout;     /* seconds to send a request's line and headers */
@@ -224,6 +227,37 @@ void cfg_markdown(FILE *out);
 int cfg_parse_size(const char *s, long *out);
 /** Parses "15m", "7d", "30s", "30" (seconds) into seconds; -1 on error. */
 int cfg_parse_duration(const char *s, long *out);
+
+/* ---- gate: bounded concurrency ------------------------------------------------------- */
+
+struct gate_waiter;
+
+/**
+ * A gate: at most max holders at once; the others wait in arrival order. For work that
+ * costs enough CPU or memory that running it all at once only makes everything slower.
+ */
+struct gate {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int max;
+    int in; /* holders */
+    struct gate_waiter *head;
+    struct gate_waiter **tail;
+};
+
+/** Sets the gate up for max holders (at least 1). */
+void gate_init(struct gate *g, int max);
+/** Releases what gate_init set up; no one may hold or wait then. */
+void gate_release(struct gate *g);
+/**
+ * Takes a place: at once if one is free and no one waits, else after those waiting
+ * before. 0 once in (gate_leave must follow), -1 if none came within timeout_ms.
+ */
+int gate_enter(struct gate *g, int64_t timeout_ms);
+/** Gives the place up: to the oldest waiter if any. */
+void gate_leave(struct gate *g);
+/** How many wait now (for tests and metrics). */
+int gate_waiting(struct gate *g);
 
 /* ---- small utilities ----------------------------------------------------------------- */
 

@@ -213,7 +213,7 @@ def test_create_bucket_with_a_configuration_body(api, editor):
 
 
 META = {"mtime": "1700000000.123456789", "md5chksum": "kXk9WjNwI6H6Ld5x0Wq7Yw==",
-        "camel-case": "Value With Spaces"}
+        "camel-case": "Value With Spaces", "empty": ""}
 
 
 def test_metadata_round_trip_put(s3):

@@ -11,6 +11,7 @@ import time
 import uuid
 
 import pytest
+import requests
 
 from conftest import Server, Api, assert_problem, create_asset, run_acervod
 
@@ -480,3 +481,43 @@ def test_suggest(api, editor, viewer, srv):
     assert_problem(api("GET", "/api/v1/search/suggest", viewer.token,
                        params={"q": "ab", "limit": 0}), 400)
     assert api("GET", "/api/v1/search/suggest", params={"q": "ab"}).status_code == 401
+
+
+def test_searches_past_the_gate_wait_their_turn_then_get_503(fresh_server):
+    """search_concurrency searches run at once; the others wait in order, and one that
+    waited search_queue_timeout is answered 503 with Retry-After. Other requests are not
+    gated: a GET goes straight through while searches queue."""
+    import concurrent.futures
+    srv = fresh_server(env={"ACERVO_SEARCH_CONCURRENCY": "1",
+                            "ACERVO_SEARCH_QUEUE_TIMEOUT": "2s"})
+    api = Api(srv.base_url, srv.s3_url)
+    editor = api.make_key(srv.admin_token, "editor")
+    m = marker()
+    # searches with work to do: every record matches, each with a long transcript to scan
+    long_transcript = [{"i": i, "start_ms": i * 1000, "end_ms": i * 1000 + 900,
+                        "speaker": "S1", "confidence": 0.9,
+                        "text": f"segmento {i} sobre la vivienda y {m} en el archivo"}
+                       for i in range(40)]
+    recs = [corpus_record(m, i, transcript=long_transcript) for i in range(400)]
+    assert import_records(srv, recs).returncode == 0
+    asset = make(api, editor.token, f"{m} subido")
+
+    def one(_):
+        with requests.Session() as s:
+            r = s.post(srv.base_url + "/api/v1/search", json={"q": m, "size": 20},
+                       headers={"Authorization": f"Bearer {editor.token}"}, timeout=120)
+            return r.status_code, r.headers.get("Retry-After"), r.text
+
+    with concurrent.futures.ThreadPoolExecutor(120) as pool:
+        futures = [pool.submit(one, i) for i in range(120)]
+        # while they queue, a metadata GET is answered (it does not wait for them)
+        r = api("GET", f"/api/v1/assets/{asset['id']}", editor.token)
+        assert r.status_code == 200, r.text
+        results = [f.result() for f in futures]
+    codes = collections.Counter(code for code, _, _ in results)
+    assert set(codes) <= {200, 503}, codes
+    assert codes[200] >= 1 and codes[503] >= 1, codes
+    for code, retry, text in results:
+        if code == 503:
+            assert retry == "1"
+            assert "searches are running" in json.loads(text)["detail"]

@@ -1,5 +1,7 @@
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -253,6 +255,68 @@ static void test_utf8(void **state)
     assert_int_equal(i, 1);
 }
 
+struct gate_guest {
+    struct gate *g;
+    atomic_int in;
+};
+
+static void *gate_guest_main(void *arg)
+{
+    struct gate_guest *v = arg;
+
+    if (gate_enter(v->g, 60000) == 0)
+        atomic_store(&v->in, 1);
+    return NULL;
+}
+
+static void wait_waiting(struct gate *g, int n)
+{
+    while (gate_waiting(g) != n) {
+        struct timespec ts = {0, 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static void test_gate(void **state)
+{
+    struct gate g;
+    struct gate_guest a = {&g, 0}, b = {&g, 0};
+    pthread_t ta, tb;
+    struct timespec ts = {0, 20000000L};
+
+    (void)state;
+    gate_init(&g, 2);
+    assert_int_equal(gate_enter(&g, 0), 0);
+    assert_int_equal(gate_enter(&g, 0), 0);
+    /* full: a third gives up after its wait, and leaves no trace in the queue */
+    assert_int_equal(gate_enter(&g, 30), -1);
+    assert_int_equal(gate_waiting(&g), 0);
+    /* first come, first served: a waits before b, so a gets the first place freed */
+    assert_int_equal(pthread_create(&ta, NULL, gate_guest_main, &a), 0);
+    wait_waiting(&g, 1);
+    assert_int_equal(pthread_create(&tb, NULL, gate_guest_main, &b), 0);
+    wait_waiting(&g, 2);
+    gate_leave(&g);
+    pthread_join(ta, NULL);
+    assert_int_equal(atomic_load(&a.in), 1);
+    nanosleep(&ts, NULL);
+    assert_int_equal(atomic_load(&b.in), 0);
+    assert_int_equal(gate_waiting(&g), 1);
+    /* a newcomer does not overtake b either */
+    assert_int_equal(gate_enter(&g, 30), -1);
+    gate_leave(&g);
+    pthread_join(tb, NULL);
+    assert_int_equal(atomic_load(&b.in), 1);
+    /* a and b hold the two places; both leave and the gate is free again */
+    gate_leave(&g);
+    gate_leave(&g);
+    assert_int_equal(gate_enter(&g, 0), 0);
+    assert_int_equal(gate_enter(&g, 0), 0);
+    gate_leave(&g);
+    gate_leave(&g);
+    gate_release(&g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -261,7 +325,7 @@ int main(void)
         cmocka_unit_test(test_cfg_flags_env), cmocka_unit_test(test_cfg_bad),
         cmocka_unit_test(test_uuid7),         cmocka_unit_test(test_time),
         cmocka_unit_test(test_hash),          cmocka_unit_test(test_cfg_file_precedence),
-        cmocka_unit_test(test_utf8),
+        cmocka_unit_test(test_utf8),          cmocka_unit_test(test_gate),
     };
     return cmocka_run_group_tests_name("core", tests, NULL, NULL);
 }
