@@ -4,6 +4,7 @@
  * handler runs; every error leaves as problem+json through http_send_problem.
  */
 #include "api/api_int.h"
+#include "search/search.h"
 
 #include <string.h>
 #include <unistd.h>
@@ -686,10 +687,15 @@ void api_ctx_init(struct api_ctx *ctx, const struct cfg *cfg, struct catalog *ca
     ctx->cat = cat;
     ctx->store = store;
     gate_init(&ctx->gate, n > 0 ? (int)n : 1);
+    pthread_mutex_init(&ctx->an_mu, NULL);
+    ctx->an_n = 0;
 }
 
 void api_ctx_release(struct api_ctx *ctx)
 {
+    while (ctx->an_n > 0)
+        search_analyzer_free(ctx->an_pool[--ctx->an_n]);
+    pthread_mutex_destroy(&ctx->an_mu);
     gate_release(&ctx->gate);
 }
 

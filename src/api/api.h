@@ -10,12 +10,18 @@
 #include "http/http.h"
 #include "store/store.h"
 
+struct search_analyzer;
+
 /** What the API needs; owned by the process, valid while the listener runs. */
 struct api_ctx {
     const struct cfg *cfg;
     struct catalog *cat;
     struct store *store;
     struct gate gate; /* the API_GATED routes' places (search) */
+    /* analyzers for search snippets, kept between searches (api/search.c) */
+    pthread_mutex_t an_mu;
+    struct search_analyzer *an_pool[8];
+    int an_n;
 };
 
 /** Sets ctx up for cfg, cat and store (not taken over). */

@@ -18,33 +18,36 @@
 #define TITLE_WORDS   80
 #define SUGGEST_MAX   50
 
-/* ---- one analyzer per thread (snippets) ---------------------------------------------------- */
+/* ---- analyzers for snippets: a few, shared ------------------------------------------------ */
 
-static pthread_key_t an_key;
-static pthread_once_t an_once = PTHREAD_ONCE_INIT;
-
-static void an_free(void *p)
+/*
+ * An analyzer (its stemmers and their caches, ~1.6 MiB) for the snippets of one search.
+ * Taken from the context's pool, made if the pool is empty: searches pass the gate a few
+ * at a time, so a few analyzers serve them all (one per connection thread, as before,
+ * held ~1.6 MiB for each of 150 clients). The caller gives it back with analyzer_give.
+ */
+static struct search_analyzer *analyzer_take(struct api_ctx *ctx, struct err *err)
 {
-    search_analyzer_free(p);
-}
+    struct search_analyzer *a = NULL;
 
-static void an_key_make(void)
-{
-    (void)pthread_key_create(&an_key, an_free);
-}
-
-static struct search_analyzer *analyzer(struct err *err)
-{
-    struct search_analyzer *a;
-
-    (void)pthread_once(&an_once, an_key_make);
-    a = pthread_getspecific(an_key);
-    if (!a) {
-        if (search_analyzer_new(&a, err) < 0)
-            return NULL;
-        (void)pthread_setspecific(an_key, a);
-    }
+    pthread_mutex_lock(&ctx->an_mu);
+    if (ctx->an_n > 0)
+        a = ctx->an_pool[--ctx->an_n];
+    pthread_mutex_unlock(&ctx->an_mu);
+    if (!a && search_analyzer_new(&a, err) < 0)
+        return NULL;
     return a;
+}
+
+static void analyzer_give(struct api_ctx *ctx, struct search_analyzer *a)
+{
+    pthread_mutex_lock(&ctx->an_mu);
+    if (ctx->an_n < (int)ARRAY_LEN(ctx->an_pool)) {
+        ctx->an_pool[ctx->an_n++] = a;
+        a = NULL;
+    }
+    pthread_mutex_unlock(&ctx->an_mu);
+    search_analyzer_free(a); /* more than the pool keeps */
 }
 
 /* ---- the request ---------------------------------------------------------------------------- */
@@ -561,9 +564,6 @@ void api__search(struct http_req *req, const char *const *params)
     s.sort = (enum cat_search_sort)sort;
     s.cursor = cursor;
     s.role = st->who.role;
-    an = analyzer(&e);
-    if (!an)
-        goto fail;
     if (cat_search(st->ctx->cat, &s, &r, &e) < 0) {
         const char *m = e.msg;
         int have_pos = strncmp(m, "position ", 9) == 0;
@@ -575,6 +575,11 @@ void api__search(struct http_req *req, const char *const *params)
         }
         api__send_err(req, &e);
         return;
+    }
+    an = analyzer_take(st->ctx, &e);
+    if (!an) {
+        cat_search_result_release(&r);
+        goto fail;
     }
     {
         struct search_highlight hl = {(const char *const *)r.terms, r.nterms,
@@ -588,6 +593,7 @@ void api__search(struct http_req *req, const char *const *params)
             if (h)
                 json_array_append_new(hits, h);
         }
+        analyzer_give(st->ctx, an);
         resp = json_object();
         json_object_set_new(resp, "hits", hits);
         json_object_set_new(total, "value", json_integer(r.total));
