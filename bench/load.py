@@ -103,12 +103,17 @@ def upload_masters(srv, rundir, n):
 
 
 def rss_kib(pid):
-    """VmRSS, RssAnon and RssFile of pid, KiB (0 if gone)."""
-    out = {"VmRSS": 0, "RssAnon": 0, "RssFile": 0}
+    """VmRSS, RssAnon and RssFile of pid, and its Pss (its share of what it maps: a page of
+    the catalog file mapped by each of its connections counts once), KiB (0 if gone)."""
+    out = {"VmRSS": 0, "RssAnon": 0, "RssFile": 0, "Pss": 0}
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             k, _, v = line.partition(":")
             if k in out:
+                out[k] = int(v.split()[0])
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            k, _, v = line.partition(":")
+            if k == "Pss":
                 out[k] = int(v.split()[0])
     except (OSError, ValueError):
         pass
@@ -129,6 +134,7 @@ class Peak(threading.Thread):
         self.pid = pid
         self.peak = 0
         self.peak_anon = 0
+        self.peak_pss = 0
         self.ev = threading.Event()
 
     def run(self):
@@ -136,6 +142,7 @@ class Peak(threading.Thread):
             r = rss_kib(self.pid)
             self.peak = max(self.peak, r["VmRSS"])
             self.peak_anon = max(self.peak_anon, r["RssAnon"])
+            self.peak_pss = max(self.peak_pss, r["Pss"])
 
     def stop(self):
         self.ev.set()
@@ -206,6 +213,7 @@ def main():
                                capture_output=True, text=True, timeout=args.seconds + 900)
             peak_kib = peak.stop()
             peak_anon = peak.peak_anon
+            peak_pss = peak.peak_pss
             if r.returncode != 0:
                 raise BenchError(f"loadgen failed ({r.returncode}): {r.stderr[-1000:]}")
             res = json.loads(r.stdout)
@@ -215,13 +223,15 @@ def main():
             idle = rss_kib(pid)
             idle_kib = idle["VmRSS"]
             res.update(peak_kib=peak_kib, idle_kib=idle_kib, peak_anon_kib=peak_anon,
-                       idle_anon_kib=idle["RssAnon"])
+                       idle_anon_kib=idle["RssAnon"], peak_pss_kib=peak_pss,
+                       idle_pss_kib=idle["Pss"])
             rounds.append(res)
             total = sum(o["count"] for o in res["ops"].values())
             errors = sum(o["errors"] for o in res["ops"].values())
             log(f"  {total / res['seconds']:.0f} requests/s, {errors} errors, API RSS peak "
-                f"{peak_kib / 1024:.1f} MiB (anonymous {peak_anon / 1024:.1f}), idle "
-                f"{idle_kib / 1024:.1f} MiB (anonymous {idle['RssAnon'] / 1024:.1f})")
+                f"{peak_kib / 1024:.1f} MiB (anonymous {peak_anon / 1024:.1f}, PSS "
+                f"{peak_pss / 1024:.1f}), idle {idle_kib / 1024:.1f} MiB (anonymous "
+                f"{idle['RssAnon'] / 1024:.1f}, PSS {idle['Pss'] / 1024:.1f})")
             for op in OPS:
                 o = res["ops"][op]
                 log(f"    {op:9s} {o['count']:7d}  p50 {o['p50']:8.1f} ms  p99 {o['p99']:8.1f} ms"
@@ -249,15 +259,17 @@ def main():
              + " (uploads: 20 KiB JPEGs)",
              f"- API process RSS before the first round: {start_rss / 1024:.1f} MiB"
              + (f"; acervod's environment: {' '.join(args.env)}" if args.env else ""), "",
-             "| round | requests/s | errors | API RSS peak (anon) | API RSS idle (anon) | "
+             "| round | requests/s | errors | API RSS peak (anon / PSS) | API RSS idle (anon / PSS) | "
              + " | ".join(f"{op} p50/p99 ms" for op in OPS) + " |",
              "|---|---|---|---|---|" + "---|" * len(OPS)]
     for i, r in enumerate(rounds):
         total = sum(o["count"] for o in r["ops"].values())
         errs = sum(o["errors"] for o in r["ops"].values())
         lines.append(f"| {i + 1} | {total / r['seconds']:.0f} | {errs} | "
-                     f"{r['peak_kib'] / 1024:.1f} MiB ({r['peak_anon_kib'] / 1024:.1f}) | "
-                     f"{r['idle_kib'] / 1024:.1f} MiB ({r['idle_anon_kib'] / 1024:.1f}) | "
+                     f"{r['peak_kib'] / 1024:.1f} MiB ({r['peak_anon_kib'] / 1024:.1f} / "
+                     f"{r['peak_pss_kib'] / 1024:.1f}) | "
+                     f"{r['idle_kib'] / 1024:.1f} MiB ({r['idle_anon_kib'] / 1024:.1f} / "
+                     f"{r['idle_pss_kib'] / 1024:.1f}) | "
                      + " | ".join(f"{r['ops'][op]['p50']:.1f} / {r['ops'][op]['p99']:.1f}"
                                   for op in OPS) + " |")
     lines += ["",
