@@ -9,6 +9,7 @@ import os
 import secrets
 import shutil
 import subprocess
+import time
 
 import pytest
 
@@ -52,6 +53,12 @@ def local_tree(tmp_path):
     (root / "sub" / "a.txt").write_bytes(b"alpha\n")
     (root / "sub" / "deep" / "b.txt").write_bytes(b"beta\n")
     (root / "name with spaces & ñ.txt").write_bytes(random_bytes(1000))
+    # files older than their upload, as a tree being synced is: an object's LastModified
+    # has whole seconds, so a file written in the second of its upload looks newer than
+    # its copy and a second sync would send it again (refused: objects are immutable)
+    past = time.time() - 60
+    for f in root.rglob("*"):
+        os.utime(f, (past, past))
     os.utime(root / "sub" / "a.txt", (1_600_000_000, 1_600_000_000))
     return root
 
