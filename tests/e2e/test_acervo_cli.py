@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from conftest import (Api, Server, acervod_path, clean_env, free_port, get_asset, random_bytes,
-                      upload)
+                      upload, wait_master)
 
 OK, FAILED, USAGE, AUTH, NOTFOUND, NETWORK, SERVER, REFUSED, LOCAL = range(9)
 
@@ -724,7 +724,7 @@ def test_hot_folder(logged, api, editor, tmp_path):
     assert transfers(logged) == [], ([(t.name, t.read_text()) for t in transfers(logged)], after_kill, p.stdout)
 
 
-def test_progress_bars_on_a_terminal_only(logged, tmp_path):
+def test_progress_bars_on_a_terminal_only(logged, api, editor, tmp_path):
     f = tmp_path / "tty.mp4"
     make_file(f, 12 << 20)
     cmd = f"{cli_path()} upload {f} --limit-rate 16M"
@@ -735,6 +735,7 @@ def test_progress_bars_on_a_terminal_only(logged, tmp_path):
     assert "\r" in out and "tty.mp4" in out and "12.0 MiB / 12.0 MiB" in out
     assert "MiB/s" in out and "[" + "#" * 30 + "]" in out
     aid = out.strip().splitlines()[-1].strip()
+    wait_master(api, editor.token, aid)  # the upload ends at 202: the ingest stores the master
     back = tmp_path / "back.mp4"
     p = subprocess.run(["script", "-qec", f"{cli_path()} download {aid} -o {back}", "/dev/null"],
                        env=logged.env, capture_output=True, timeout=60)
