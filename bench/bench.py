@@ -219,6 +219,23 @@ def machine_info(work):
 # --------------------------------------------------------------------------- inputs
 
 
+def begin(name, binaries, hint):
+    """The start every benchmark shares: its programs are there (or a line says how to get
+    them and None is returned), SIGTERM ends the run through its clean-up, and
+    bench/work/NAME is new and empty. Returns (work, rundir, machine info)."""
+    for binary in binaries:
+        if not os.access(binary, os.X_OK):
+            log(f"{binary} not found or not executable ({hint})")
+            return None
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
+    work = HERE / "work"
+    rundir = work / name
+    if rundir.exists():
+        shutil.rmtree(rundir)
+    rundir.mkdir(parents=True)
+    return work, rundir, machine_info(work)
+
+
 def make_input(path, size):
     """size bytes of AES-CTR keystream (random-looking, ~GB/s); reused when present."""
     if path.exists() and path.stat().st_size == size:
@@ -964,25 +981,14 @@ def main():
             ap.error(f"--{name.replace('_', '-')} must be in 1..100")
 
     binary = Path(args.acervod)
-    if not os.access(binary, os.X_OK):
-        log(f"{binary} not found or not executable (run `make build`)")
-        return 2
     for tool in ("curl", "wrk", "openssl", "head"):
         if not shutil.which(tool):
             log(f"{tool} not installed")
             return 2
-
-    def on_term(signum, _frame):
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, on_term)
-
-    work = HERE / "work"
-    rundir = work / "run"
-    if rundir.exists():
-        shutil.rmtree(rundir)
-    rundir.mkdir(parents=True)
-    info = machine_info(work)
+    started = begin("run", (binary,), "run `make build`")
+    if not started:
+        return 2
+    work, rundir, info = started
     info["binary"] = binary_info(binary)
     log(f"machine: {info['nproc']} CPUs, {info['cpu']}, {info['ram']}, {info['fs']}; "
         f"acervo {info['commit']}, {info['binary']}")

@@ -12,7 +12,6 @@ import argparse
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -82,18 +81,11 @@ def main():
     if not 1 <= args.runs <= 20:
         ap.error("--runs must be in 1..20")
     acervod, acervo = REPO / "build/acervod", REPO / "build/acervo"
-    for b in (acervod, acervo, Path(AWS)):
-        if not os.access(b, os.X_OK):
-            log(f"{b} not found (make build; awscli from install-deps)")
-            return 2
-    signal.signal(signal.SIGTERM, lambda s, f: sys.exit(128 + s))
-
-    work = HERE / "work"
-    rundir = work / "cli"
-    if rundir.exists():
-        shutil.rmtree(rundir)
-    rundir.mkdir(parents=True)
-    info = common.machine_info(work)
+    started = common.begin("cli", (acervod, acervo, Path(AWS)),
+                           "make build; awscli from install-deps")
+    if not started:
+        return 2
+    work, rundir, info = started
     size = args.size
     big = work / f"input-{size}.bin"
     common.make_input(big, size)

@@ -20,7 +20,6 @@ import json
 import os
 import random
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -170,17 +169,11 @@ def main():
     if args.quick:
         args.rounds, args.seconds, args.catalog, args.masters = 1, 15, 10000, 50
     acervod, loadgen = REPO / "build/acervod", REPO / "build/loadgen"
-    for b in (acervod, loadgen, REPO / "build/gen-corpus", Path(CONVERT)):
-        if not os.access(b, os.X_OK):
-            log(f"{b} not found (make build; imagemagick from install-deps)")
-            return 2
-    signal.signal(signal.SIGTERM, lambda s, f: sys.exit(128 + s))
-    work = HERE / "work"
-    rundir = work / "load"
-    if rundir.exists():
-        shutil.rmtree(rundir)
-    rundir.mkdir(parents=True)
-    info = common.machine_info(work)
+    tools = (acervod, loadgen, REPO / "build/gen-corpus", Path(CONVERT))
+    started = common.begin("load", tools, "make build; imagemagick from install-deps")
+    if not started:
+        return 2
+    work, rundir, info = started
     data = rundir / "data"
     words = import_catalog(acervod, data, args.catalog)
     random.Random(SEED).shuffle(words)

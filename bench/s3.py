@@ -20,7 +20,6 @@ import hashlib
 import os
 import secrets
 import shutil
-import signal
 import sys
 import time
 from pathlib import Path
@@ -121,18 +120,11 @@ def main():
     if not 1 <= args.runs <= 20:
         ap.error("--runs must be in 1..20")
     acervod = REPO / "build/acervod"
-    for b in (acervod, Path(AWS), Path("/usr/bin/radosgw"), Path("/usr/bin/ceph-osd")):
-        if not os.access(b, os.X_OK):
-            log(f"{b} not found (make build; scripts/install-deps --bench)")
-            return 2
-    signal.signal(signal.SIGTERM, lambda s, f: sys.exit(128 + s))
-
-    work = HERE / "work"
-    rundir = work / "s3"
-    if rundir.exists():
-        shutil.rmtree(rundir)
-    rundir.mkdir(parents=True)
-    info = common.machine_info(work)
+    tools = (acervod, Path(AWS), Path("/usr/bin/radosgw"), Path("/usr/bin/ceph-osd"))
+    started = common.begin("s3", tools, "make build; scripts/install-deps --bench")
+    if not started:
+        return 2
+    work, rundir, info = started
     size = args.size
     big = work / f"input-{size}.bin"
     common.make_input(big, size)

@@ -6,41 +6,6 @@
 
 #include <string.h>
 
-/* length of the valid UTF-8 character at s (avail bytes readable), 0 if invalid */
-static size_t utf8_char(const unsigned char *s, size_t avail)
-{
-    unsigned c = s[0], cp, min;
-    size_t n;
-
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf) {
-        n = 2;
-        cp = c & 0x1f;
-        min = 0x80;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        n = 3;
-        cp = c & 0x0f;
-        min = 0x800;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        n = 4;
-        cp = c & 0x07;
-        min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (avail < n)
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xc0) != 0x80) /* a NUL ends the string here too */
-            return 0;
-        cp = cp << 6 | (s[i] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return n;
-}
-
 void media__text_copy(char *dst, size_t n, const char *s, size_t len, int one_line)
 {
     const unsigned char *p = (const unsigned char *)s;
@@ -49,23 +14,24 @@ void media__text_copy(char *dst, size_t n, const char *s, size_t len, int one_li
     if (n == 0)
         return;
     while (i < len && p[i] != '\0') {
-        size_t k = utf8_char(p + i, len - i);
+        size_t at = i;
+        uint32_t cp;
+        int ok = util_utf8_next(p, len, &i, &cp); /* a NUL ends a character too */
+        size_t k = i - at;
 
-        if (k <= 1) {
-            unsigned char c = k == 0 ? '?' : p[i];
+        if (!ok || k == 1) {
+            unsigned char c = ok ? p[at] : '?';
             if (one_line && (c < 0x20 || c == 0x7f))
                 c = ' ';
             if (o + 1 >= n)
                 break;
             dst[o++] = (char)c;
-            i++;
             continue;
         }
         if (o + k >= n)
             break;
-        memcpy(dst + o, p + i, k);
+        memcpy(dst + o, p + at, k);
         o += k;
-        i += k;
     }
     dst[o] = '\0';
 }

@@ -3141,6 +3141,78 @@ static int fs_seal(const char *id, const char *dir, const char *seal, struct err
     return 0;
 }
 
+/*
+ * The start of an assembly of upload id, whose parts lie in [0, span) of its data file at
+ * multiples of stride: opens the data file (dir, data, seal: the upload's directory, data and
+ * seal files), takes the assembly lock past span (one assembly at a time), seals the upload
+ * (*sealed_here: 1 if this call sealed it) and takes a read lock over [0, span), so that no
+ * part is written while the list is read. Returns the data file's descriptor, or -1
+ * (ERR_NOTFOUND if the upload is gone, ERR_CONFLICT while a part is being uploaded) with
+ * the upload as it was: what this call sealed is unsealed before its locks go.
+ */
+static int fs_assembly_begin(const char *id, const char *dir, const char *data, const char *seal,
+                             int64_t span, int64_t stride, int *sealed_here, struct err *err)
+{
+    int64_t start = 0;
+    int fd = open(data, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+
+    *sealed_here = 0;
+    if (fd < 0) {
+        if (errno == ENOENT)
+            fs_no_upload(id, err);
+        else
+            err_errno(err, ERR_IO, "open %s", data);
+        return -1;
+    }
+    if (fs_range_lock(fd, F_WRLCK, span, 1, 1) < 0) {
+        err_errno(err, ERR_IO, "lock upload %s for assembly", id);
+        goto out_close;
+    }
+    *sealed_here = fs_seal(id, dir, seal, err);
+    if (*sealed_here < 0) {
+        *sealed_here = 0;
+        goto out_close;
+    }
+    if (fs_range_lock(fd, F_RDLCK, 0, span, 0) == 0)
+        return fd;
+    if (errno != EAGAIN && errno != EACCES)
+        err_errno(err, ERR_IO, "lock upload %s", id);
+    else if (fs_range_holder(fd, F_RDLCK, 0, span, &start) == F_WRLCK)
+        err_set(err, ERR_CONFLICT, "part %lld is being uploaded by another request",
+                (long long)(start / stride + 1));
+    else
+        err_set(err, ERR_CONFLICT, "a part of upload %s is being uploaded", id);
+    if (*sealed_here && unlink(seal) == 0) /* unsealed before the assembly lock goes */
+        (void)util_fsync_dir(dir, NULL);
+    *sealed_here = 0;
+out_close:
+    close(fd); /* drops both locks */
+    return -1;
+}
+
+/*
+ * Gives the sealed data file of upload id a second name in the temporary directory: the
+ * staged object sg, without a copy, that an abort of the upload cannot take away.
+ */
+static int fs_stage_link(struct fs_store *fs, struct fs_staged *sg, const char *id,
+                         const char *data, struct err *err)
+{
+    char tok[17];
+
+    util_token_hex(tok, 8);
+    if (fs_path(sg->tmp, err, "%s/s-%s", fs->tmpdir, tok) < 0)
+        return -1;
+    if (link(data, sg->tmp) < 0) {
+        if (errno == ENOENT)
+            fs_no_upload(id, err); /* aborted meanwhile */
+        else
+            err_errno(err, ERR_IO, "stage upload %s", id);
+        sg->tmp[0] = '\0';
+        return -1;
+    }
+    return 0;
+}
+
 /* fs_refs_check for a sized upload, which must also list every part */
 static int fs_sized_check(const struct store_upload *u, const struct store_part_ref *refs, size_t n,
                           const struct fs_part *parts, size_t np, const struct fs_part **found,
@@ -3185,7 +3257,6 @@ static int fs_sized_assemble(struct fs_store *fs, const struct store_upload *u,
     char dir[PATH_MAX];
     char data[PATH_MAX];
     char seal[PATH_MAX];
-    char tok[17];
     size_t np = 0;
     int sealed_here = 0;
     int fd = -1;
@@ -3197,36 +3268,9 @@ static int fs_sized_assemble(struct fs_store *fs, const struct store_upload *u,
     if (fs_upload_dir(fs, id, dir, err) < 0 || fs_path(data, err, "%s/" FS_DATA, dir) < 0 ||
         fs_path(seal, err, "%s/" FS_SEAL, dir) < 0)
         goto out_free;
-    fd = open(data, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0) {
-        if (errno == ENOENT)
-            fs_no_upload(id, err);
-        else
-            err_errno(err, ERR_IO, "open %s", data);
+    fd = fs_assembly_begin(id, dir, data, seal, u->total_size, u->part_size, &sealed_here, err);
+    if (fd < 0)
         goto out_free;
-    }
-    if (fs_range_lock(fd, F_WRLCK, u->total_size, 1, 1) < 0) {
-        err_errno(err, ERR_IO, "lock upload %s for assembly", id);
-        goto out_free;
-    }
-
-    sealed_here = fs_seal(id, dir, seal, err);
-    if (sealed_here < 0)
-        goto out_free;
-    if (fs_range_lock(fd, F_RDLCK, 0, u->total_size, 0) < 0) {
-        int64_t start = 0;
-
-        if (errno != EAGAIN && errno != EACCES) {
-            err_errno(err, ERR_IO, "lock upload %s", id);
-            goto out_free;
-        }
-        if (fs_range_holder(fd, F_RDLCK, 0, u->total_size, &start) == F_WRLCK)
-            err_set(err, ERR_CONFLICT, "part %lld is being uploaded by another request",
-                    (long long)(start / u->part_size + 1));
-        else
-            err_set(err, ERR_CONFLICT, "a part of upload %s is being uploaded", id);
-        goto out_free;
-    }
     /* the list against the markers as they are now that nothing can change them */
     free(parts);
     parts = NULL;
@@ -3249,18 +3293,8 @@ static int fs_sized_assemble(struct fs_store *fs, const struct store_upload *u,
         goto out_free;
     if (fs_meta_write(fd, &sg->meta, err) < 0 || fs_fsync(fd, "staged object", err) < 0)
         goto out_free;
-    /* the staged object is a second name of the data: no copy, and abort cannot take it */
-    util_token_hex(tok, 8);
-    if (fs_path(sg->tmp, err, "%s/s-%s", fs->tmpdir, tok) < 0)
+    if (fs_stage_link(fs, sg, id, data, err) < 0)
         goto out_free;
-    if (link(data, sg->tmp) < 0) {
-        if (errno == ENOENT)
-            fs_no_upload(id, err); /* aborted meanwhile */
-        else
-            err_errno(err, ERR_IO, "stage upload %s", id);
-        sg->tmp[0] = '\0';
-        goto out_free;
-    }
     sg->meta.mtime = util_now_ms() / 1000;
     *out = &sg->base;
     sg = NULL;
@@ -3400,7 +3434,6 @@ static int fs_strided_assemble(struct fs_store *fs, const struct store_upload *u
     char dir[PATH_MAX];
     char data[PATH_MAX];
     char seal[PATH_MAX];
-    char tok[17];
     size_t np = 0;
     int64_t total;
     int sealed_here = 0;
@@ -3415,34 +3448,9 @@ static int fs_strided_assemble(struct fs_store *fs, const struct store_upload *u
     if (fs_upload_dir(fs, id, dir, err) < 0 || fs_path(data, err, "%s/" FS_DATA, dir) < 0 ||
         fs_path(seal, err, "%s/" FS_SEAL, dir) < 0)
         goto out_free;
-    fd = open(data, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0) {
-        if (errno == ENOENT)
-            fs_no_upload(id, err);
-        else
-            err_errno(err, ERR_IO, "open %s", data);
+    fd = fs_assembly_begin(id, dir, data, seal, span, stride, &sealed_here, err);
+    if (fd < 0)
         goto out_free;
-    }
-    /* one assembly at a time: a lock past every region */
-    if (fs_range_lock(fd, F_WRLCK, span, 1, 1) < 0) {
-        err_errno(err, ERR_IO, "lock upload %s for assembly", id);
-        goto out_free;
-    }
-    sealed_here = fs_seal(id, dir, seal, err);
-    if (sealed_here < 0)
-        goto out_free;
-    if (fs_range_lock(fd, F_RDLCK, 0, span, 0) < 0) {
-        int64_t start = 0;
-
-        if (errno != EAGAIN && errno != EACCES)
-            err_errno(err, ERR_IO, "lock upload %s", id);
-        else if (fs_range_holder(fd, F_RDLCK, 0, span, &start) == F_WRLCK)
-            err_set(err, ERR_CONFLICT, "part %lld is being uploaded by another request",
-                    (long long)(start / stride + 1));
-        else
-            err_set(err, ERR_CONFLICT, "a part of upload %s is being uploaded", id);
-        goto out_free;
-    }
     /* the list against the parts as they are now that nothing can change them */
     free(parts);
     parts = NULL;
@@ -3481,18 +3489,8 @@ static int fs_strided_assemble(struct fs_store *fs, const struct store_upload *u
             fs_hasher_finish(fs, h, fd, parts, hashed, sg->meta.sha256, err) < 0 ||
             fs_meta_write(fd, &sg->meta, err) < 0 || fs_fsync(fd, "staged object", err) < 0)
             goto out_free;
-        /* the staged object is a second name of the data: no copy, abort cannot take it */
-        util_token_hex(tok, 8);
-        if (fs_path(sg->tmp, err, "%s/s-%s", fs->tmpdir, tok) < 0)
+        if (fs_stage_link(fs, sg, id, data, err) < 0)
             goto out_free;
-        if (link(data, sg->tmp) < 0) {
-            if (errno == ENOENT)
-                fs_no_upload(id, err);
-            else
-                err_errno(err, ERR_IO, "stage upload %s", id);
-            sg->tmp[0] = '\0';
-            goto out_free;
-        }
     }
     sg->meta.mtime = util_now_ms() / 1000;
     *out = &sg->base;
