@@ -70,6 +70,7 @@ static int open_catalog(const struct cfg *cfg, struct catalog **cat, struct err 
         return -1;
     paths(cfg, db, sizeof(db), objects, sizeof(objects));
     cat_sqlite_set_cache(cfg->catalog_cache);
+    cat_sqlite_set_memory(cfg->catalog_memory);
     return cat_sqlite_open(cat, db, err);
 }
 
@@ -814,11 +815,12 @@ static int run_api(const struct cfg *cfg)
         if (sig >= 0 || errno != EAGAIN)
             continue;
         if (util_mono_ms() >= next_trim) {
-            /* after a busy spell: catalog connections no longer needed go with their caches
-             * and maps, and the allocator gives free memory back to the system */
+            /* catalog connections no longer needed go with their caches and maps, and the
+             * allocator gives the free pages of its arenas back to the system: under load
+             * too, where memory freed between allocations still in use (a search's, the
+             * catalog's pages) would otherwise stay resident in each thread's arena */
             cat_trim(cat, TRIM_IDLE_MS);
-            if (http_server_inflight(api_srv) == 0 && http_server_inflight(s3_srv) == 0)
-                malloc_trim(0);
+            malloc_trim(0);
             next_trim = util_mono_ms() + TRIM_EVERY_MS;
         }
         if (util_mono_ms() >= next_sweep) {

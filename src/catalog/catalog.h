@@ -666,6 +666,13 @@ int cat_sqlite_open(struct catalog **out, const char *path, struct err *err);
  * catalog_cache): searches read the index through it beyond the 2 GiB SQLite maps.
  */
 void cat_sqlite_set_cache(long bytes);
+/**
+ * The most memory SQLite may hold in this process (the config's catalog_memory), a soft
+ * limit over every connection: near it page caches recycle pages (dirty ones are spilled
+ * to the WAL) instead of growing. A catalog opened later that is larger than the 2 GiB
+ * SQLite maps adds what lies past the map, up to one connection's page cache. 0: no limit.
+ */
+void cat_sqlite_set_memory(long bytes);
 /** cat_sqlite_open for a bulk import: a 512 MiB page cache and synchronous = NORMAL. */
 int cat_sqlite_open_bulk(struct catalog **out, const char *path, struct err *err);
 /** Closes and frees the catalog. NULL is a no-op. */

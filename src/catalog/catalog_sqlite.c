@@ -13,6 +13,7 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 /* ---- migrations (embedded by src/catalog/meson.build) ------------------------------ */
@@ -39,7 +40,10 @@ static const struct migration migrations[] = {
 
 /* ---- tuning ------------------------------------------------------------------------ */
 
-#define POOL_MAX          8     /* connections per catalog */
+#define POOL_MAX 8 /* connections per catalog */
+/* the map each connection asks for (Debian's SQLite maps at most this much of the file) */
+#define MAP_BYTES_TEXT    "2147418112"
+#define MAP_BYTES         2147418112LL
 #define POOL_WAIT_MS      30000 /* longest wait for a free connection */
 #define BUSY_TIMEOUT_MS   10000 /* the busy handler's wait for a lock, per statement */
 #define BUSY_BOUND_MS     30000 /* longest we keep retrying a busy operation */
@@ -402,7 +406,7 @@ static int conn_open(struct cat_sqlite *c, struct conn **out, struct err *err)
     static const char *const setup = "PRAGMA foreign_keys = ON;"
                                      "PRAGMA synchronous = FULL;"
                                      "PRAGMA journal_size_limit = 67108864;"
-                                     "PRAGMA mmap_size = 2147418112;"
+                                     "PRAGMA mmap_size = " MAP_BYTES_TEXT ";"
                                      "PRAGMA cache_size = -16384;";
     static const char *const bulk = "PRAGMA synchronous = NORMAL;"
                                     "PRAGMA temp_store = MEMORY;"
@@ -459,6 +463,34 @@ out_close:
 void cat_sqlite_set_cache(long bytes)
 {
     cache_kib = bytes > 0 ? bytes / 1024 : 0;
+}
+
+/* cat_sqlite_set_memory's limit, bytes (0: none) */
+static long memory_limit;
+
+/*
+ * Sets SQLite's soft heap limit: memory_limit, plus, for a catalog at path larger than the
+ * map, what is past the map up to one connection's page cache (searches read those pages
+ * through the cache; a 1M-asset catalog is 6 GB).
+ */
+static void memory_apply(const char *path)
+{
+    sqlite3_int64 limit = memory_limit;
+    struct stat sb;
+
+    if (limit > 0 && path && stat(path, &sb) == 0 && sb.st_size > MAP_BYTES) {
+        sqlite3_int64 past = (sqlite3_int64)sb.st_size - MAP_BYTES;
+        sqlite3_int64 cache = cache_kib > 0 ? (sqlite3_int64)cache_kib * 1024 : 16 << 20;
+
+        limit += past < cache ? past : cache;
+    }
+    (void)sqlite3_soft_heap_limit64(limit);
+}
+
+void cat_sqlite_set_memory(long bytes)
+{
+    memory_limit = bytes > 0 ? bytes : 0;
+    memory_apply(NULL);
 }
 
 /* Takes an idle connection, opens one if the pool has room, or waits for one. */
@@ -2042,6 +2074,7 @@ static int sqlite_open_tuned(struct catalog **out, const char *path, int busy_ti
     }
     if (migrate(c, err) < 0 || (!bulk && cat__search_settle(c, err) < 0))
         goto out_close;
+    memory_apply(path);
     *out = &c->base;
     return 0;
 

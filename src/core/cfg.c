@@ -51,6 +51,11 @@ const struct cfg_entry cfg_table[] = {
     {"catalog_cache", "ACERVO_CATALOG_CACHE", CFG_SIZE, "256M", L(catalog_cache),
      "page cache of each catalog connection, filled as searches read the index (SQLite maps "
      "only the first 2 GiB of the catalog file)"},
+    {"catalog_memory", "ACERVO_CATALOG_MEMORY", CFG_SIZE, "64M", L(catalog_memory),
+     "memory SQLite may hold in each acervod process, the page caches of all its catalog "
+     "connections together: near it, caches recycle their pages instead of growing (0: no "
+     "limit); a catalog larger than the 2 GiB SQLite maps adds what lies past the map, up to "
+     "catalog_cache"},
     {"probe_timeout", "ACERVO_PROBE_TIMEOUT", CFG_DURATION, "2m", L(probe_timeout),
      "longest a media probe of one file may run before it is killed"},
     {"probe_memory", "ACERVO_PROBE_MEMORY", CFG_SIZE, "2G", L(probe_memory),

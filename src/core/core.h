@@ -162,6 +162,7 @@ struct cfg {
     long worker_nice;          /* niceness of worker processes (0..19) */
     long diagnostics;          /* 1: diagnostic workflows may be started */
     long catalog_cache;        /* bytes of page cache per catalog connection */
+    long catalog_memory;       /* bytes SQLite may hold per process, soft (0: unlimited) */
     long probe_timeout;        /* seconds */
     long probe_memory;         /* bytes */
     long max_media_duration;   /* seconds of a video or audio master */

@@ -1021,6 +1021,39 @@ static int gqueued(struct cat_sqlite *c)
     return n;
 }
 
+/*
+ * catalog_memory: a transaction that writes 40 MiB on a connection whose page cache may
+ * reach 256 MiB holds SQLite's heap near the soft limit (the cache spills dirty pages to
+ * the WAL); without the limit the same transaction keeps its 40 MiB in the cache.
+ */
+static size_t write_peak(struct catalog *c, long limit)
+{
+    const char *sql = "CREATE TABLE IF NOT EXISTS mem_probe (b BLOB); DELETE FROM mem_probe; "
+                      "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n "
+                      "WHERE x < 40000) INSERT INTO mem_probe SELECT randomblob(1000) FROM n";
+    sqlite3_int64 cur = 0, peak = 0;
+    struct err e = {0};
+
+    cat_trim(c, 0); /* the next connection opens with the cache set now */
+    cat_sqlite_set_memory(limit);
+    assert_int_equal(sqlite3_status64(SQLITE_STATUS_MEMORY_USED, &cur, &peak, 1), SQLITE_OK);
+    assert_int_equal(cat_sqlite_exec(c, sql, NULL, &e), 0);
+    assert_int_equal(sqlite3_status64(SQLITE_STATUS_MEMORY_USED, &cur, &peak, 0), SQLITE_OK);
+    cat_sqlite_set_memory(0);
+    return (size_t)peak;
+}
+
+static void test_memory_limit(void **state)
+{
+    struct fixture *f = *state;
+
+    cat_sqlite_set_cache(256L << 20);
+    assert_true(write_peak(f->c, 0) > (size_t)32 << 20);
+    assert_true(write_peak(f->c, 8L << 20) < (size_t)16 << 20);
+    cat_sqlite_set_cache(0);
+    cat_trim(f->c, 0);
+}
+
 static void test_group_commit(void **state)
 {
     struct fixture *f = *state;
@@ -3759,6 +3792,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_audit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrency, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_memory_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_busy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wf_upgrade, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wf_rows, setup, teardown),
