@@ -40,10 +40,7 @@ static const struct migration migrations[] = {
 
 /* ---- tuning ------------------------------------------------------------------------ */
 
-#define POOL_MAX 8 /* connections per catalog */
-/* the map each connection asks for (Debian's SQLite maps at most this much of the file) */
-#define MAP_BYTES_TEXT    "2147418112"
-#define MAP_BYTES         2147418112LL
+#define POOL_MAX          8     /* connections per catalog */
 #define POOL_WAIT_MS      30000 /* longest wait for a free connection */
 #define BUSY_TIMEOUT_MS   10000 /* the busy handler's wait for a lock, per statement */
 #define BUSY_BOUND_MS     30000 /* longest we keep retrying a busy operation */
@@ -52,6 +49,10 @@ static const struct migration migrations[] = {
 #define BUSY_SLEEP_MAX_US 2000 /* its longest sleep */
 #define SWEEP_BATCH       256  /* expired uploads read per connection checkout */
 #define IDEM_BATCH        1000 /* expired idempotency keys deleted per transaction */
+
+/* the map each connection asks for (Debian's SQLite maps at most this much of the file) */
+#define MAP_BYTES_TEXT "2147418112"
+#define MAP_BYTES      2147418112LL
 
 /* ---- prepared statements ------------------------------------------------------------ */
 
@@ -471,7 +472,7 @@ static long memory_limit;
 /*
  * Sets SQLite's soft heap limit: memory_limit, plus, for a catalog at path larger than the
  * map, what is past the map up to one connection's page cache (searches read those pages
- * through the cache; a 1M-asset catalog is 6 GB).
+ * through the cache; a 1M-asset catalog is 5 GB).
  */
 static void memory_apply(const char *path)
 {
